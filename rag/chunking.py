@@ -1,0 +1,83 @@
+"""Paragraph-aware chunking and duplicate grouping (pure functions).
+
+A passage is one paragraph of one post. A paragraph longer than the model's window is split at
+sentence boundaries (at word boundaries for a single over-long sentence), so the dense vector
+sees all of its text. Identical paragraphs across posts become one passage with several sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+
+from .types import Chunk, Post, Source
+
+TokenCounter = Callable[[str], int]
+
+CHUNKING_VERSION = 1
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
+
+
+def normalize_for_key(text: str) -> str:
+    """What counts as 'the same paragraph': Unicode NFKC, plain quotes and dashes, folded spaces."""
+    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY)
+    return " ".join(text.split())
+
+
+def passage_key(text: str) -> str:
+    return hashlib.sha256(normalize_for_key(text).encode()).hexdigest()[:32]
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _pack(pieces: list[str], count_tokens: TokenCounter, max_tokens: int) -> list[str]:
+    """Greedily join pieces with spaces while the joined text fits max_tokens."""
+    parts: list[str] = []
+    for piece in pieces:
+        candidate = f"{parts[-1]} {piece}" if parts else piece
+        if parts and count_tokens(candidate) <= max_tokens:
+            parts[-1] = candidate
+        else:
+            parts.append(piece)
+    return parts
+
+
+def split_long(text: str, count_tokens: TokenCounter, max_tokens: int) -> list[str]:
+    """Split text into pieces of at most max_tokens, at sentence boundaries where possible."""
+    if count_tokens(text) <= max_tokens:
+        return [text]
+    pieces: list[str] = []
+    for sentence in split_sentences(text):
+        if count_tokens(sentence) <= max_tokens:
+            pieces.append(sentence)
+        else:
+            pieces.extend(_pack(sentence.split(), count_tokens, max_tokens))
+    return _pack(pieces, count_tokens, max_tokens)
+
+
+def chunk_posts(posts: Iterable[Post], count_tokens: TokenCounter, max_tokens: int) -> list[Chunk]:
+    chunks = []
+    for post in posts:
+        position = 0
+        for paragraph in post.paragraphs:
+            for piece in split_long(paragraph.text, count_tokens, max_tokens):
+                source = Source(post.title, post.path, paragraph.section, post.category, position)
+                chunks.append(Chunk(piece, source))
+                position += 1
+    return chunks
+
+
+def group_duplicates(chunks: Iterable[Chunk]) -> list[tuple[str, str, tuple[Source, ...]]]:
+    """(key, text, sources) per unique passage, in order of first appearance."""
+    groups: dict[str, tuple[str, list[Source]]] = {}
+    for chunk in chunks:
+        key = passage_key(chunk.text)
+        text, sources = groups.setdefault(key, (chunk.text, []))
+        if chunk.source not in sources:
+            sources.append(chunk.source)
+    return [(key, text, tuple(sources)) for key, (text, sources) in groups.items()]

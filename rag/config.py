@@ -1,0 +1,45 @@
+"""The one Settings object: built once by the CLI or the app and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Every knob of the assistant. Environment variables use the prefix ``RAG_``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    corpus_dir: Path = Field(
+        Path("corpus"), description="Folder (or file) of case studies that `rag ingest` reads by default."
+    )
+    index_dir: Path = Field(
+        Path("vectorstore"), description="Folder that holds the FAISS index, passage records and manifest."
+    )
+    embedding_model: str = Field(
+        BUNDLED_MODEL,
+        description="Sentence-transformers model: the bundled offline name, another hub name, or a local path.",
+    )
+    embed_batch_size: int = Field(32, ge=1, le=4096, description="Passages embedded per batch at ingest.")
+    max_passage_tokens: int = Field(
+        256, ge=16, le=8192,
+        description="Longest passage in word pieces; longer paragraphs are split at sentence boundaries. "
+        "Capped by the model's own window.",
+    )
+    max_file_bytes: int = Field(
+        5_000_000, ge=1, description="Corpus files larger than this are skipped with a warning."
+    )
+    top_k: int = Field(5, ge=1, le=100, description="Passages returned by a search when --k is not given.")
+    max_question_chars: int = Field(
+        2000, ge=10, description="Longer questions are cut to this many characters, and the user is told."
+    )
+    lock_timeout: float = Field(
+        300.0, ge=0, description="Seconds an ingest waits for another ingest's lock before giving up (exit 2)."
+    )

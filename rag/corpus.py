@@ -1,0 +1,266 @@
+"""Corpus loaders: the case-study listing format, Markdown, plain text and HTML.
+
+A bad file (empty, binary, not UTF-8, too large, unparsable, a link out of its folder) is skipped
+with a reason; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .types import Paragraph, Post, Skipped
+
+TEXT_SUFFIXES = {".txt", ".text"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES
+
+_END_PUNCTUATION = tuple(".,;:!?…\"'”’)]}")
+_MAX_HEADING_WORDS = 10
+_MAX_HEADING_CHARS = 80
+_BULLET = "•"
+
+
+@dataclass
+class LoadResult:
+    posts: list[Post] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    # Fingerprint of every file considered, read or skipped: what "changed since" compares.
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def display_path(path: Path) -> str:
+    """A stable name for a file: relative to the working folder when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def normalize_space(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def is_heading(line: str) -> bool:
+    """A short line with no end punctuation: the listing format's section heading."""
+    line = line.strip()
+    return (
+        0 < len(line) <= _MAX_HEADING_CHARS
+        and len(line.split()) <= _MAX_HEADING_WORDS
+        and not line.endswith(_END_PUNCTUATION)
+        and not line.startswith(_BULLET)
+    )
+
+
+# ---------------------------------------------------------------- walking
+
+
+def iter_files(paths: Iterable[Path], skipped: list[Skipped]) -> Iterator[tuple[Path, str]]:
+    """Yield (file, display name) for every supported file under the given files or folders."""
+    for root in paths:
+        if root.is_file():
+            if root.suffix.lower() in SUPPORTED_SUFFIXES:
+                yield root, display_path(root)
+            else:
+                skipped.append(Skipped(display_path(root), f"unsupported file type {root.suffix or '(none)'}"))
+        elif root.is_dir():
+            yield from _walk_folder(root, skipped)
+
+
+def _walk_folder(root: Path, skipped: list[Skipped]) -> Iterator[tuple[Path, str]]:
+    real_root = root.resolve()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink())
+        for name in sorted(files):
+            path = Path(folder) / name
+            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                continue
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                skipped.append(Skipped(display_path(path), "link to a file outside the corpus folder"))
+                continue
+            yield path, display_path(path)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load_paths(paths: Iterable[Path], max_bytes: int) -> LoadResult:
+    result = LoadResult()
+    for path, name in iter_files(paths, result.skipped):
+        text, fingerprint, reason = read_text(path, max_bytes)
+        result.fingerprints[name] = fingerprint
+        if text is None:
+            result.skipped.append(Skipped(name, reason))
+            continue
+        try:
+            posts = parse_text(text, path, name)
+        except Exception as exc:  # a parser bug on one file must not stop the rest
+            result.skipped.append(Skipped(name, f"could not be parsed ({type(exc).__name__}: {exc})"))
+            continue
+        if not posts:
+            result.skipped.append(Skipped(name, "no paragraphs of text found"))
+        result.posts.extend(posts)
+    return result
+
+
+def read_text(path: Path, max_bytes: int) -> tuple[str | None, str, str]:
+    """Return (text or None, fingerprint, reason when None)."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            stat = path.stat()
+            return None, f"stat:{size}:{stat.st_mtime_ns}", f"larger than the {max_bytes}-byte limit (RAG_MAX_FILE_BYTES)"
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, "unreadable", f"unreadable ({exc.strerror or exc})"
+    fingerprint = hashlib.sha256(data).hexdigest()
+    if b"\x00" in data[:8192]:
+        return None, fingerprint, "binary file"
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, fingerprint, "not UTF-8 text (convert it to UTF-8)"
+    if not text.strip():
+        return None, fingerprint, "empty file"
+    return text, fingerprint, ""
+
+
+def parse_text(text: str, path: Path, name: str) -> list[Post]:
+    suffix = path.suffix.lower()
+    if suffix in HTML_SUFFIXES:
+        from .htmltext import parse_html
+
+        title, category, paragraphs = parse_html(text)
+        return _posts([(title or _title_from_name(path), category, paragraphs)], name)
+    if suffix in MARKDOWN_SUFFIXES:
+        return _posts([parse_markdown(text, path)], name)
+    if is_listing(text):
+        return _posts(parse_listing(text), name)
+    return _posts([parse_plain(text, path)], name)
+
+
+def _posts(parsed: list[tuple[str, str, list[Paragraph]]], name: str) -> list[Post]:
+    posts = []
+    for title, category, paragraphs in parsed:
+        if not paragraphs:
+            continue
+        digest = hashlib.sha256()
+        for part in [title, category, *(f"{p.section}\x1f{p.text}" for p in paragraphs)]:
+            digest.update(part.encode() + b"\x1e")
+        posts.append(Post(title, category, name, digest.hexdigest(), tuple(paragraphs)))
+    return posts
+
+
+def _title_from_name(path: Path) -> str:
+    return re.sub(r"[-_]+", " ", path.stem).strip().capitalize() or path.name
+
+
+# ---------------------------------------------------------------- formats
+
+
+def is_listing(text: str) -> bool:
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return first.strip().lower().startswith("category:") or any(
+        line.lstrip().startswith(_BULLET) for line in text.splitlines()
+    )
+
+
+def _blocks(lines: Iterable[str]) -> Iterator[str]:
+    """Blank-line separated blocks, each folded to one line."""
+    block: list[str] = []
+    for line in lines:
+        if line.strip():
+            block.append(line.strip())
+        elif block:
+            yield " ".join(block)
+            block = []
+    if block:
+        yield " ".join(block)
+
+
+def _paragraphs(blocks: Iterable[str]) -> list[Paragraph]:
+    paragraphs, section = [], ""
+    for block in blocks:
+        if is_heading(block):
+            section = normalize_space(block)
+        else:
+            paragraphs.append(Paragraph(normalize_space(block), section))
+    return paragraphs
+
+
+def parse_listing(text: str) -> list[tuple[str, str, list[Paragraph]]]:
+    """A category export: `Category: X`, then one post per `•` line, headings as short lines."""
+    category, posts = "", []
+    title, body = None, []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.lower().startswith("category:") and title is None and not category:
+            category = stripped.split(":", 1)[1].strip()
+        elif stripped.startswith(_BULLET):
+            if title is not None:
+                posts.append((title, category, _paragraphs(_blocks(body))))
+            title, body = normalize_space(stripped[1:]), []
+        elif title is not None:
+            body.append(line)
+    if title is not None:
+        posts.append((title, category, _paragraphs(_blocks(body))))
+    return posts
+
+
+def parse_plain(text: str, path: Path) -> tuple[str, str, list[Paragraph]]:
+    blocks = list(_blocks(text.splitlines()))
+    title = _title_from_name(path)
+    if blocks and is_heading(blocks[0]):
+        title = normalize_space(blocks.pop(0))
+    return title, "", _paragraphs(blocks)
+
+
+_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+
+
+def parse_markdown(text: str, path: Path) -> tuple[str, str, list[Paragraph]]:
+    meta: dict[str, str] = {}
+    match = _FRONT_MATTER.match(text)
+    if match:
+        for line in match.group(1).splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                meta[key.strip().lower()] = value.strip().strip("\"'")
+        text = text[match.end():]
+    title, section, paragraphs = meta.get("title", ""), "", []
+    for block in _markdown_blocks(text):
+        heading = _MD_HEADING.match(block)
+        if heading and "\n" not in block:
+            level, words = len(heading.group(1)), normalize_space(heading.group(2))
+            if level == 1 and not title:
+                title = words
+            else:
+                section = words
+        else:
+            paragraphs.append(Paragraph(normalize_space(block), section))
+    return title or _title_from_name(path), meta.get("category", ""), paragraphs
+
+
+def _markdown_blocks(text: str) -> Iterator[str]:
+    """Blocks split on blank lines and headings; a fenced code block stays one block."""
+    block: list[str] = []
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        if not fenced and (not line.strip() or _MD_HEADING.match(line)):
+            if block:
+                yield "\n".join(block)
+                block = []
+            if line.strip():
+                yield line.strip()
+            continue
+        block.append(line)
+    if block:
+        yield "\n".join(block)

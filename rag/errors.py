@@ -1,0 +1,67 @@
+"""One error family. Each error says who can fix it and how; exit_code 2 means the user can."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the assistant raises on purpose."""
+
+    exit_code = 1
+
+
+class UserError(RagError):
+    """The caller's mistake or the caller's data: fixable by the user (exit 2)."""
+
+    exit_code = 2
+
+
+class EmptyQuestion(UserError):
+    def __init__(self) -> None:
+        super().__init__("the question is empty: type a question, e.g. rag search \"how did they cut costs?\"")
+
+
+class IndexMissing(UserError):
+    def __init__(self, index_dir: object) -> None:
+        super().__init__(f"no index in {index_dir}: run `rag ingest` first")
+
+
+class IndexMismatch(UserError):
+    """The index was built with other settings (model, chunking, format)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the index was built with other settings ({detail}): run `rag ingest` to rebuild it")
+
+
+class IndexCorrupt(UserError):
+    """A file of the index is missing, truncated or fails its checksum."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the index is damaged ({detail}): run `rag ingest --rebuild`")
+
+
+class IndexBusy(UserError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"another `rag ingest` still holds the index lock after {seconds:g}s: "
+            "wait for it to finish, or raise RAG_LOCK_TIMEOUT"
+        )
+
+
+class CorpusMissing(UserError):
+    def __init__(self, path: object) -> None:
+        super().__init__(f"corpus path {path} does not exist: pass existing files or folders to `rag ingest`")
+
+
+class EmptyCorpus(UserError):
+    def __init__(self, paths: object) -> None:
+        super().__init__(
+            f"no readable posts in {paths}: add .txt, .md or .html files (see the warnings above)"
+        )
+
+
+class ModelUnavailable(UserError):
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(
+            f"cannot load embedding model {model!r} ({reason}): set RAG_EMBEDDING_MODEL to a local "
+            "model folder, or unset it to use the bundled all-MiniLM-L6-v2"
+        )

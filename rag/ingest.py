@@ -1,0 +1,126 @@
+"""Ingest: corpus files -> posts -> passages -> vectors -> a new index generation.
+
+Incremental by content: a passage whose text was already embedded reuses its stored vector, so an
+edited file re-embeds only its changed paragraphs and an unchanged corpus writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import CHUNKING_VERSION, chunk_posts, group_duplicates
+from .config import Settings
+from .corpus import LoadResult, display_path, load_paths
+from .embeddings import load_encoder, model_window, resolve_model_path, token_counter
+from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing
+from .manifest import BuildSpec, Manifest, read_manifest
+from .store import FaissStore, Record, ingest_lock, remove_stale_files, write_generation
+from .types import IngestReport
+
+
+def build_spec(settings: Settings) -> BuildSpec:
+    window = model_window(resolve_model_path(settings.embedding_model))
+    return BuildSpec(settings.embedding_model, CHUNKING_VERSION, min(settings.max_passage_tokens, window))
+
+
+def corpus_roots(settings: Settings, paths: Sequence[Path] | None) -> list[Path]:
+    """The given paths, else the ones the index was built from, else the configured corpus."""
+    if not paths:
+        try:
+            recorded = read_manifest(settings.index_dir).roots
+        except (IndexMissing, IndexCorrupt):
+            recorded = []
+        paths = [Path(p) for p in recorded] or [settings.corpus_dir]
+    for path in paths:
+        if not path.exists():
+            raise CorpusMissing(path)
+    return list(paths)
+
+
+def changed_files(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(added or edited, removed) file names between two fingerprint maps."""
+    changed = [name for name, fp in new.items() if old.get(name) != fp]
+    removed = [name for name in old if name not in new]
+    return changed, removed
+
+
+def _open_previous(settings: Settings, spec: BuildSpec) -> FaissStore | None:
+    """The current index if it is intact and built with these settings; else start over."""
+    try:
+        return FaissStore.open(settings.index_dir, spec)
+    except (IndexMissing, IndexCorrupt, IndexMismatch):
+        return None
+
+
+def run_ingest(
+    settings: Settings, paths: Sequence[Path] | None = None, rebuild: bool = False,
+    progress: bool = False, on_wait: Callable[[], None] | None = None,
+) -> IngestReport:
+    started = time.perf_counter()
+    roots = corpus_roots(settings, paths)
+    spec = build_spec(settings)
+    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+        previous = None if rebuild else _open_previous(settings, spec)
+        try:
+            return _sync(settings, spec, roots, previous, progress, started)
+        finally:
+            if previous:
+                previous.close()
+
+
+def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: FaissStore | None,
+          progress: bool, started: float) -> IngestReport:
+    kept = {previous.manifest.generation} if previous else set()
+    remove_stale_files(settings.index_dir, kept)
+    loaded = load_paths(roots, settings.max_file_bytes)
+    root_names = [display_path(p) for p in roots]
+    old_fingerprints = previous.manifest.fingerprints if previous else {}
+    changed, removed = changed_files(old_fingerprints, loaded.fingerprints)
+    if previous and not changed and not removed and previous.manifest.roots == root_names:
+        manifest = previous.manifest
+        return _report(loaded, manifest, 0, manifest.unique_passages, [], [], started, wrote=False)
+    if not loaded.posts:
+        raise EmptyCorpus(", ".join(root_names))
+    manifest, embedded = _build(settings, spec, loaded, previous, root_names, progress)
+    remove_stale_files(settings.index_dir, kept | {manifest.generation})
+    return _report(loaded, manifest, embedded, manifest.unique_passages - embedded,
+                   changed, removed, started, wrote=True)
+
+
+def _build(
+    settings: Settings, spec: BuildSpec, loaded: LoadResult, previous: FaissStore | None,
+    root_names: list[str], progress: bool,
+) -> tuple[Manifest, int]:
+    model_path = resolve_model_path(settings.embedding_model)
+    chunks = chunk_posts(loaded.posts, token_counter(model_path), spec.max_tokens)
+    groups = group_duplicates(chunks)
+    known = previous.vectors_by_key() if previous else {}
+    missing = [text for key, text, _ in groups if key not in known]
+    if missing:
+        encoder = load_encoder(model_path, settings.embed_batch_size)
+        fresh = dict(zip((k for k, _, _ in groups if k not in known), encoder.encode(missing, progress)))
+        dimension = encoder.dimension
+    else:
+        fresh, dimension = {}, previous.manifest.dimension
+    vectors = np.stack([known.get(key, fresh.get(key)) for key, _, _ in groups])
+    records = [Record(key, text, sources) for key, text, sources in groups]
+    manifest = write_generation(
+        settings.index_dir, spec, dimension, records, vectors,
+        posts=len(loaded.posts), passages=len(chunks),
+        roots=root_names, fingerprints=loaded.fingerprints,
+    )
+    return manifest, len(missing)
+
+
+def _report(loaded: LoadResult, manifest: Manifest, embedded: int, reused: int,
+            changed: list[str], removed: list[str], started: float, wrote: bool) -> IngestReport:
+    return IngestReport(
+        posts=manifest.posts, passages=manifest.passages, unique_passages=manifest.unique_passages,
+        embedded=embedded, reused=reused, files=len(loaded.fingerprints),
+        changed_files=tuple(changed), removed_files=tuple(removed), skipped=tuple(loaded.skipped),
+        seconds=round(time.perf_counter() - started, 3), wrote_index=wrote,
+    )

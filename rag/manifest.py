@@ -1,0 +1,137 @@
+"""The index manifest and the atomic file writes the store is built on (plain JSON, no pickle).
+
+The manifest is written last and names the generation of files it belongs to, so replacing it is
+the one atomic step that switches readers from the old index to the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import IndexCorrupt, IndexMismatch, IndexMissing
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """What an index must have been built with to be usable by the current settings."""
+
+    model: str
+    chunking_version: int
+    max_tokens: int
+    format_version: int = FORMAT_VERSION
+
+    def differences(self, other: BuildSpec) -> list[str]:
+        return [
+            f"{name}: index has {getattr(other, name)!r}, settings want {getattr(self, name)!r}"
+            for name in ("format_version", "model", "chunking_version", "max_tokens")
+            if getattr(self, name) != getattr(other, name)
+        ]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    spec: BuildSpec
+    dimension: int
+    generation: str
+    built_at: str
+    index_file: FileEntry
+    records_file: FileEntry
+    posts: int
+    passages: int
+    unique_passages: int
+    roots: list[str] = field(default_factory=list)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        try:
+            data = json.loads(text)
+            data["spec"] = BuildSpec(**data["spec"])
+            data["index_file"] = FileEntry(**data["index_file"])
+            data["records_file"] = FileEntry(**data["records_file"])
+            return cls(**data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise IndexCorrupt(f"unreadable {MANIFEST_NAME}: {type(exc).__name__}") from exc
+
+    def check_spec(self, expected: BuildSpec) -> None:
+        problems = expected.differences(self.spec)
+        if problems:
+            raise IndexMismatch("; ".join(problems))
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    path = index_dir / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IndexMissing(index_dir) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorrupt(f"cannot read {MANIFEST_NAME}: {exc}") from exc
+    return Manifest.from_json(text)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> FileEntry:
+    return FileEntry(path.name, sha256_file(path), path.stat().st_size)
+
+
+def verify_file(index_dir: Path, entry: FileEntry) -> Path:
+    path = index_dir / entry.name
+    if not path.is_file():
+        raise IndexCorrupt(f"{entry.name} is missing")
+    if path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
+        raise IndexCorrupt(f"{entry.name} does not match its checksum")
+    return path
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Make a fully written temp file durable, then give it its final name in one step."""
+    fsync_file(tmp)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def write_manifest(index_dir: Path, manifest: Manifest) -> None:
+    tmp = index_dir / f"{MANIFEST_NAME}.{manifest.generation}.tmp"
+    tmp.write_text(manifest.to_json(), encoding="utf-8")
+    publish(tmp, index_dir / MANIFEST_NAME)

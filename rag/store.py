@@ -1,0 +1,196 @@
+"""The on-disk index: FAISS's own index file, passage records in SQLite, and the manifest.
+
+Every write makes a new generation of files and publishes it by replacing the manifest, so a crash
+at any moment leaves the previous index loadable. Writers are serialized by a file lock; readers
+never lock, and the previous generation is kept so a reader that raced a writer still finds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+from filelock import FileLock, Timeout
+
+from .errors import IndexBusy, IndexCorrupt, IndexMismatch
+from .manifest import (
+    MANIFEST_NAME, BuildSpec, Manifest, file_entry, publish, read_manifest, verify_file, write_manifest,
+)
+from .types import Passage, Source
+
+LOCK_NAME = ".lock"
+_FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".npy", ".npz")
+
+
+@dataclass(frozen=True)
+class Record:
+    """A passage as written: its key (a hash of the embedded text), text and sources."""
+
+    key: str
+    text: str
+    sources: tuple[Source, ...]
+
+
+class FaissStore:
+    """A loaded and verified index."""
+
+    def __init__(self, index_dir: Path, manifest: Manifest, index: faiss.Index, db: sqlite3.Connection):
+        self.index_dir = index_dir
+        self.manifest = manifest
+        self.index = index
+        self.db = db
+
+    @classmethod
+    def open(cls, index_dir: Path, expected: BuildSpec) -> FaissStore:
+        try:
+            return cls._open(index_dir, expected)
+        except IndexCorrupt:
+            # A writer may have published a new generation between our reads: look once more.
+            time.sleep(0.05)
+            return cls._open(index_dir, expected)
+
+    @classmethod
+    def _open(cls, index_dir: Path, expected: BuildSpec) -> FaissStore:
+        manifest = read_manifest(index_dir)
+        manifest.check_spec(expected)
+        refuse_foreign_files(index_dir)
+        index_path = verify_file(index_dir, manifest.index_file)
+        records_path = verify_file(index_dir, manifest.records_file)
+        try:
+            index = faiss.read_index(str(index_path))
+        except RuntimeError as exc:
+            raise IndexCorrupt(f"FAISS cannot read {index_path.name}") from exc
+        if index.d != manifest.dimension or index.ntotal != manifest.unique_passages:
+            raise IndexCorrupt(f"{index_path.name} holds {index.ntotal}x{index.d}, the manifest says "
+                               f"{manifest.unique_passages}x{manifest.dimension}")
+        db = sqlite3.connect(f"file:{records_path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        return cls(index_dir, manifest, index, db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if vector.shape[-1] != self.index.d:
+            raise IndexMismatch(f"query vectors have {vector.shape[-1]} dimensions, the index {self.index.d}")
+        scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def passages(self, ids: Sequence[int]) -> list[Passage]:
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"SELECT id, text, sources FROM passages WHERE id IN ({marks})", list(ids))
+        found = {row[0]: row for row in rows}
+        if len(found) != len(set(ids)):
+            raise IndexCorrupt("passage records are missing")
+        return [_passage(*found[i]) for i in ids]
+
+    def vectors_by_key(self) -> dict[str, np.ndarray]:
+        """Every stored vector by passage key, so an ingest re-embeds only what changed."""
+        rows = self.db.execute("SELECT id, key FROM passages ORDER BY id").fetchall()
+        if not rows:
+            return {}
+        vectors = self.index.reconstruct_n(0, self.index.ntotal)
+        return {key: vectors[i] for i, key in rows}
+
+
+def _passage(passage_id: int, text: str, sources_json: str) -> Passage:
+    try:
+        sources = tuple(Source(**s) for s in json.loads(sources_json))
+    except (ValueError, TypeError) as exc:
+        raise IndexCorrupt("a passage record is malformed") from exc
+    return Passage(passage_id, text, sources)
+
+
+def refuse_foreign_files(index_dir: Path) -> None:
+    """Serialized Python objects have no business in the index folder: never load around them."""
+    for path in index_dir.iterdir():
+        if path.suffix.lower() in _FORBIDDEN_SUFFIXES:
+            raise IndexCorrupt(f"unexpected file {path.name} in the index folder (this index never uses pickle)")
+
+
+# ---------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def ingest_lock(index_dir: Path, timeout: float, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(index_dir / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait:
+            on_wait()
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise IndexBusy(timeout) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def write_generation(
+    index_dir: Path, spec: BuildSpec, dimension: int, records: Sequence[Record], vectors: np.ndarray,
+    **manifest_fields,
+) -> Manifest:
+    """Write a new generation of index files and publish it. Call with the ingest lock held."""
+    generation = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+    index_path = index_dir / f"index-{generation}.faiss"
+    records_path = index_dir / f"passages-{generation}.sqlite"
+    _write_faiss(index_path, dimension, vectors)
+    _write_records(records_path, records)
+    manifest = Manifest(
+        spec=spec, dimension=dimension, generation=generation,
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        index_file=file_entry(index_path), records_file=file_entry(records_path),
+        unique_passages=len(records), **manifest_fields,
+    )
+    write_manifest(index_dir, manifest)
+    return manifest
+
+
+def _write_faiss(path: Path, dimension: int, vectors: np.ndarray) -> None:
+    index = faiss.IndexFlatIP(dimension)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    tmp = path.with_name(path.name + ".tmp")
+    faiss.write_index(index, str(tmp))
+    publish(tmp, path)
+
+
+def _write_records(path: Path, records: Sequence[Record]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    db = sqlite3.connect(tmp)
+    try:
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("CREATE TABLE passages (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, "
+                   "text TEXT NOT NULL, sources TEXT NOT NULL)")
+        db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?)",
+            ((i, r.key, r.text, json.dumps([s.to_dict() for s in r.sources], ensure_ascii=False))
+             for i, r in enumerate(records)),
+        )
+        db.commit()
+    finally:
+        db.close()
+    publish(tmp, path)
+
+
+def remove_stale_files(index_dir: Path, keep_generations: set[str]) -> None:
+    """Drop temp files left by a killed ingest and generations no reader can still be using."""
+    for path in index_dir.iterdir():
+        if path.name == MANIFEST_NAME or path.name == LOCK_NAME:
+            continue
+        is_ours = path.suffix in (".faiss", ".sqlite", ".tmp") and path.name.startswith(
+            ("index-", "passages-", MANIFEST_NAME))
+        if is_ours and not any(g in path.name and not path.name.endswith(".tmp") for g in keep_generations):
+            path.unlink(missing_ok=True)

@@ -1,0 +1,135 @@
+"""Small typed records passed between the stages; ``to_dict()`` gives the JSON contracts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Paragraph:
+    text: str
+    section: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    title: str
+    category: str
+    path: str
+    content_hash: str
+    paragraphs: tuple[Paragraph, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A corpus file that was not read, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One place a passage appears: a post, its section, and the paragraph's position in the post."""
+
+    title: str
+    path: str
+    section: str = ""
+    category: str = ""
+    position: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One paragraph-sized passage of one post, before duplicates are grouped."""
+
+    text: str
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A unique passage text with every place it appears."""
+
+    id: int
+    text: str
+    sources: tuple[Source, ...]
+
+    @property
+    def titles(self) -> list[str]:
+        return list(dict.fromkeys(s.title for s in self.sources))
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "titles": self.titles,
+            "sources": [s.to_dict() for s in self.sources],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    passage: Passage
+    score: float
+
+    def to_dict(self) -> dict:
+        data = self.passage.to_dict()
+        data["score"] = round(self.score, 6)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    question: str
+    hits: tuple[Hit, ...]
+    notices: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "passages": [h.to_dict() for h in self.hits],
+            "notices": list(self.notices),
+            "timings": self.timings,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    posts: int
+    passages: int
+    unique_passages: int
+    embedded: int
+    reused: int
+    files: int
+    changed_files: tuple[str, ...]
+    removed_files: tuple[str, ...]
+    skipped: tuple[Skipped, ...]
+    seconds: float
+    wrote_index: bool
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["skipped"] = [asdict(s) for s in self.skipped]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class IndexInfo:
+    index_dir: str
+    model: str
+    dimension: int
+    posts: int
+    passages: int
+    unique_passages: int
+    files: int
+    index_bytes: int
+    built_at: str
+    changed_files: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
