@@ -8,8 +8,8 @@ from pathlib import Path
 
 from .config import Settings
 from .corpus import load_paths
-from .ingest import build_spec, changed_files, run_ingest
-from .manifest import read_manifest
+from .ingest import QUERY_MODEL_DIR, build_spec, changed_files, project_dir, recorded_roots, run_ingest
+from .manifest import read_manifest, verify_file
 from .questions import clean_question
 from .types import IndexInfo, IngestReport, SearchResult
 
@@ -38,9 +38,9 @@ class Assistant:
 
     def info(self) -> IndexInfo:
         manifest = read_manifest(self.settings.index_dir)
-        roots = [Path(p) for p in manifest.roots]
-        current = load_paths([p for p in roots if p.exists()], self.settings.max_file_bytes).fingerprints
-        changed, removed = changed_files(manifest.fingerprints, current)
+        roots = [p for p in recorded_roots(self.settings, manifest) if p.exists()]
+        current = load_paths(roots, self.settings.max_file_bytes, project_dir(self.settings), parse=False)
+        changed, removed = changed_files(manifest.fingerprints, current.fingerprints)
         index_bytes = manifest.index_file.bytes + manifest.records_file.bytes
         return IndexInfo(
             index_dir=str(self.settings.index_dir), model=manifest.spec.model, dimension=manifest.dimension,
@@ -64,13 +64,27 @@ class Assistant:
 
     def _loaded(self):
         if self._store is None:
-            from .embeddings import load_encoder, resolve_model_path
             from .store import FaissStore
 
-            self._store = FaissStore.open(self.settings.index_dir, build_spec(self.settings))
-            model_path = resolve_model_path(self.settings.embedding_model)
-            self._encoder = load_encoder(model_path, self.settings.embed_batch_size)
+            store = FaissStore.open(self.settings.index_dir, build_spec(self.settings))
+            self._encoder = self._query_encoder(store.manifest)
+            self._store = store
         return self._store, self._encoder
+
+    def _query_encoder(self, manifest):
+        """The ONNX export made at ingest (no torch: a fast cold start), else sentence-transformers."""
+        from .embeddings import model_window, resolve_model_path
+
+        model_path = resolve_model_path(self.settings.embedding_model)
+        if manifest.query_model_files and self.settings.query_backend == "onnx":
+            from .onnx_encoder import OnnxEncoder
+
+            for entry in manifest.query_model_files:
+                verify_file(self.settings.index_dir, entry)
+            return OnnxEncoder(self.settings.index_dir / QUERY_MODEL_DIR, model_path, model_window(model_path))
+        from .embeddings import load_encoder
+
+        return load_encoder(model_path, self.settings.embed_batch_size)
 
     def close(self) -> None:
         if self._store is not None:

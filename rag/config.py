@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,11 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         BUNDLED_MODEL,
         description="Sentence-transformers model: the bundled offline name, another hub name, or a local path.",
+    )
+    query_backend: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="How questions are embedded: 'onnx' uses the export made at ingest (no torch, fast cold "
+        "start; falls back to torch when there is none), 'torch' always loads sentence-transformers.",
     )
     embed_batch_size: int = Field(32, ge=1, le=4096, description="Passages embedded per batch at ingest.")
     max_passage_tokens: int = Field(

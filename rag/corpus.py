@@ -34,12 +34,16 @@ class LoadResult:
     fingerprints: dict[str, str] = field(default_factory=dict)
 
 
-def display_path(path: Path) -> str:
-    """A stable name for a file: relative to the working folder when inside it."""
+def display_path(path: Path, base: Path) -> str:
+    """A stable name for a file: relative to base (the project folder) when inside it.
+
+    Names do not depend on the working folder, so the index reads the same from anywhere.
+    """
+    absolute = Path(os.path.abspath(path))  # not resolve(): a link keeps its own name
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return absolute.relative_to(os.path.abspath(base)).as_posix()
     except ValueError:
-        return path.resolve().as_posix()
+        return absolute.as_posix()
 
 
 def normalize_space(text: str) -> str:
@@ -60,19 +64,19 @@ def is_heading(line: str) -> bool:
 # ---------------------------------------------------------------- walking
 
 
-def iter_files(paths: Iterable[Path], skipped: list[Skipped]) -> Iterator[tuple[Path, str]]:
+def iter_files(paths: Iterable[Path], base: Path, skipped: list[Skipped]) -> Iterator[tuple[Path, str]]:
     """Yield (file, display name) for every supported file under the given files or folders."""
     for root in paths:
         if root.is_file():
             if root.suffix.lower() in SUPPORTED_SUFFIXES:
-                yield root, display_path(root)
+                yield root, display_path(root, base)
             else:
-                skipped.append(Skipped(display_path(root), f"unsupported file type {root.suffix or '(none)'}"))
+                skipped.append(Skipped(display_path(root, base), f"unsupported file type {root.suffix or '(none)'}"))
         elif root.is_dir():
-            yield from _walk_folder(root, skipped)
+            yield from _walk_folder(root, base, skipped)
 
 
-def _walk_folder(root: Path, skipped: list[Skipped]) -> Iterator[tuple[Path, str]]:
+def _walk_folder(root: Path, base: Path, skipped: list[Skipped]) -> Iterator[tuple[Path, str]]:
     real_root = root.resolve()
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink())
@@ -81,21 +85,24 @@ def _walk_folder(root: Path, skipped: list[Skipped]) -> Iterator[tuple[Path, str
             if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
                 continue
             if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                skipped.append(Skipped(display_path(path), "link to a file outside the corpus folder"))
+                skipped.append(Skipped(display_path(path, base), "link to a file outside the corpus folder"))
                 continue
-            yield path, display_path(path)
+            yield path, display_path(path, base)
 
 
 # ---------------------------------------------------------------- reading
 
 
-def load_paths(paths: Iterable[Path], max_bytes: int) -> LoadResult:
+def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool = True) -> LoadResult:
+    """Read every supported file under paths; with parse=False only fingerprint them."""
     result = LoadResult()
-    for path, name in iter_files(paths, result.skipped):
+    for path, name in iter_files(paths, base, result.skipped):
         text, fingerprint, reason = read_text(path, max_bytes)
         result.fingerprints[name] = fingerprint
         if text is None:
             result.skipped.append(Skipped(name, reason))
+            continue
+        if not parse:
             continue
         try:
             posts = parse_text(text, path, name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bs4 import BeautifulSoup
 
 from .types import Paragraph
@@ -9,11 +11,13 @@ from .types import Paragraph
 _DROP = ["script", "style", "noscript", "template", "svg", "iframe", "object", "embed",
          "nav", "header", "footer", "aside", "form", "button", "head"]
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)\]])")
 _BLOCKS = ["p", "li", "pre", "blockquote", "td", "dd", "dt", "figcaption", *_HEADINGS]
 
 
 def _text(element) -> str:
-    return " ".join(element.get_text(" ", strip=True).split())
+    # Joining inline tags with spaces keeps words apart but strands punctuation: "<b>94%</b>." -> "94% ."
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(element.get_text(" ", strip=True).split()))
 
 
 def parse_html(markup: str) -> tuple[str, str, list[Paragraph]]:
@@ -34,7 +38,7 @@ def parse_html(markup: str) -> tuple[str, str, list[Paragraph]]:
         if element.name in _HEADINGS:
             if element.name == "h1" and not title:
                 title = words
-            else:
+            elif words != title:
                 section = words
         else:
             paragraphs.append(Paragraph(words, section))

@@ -6,6 +6,9 @@ edited file re-embeds only its changed paragraphs and an unchanged corpus writes
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,9 +20,12 @@ from .config import Settings
 from .corpus import LoadResult, display_path, load_paths
 from .embeddings import load_encoder, model_window, resolve_model_path, token_counter
 from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing
-from .manifest import BuildSpec, Manifest, read_manifest
+from .manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
 from .store import FaissStore, Record, ingest_lock, remove_stale_files, write_generation
 from .types import IngestReport
+
+log = logging.getLogger(__name__)
+QUERY_MODEL_DIR = "onnx"
 
 
 def build_spec(settings: Settings) -> BuildSpec:
@@ -27,14 +33,23 @@ def build_spec(settings: Settings) -> BuildSpec:
     return BuildSpec(settings.embedding_model, CHUNKING_VERSION, min(settings.max_passage_tokens, window))
 
 
+def project_dir(settings: Settings) -> Path:
+    """The folder that holds the index: file names in the index are relative to it."""
+    return Path(os.path.abspath(settings.index_dir)).parent
+
+
+def recorded_roots(settings: Settings, manifest: Manifest) -> list[Path]:
+    return [project_dir(settings) / p for p in manifest.roots]
+
+
 def corpus_roots(settings: Settings, paths: Sequence[Path] | None) -> list[Path]:
     """The given paths, else the ones the index was built from, else the configured corpus."""
     if not paths:
         try:
-            recorded = read_manifest(settings.index_dir).roots
+            paths = recorded_roots(settings, read_manifest(settings.index_dir))
         except (IndexMissing, IndexCorrupt):
-            recorded = []
-        paths = [Path(p) for p in recorded] or [settings.corpus_dir]
+            paths = []
+        paths = paths or [settings.corpus_dir]
     for path in paths:
         if not path.exists():
             raise CorpusMissing(path)
@@ -76,12 +91,13 @@ def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: Fais
           progress: bool, started: float) -> IngestReport:
     kept = {previous.manifest.generation} if previous else set()
     remove_stale_files(settings.index_dir, kept)
-    loaded = load_paths(roots, settings.max_file_bytes)
-    root_names = [display_path(p) for p in roots]
+    base = project_dir(settings)
+    loaded = load_paths(roots, settings.max_file_bytes, base)
+    root_names = [display_path(p, base) for p in roots]
     old_fingerprints = previous.manifest.fingerprints if previous else {}
     changed, removed = changed_files(old_fingerprints, loaded.fingerprints)
     if previous and not changed and not removed and previous.manifest.roots == root_names:
-        manifest = previous.manifest
+        manifest = _repair_query_model(settings, previous.manifest)
         return _report(loaded, manifest, 0, manifest.unique_passages, [], [], started, wrote=False)
     if not loaded.posts:
         raise EmptyCorpus(", ".join(root_names))
@@ -108,10 +124,11 @@ def _build(
         fresh, dimension = {}, previous.manifest.dimension
     vectors = np.stack([known.get(key, fresh.get(key)) for key, _, _ in groups])
     records = [Record(key, text, sources) for key, text, sources in groups]
+    reusable = previous.manifest if previous and previous.manifest.spec.model == spec.model else None
     manifest = write_generation(
         settings.index_dir, spec, dimension, records, vectors,
-        posts=len(loaded.posts), passages=len(chunks),
-        roots=root_names, fingerprints=loaded.fingerprints,
+        posts=len(loaded.posts), passages=len(chunks), roots=root_names, fingerprints=loaded.fingerprints,
+        query_model_files=_query_model(settings, reusable),
     )
     return manifest, len(missing)
 
@@ -124,3 +141,36 @@ def _report(loaded: LoadResult, manifest: Manifest, embedded: int, reused: int,
         changed_files=tuple(changed), removed_files=tuple(removed), skipped=tuple(loaded.skipped),
         seconds=round(time.perf_counter() - started, 3), wrote_index=wrote,
     )
+
+
+def _query_model(settings: Settings, previous: Manifest | None) -> list[FileEntry]:
+    """The ONNX export the query path uses without torch: kept when intact, else made anew.
+
+    A model the exporter cannot handle is not an error: queries then use sentence-transformers.
+    """
+    if previous and previous.query_model_files:
+        try:
+            for entry in previous.query_model_files:
+                verify_file(settings.index_dir, entry)
+            return previous.query_model_files
+        except IndexCorrupt:
+            pass
+    from .onnx_encoder import export_onnx
+
+    try:
+        files = export_onnx(resolve_model_path(settings.embedding_model), settings.index_dir / QUERY_MODEL_DIR)
+    except Exception as exc:  # noqa: BLE001 - any exporter failure means "no fast path", never a failed ingest
+        log.warning("no ONNX export of %s (%s): queries will load sentence-transformers",
+                    settings.embedding_model, exc)
+        return []
+    return [file_entry(path, settings.index_dir) for path in files]
+
+
+def _repair_query_model(settings: Settings, manifest: Manifest) -> Manifest:
+    """A no-change ingest still restores a deleted or damaged export, rewriting only the manifest."""
+    files = _query_model(settings, manifest) if manifest.query_model_files else []
+    if files == manifest.query_model_files:
+        return manifest
+    repaired = dataclasses.replace(manifest, query_model_files=files)
+    write_manifest(settings.index_dir, repaired)
+    return repaired

@@ -55,6 +55,8 @@ class Manifest:
     unique_passages: int
     roots: list[str] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    # The torch-free export of the model for queries; empty when it could not be made.
+    query_model_files: list[FileEntry] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -66,6 +68,7 @@ class Manifest:
             data["spec"] = BuildSpec(**data["spec"])
             data["index_file"] = FileEntry(**data["index_file"])
             data["records_file"] = FileEntry(**data["records_file"])
+            data["query_model_files"] = [FileEntry(**f) for f in data.get("query_model_files", [])]
             return cls(**data)
         except (ValueError, TypeError, KeyError) as exc:
             raise IndexCorrupt(f"unreadable {MANIFEST_NAME}: {type(exc).__name__}") from exc
@@ -95,8 +98,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_entry(path: Path) -> FileEntry:
-    return FileEntry(path.name, sha256_file(path), path.stat().st_size)
+def file_entry(path: Path, index_dir: Path | None = None) -> FileEntry:
+    name = path.relative_to(index_dir).as_posix() if index_dir else path.name
+    return FileEntry(name, sha256_file(path), path.stat().st_size)
 
 
 def verify_file(index_dir: Path, entry: FileEntry) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -188,6 +189,10 @@ def _write_records(path: Path, records: Sequence[Record]) -> None:
 def remove_stale_files(index_dir: Path, keep_generations: set[str]) -> None:
     """Drop temp files left by a killed ingest and generations no reader can still be using."""
     for path in index_dir.iterdir():
+        if path.is_dir():
+            if path.name.startswith(".") and (".tmp-" in path.name or ".old-" in path.name):
+                shutil.rmtree(path, ignore_errors=True)  # a half-made export from a killed ingest
+            continue
         if path.name == MANIFEST_NAME or path.name == LOCK_NAME:
             continue
         is_ours = path.suffix in (".faiss", ".sqlite", ".tmp") and path.name.startswith(

@@ -1,0 +1,33 @@
+# `make run` and `make test` each do their own set-up on a fresh clone, and are fast when it is done.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+
+.PHONY: setup index run test test-fast clean
+
+setup: $(STAMP)
+
+# The CPU build of torch goes in first: a later requirement it satisfies then pulls no CUDA packages.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $@
+
+index: setup
+	$(BIN)/rag ingest
+
+run: index
+	$(BIN)/python -m streamlit run app.py --server.port $(PORT) --server.headless true \
+		--browser.gatherUsageStats false
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) vectorstore/onnx vectorstore/*.faiss vectorstore/*.sqlite vectorstore/manifest.json

@@ -1,0 +1,78 @@
+"""Shared fixtures. The embedding model loads once per test session (rag.embeddings caches it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_CORPUS = REPO / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Each test runs in its own folder with no RAG_* variables or .env from the developer."""
+    for name in list(os.environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    from rag import Settings
+
+    def make(**overrides):
+        values = {"corpus_dir": tmp_path / "corpus", "index_dir": tmp_path / "vectorstore"}
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A private copy of the shipped case studies that a test may edit."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SHIPPED_CORPUS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def shipped_index(tmp_path_factory) -> Path:
+    """The shipped corpus, ingested once for the read-only tests."""
+    from rag import Assistant, Settings
+
+    root = tmp_path_factory.mktemp("shipped")  # ingested with the real ONNX export
+    settings = Settings(corpus_dir=SHIPPED_CORPUS, index_dir=root / "vectorstore")
+    Assistant(settings).ingest()
+    return root / "vectorstore"
+
+
+@pytest.fixture(autouse=True)
+def reuse_onnx_export(request, monkeypatch):
+    """Ingests in tests copy the session's one real ONNX export instead of exporting again (~3 s each).
+
+    The export itself runs for real once, when the shipped index is built.
+    """
+    exported = request.getfixturevalue("shipped_index") / "onnx"
+
+    def copy_export(model_path, out_dir):
+        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.copytree(exported, out_dir)
+        return sorted(out_dir.iterdir())
+
+    monkeypatch.setattr("rag.onnx_encoder.export_onnx", copy_export)
+
+
+@pytest.fixture
+def shipped(shipped_index):
+    from rag import Assistant, Settings
+
+    return Assistant(Settings(corpus_dir=SHIPPED_CORPUS, index_dir=shipped_index))

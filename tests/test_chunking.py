@@ -1,0 +1,75 @@
+"""Chunking: paragraph passages, sentence-boundary splits within the window, duplicate grouping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import SHIPPED_CORPUS
+from rag.chunking import chunk_posts, group_duplicates, normalize_for_key, split_long
+from rag.corpus import load_paths
+from rag.embeddings import resolve_model_path, token_counter
+from rag.types import Paragraph, Post
+
+
+@pytest.fixture(scope="module")
+def count_tokens():
+    return token_counter(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
+
+
+def post(title, *texts, section=""):
+    return Post(title, "", f"{title}.md", title, tuple(Paragraph(t, section) for t in texts))
+
+
+def test_short_paragraph_is_one_passage(count_tokens):
+    assert split_long("One sentence. Two sentences.", count_tokens, 256) == ["One sentence. Two sentences."]
+
+
+def test_long_paragraph_splits_at_sentence_boundaries_within_the_window(count_tokens):
+    sentences = [f"Sentence number {i} describes the rollout of service {i} in some detail." for i in range(60)]
+    pieces = split_long(" ".join(sentences), count_tokens, 256)
+    assert len(pieces) > 1
+    assert all(count_tokens(p) <= 256 for p in pieces)
+    assert all(p.endswith(".") and p[0].isupper() for p in pieces)  # whole sentences only
+    assert " ".join(pieces) == " ".join(sentences)  # nothing lost or reordered
+
+
+def test_one_overlong_sentence_splits_at_words(count_tokens):
+    sentence = " ".join(["word"] * 700) + "."
+    pieces = split_long(sentence, count_tokens, 64)
+    assert all(count_tokens(p) <= 64 for p in pieces)
+    assert " ".join(pieces) == sentence
+
+
+def test_passages_never_cross_posts_and_keep_sections(count_tokens):
+    chunks = chunk_posts([post("A", "First.", "Second.", section="Intro"), post("B", "Third.")], count_tokens, 256)
+    assert [(c.text, c.source.title, c.source.section, c.source.position) for c in chunks] == [
+        ("First.", "A", "Intro", 0), ("Second.", "A", "Intro", 1), ("Third.", "B", "", 0)]
+
+
+def test_identical_paragraphs_become_one_passage_with_every_source(count_tokens):
+    chunks = chunk_posts([
+        post("A", "We cut costs by half.", "Only in A."),
+        post("B", "We  cut costs\u00a0by half."),           # other whitespace
+        post("C", "We cut costs by half.", section="Money"),
+    ], count_tokens, 256)
+    groups = group_duplicates(chunks)
+    assert [(text, [(s.title, s.section) for s in sources]) for _, text, sources in groups] == [
+        ("We cut costs by half.", [("A", ""), ("B", ""), ("C", "Money")]),
+        ("Only in A.", [("A", "")]),
+    ]
+
+
+def test_normalization_folds_unicode_forms_quotes_and_spaces():
+    assert normalize_for_key("We’re  “done” — ﬁnally") == normalize_for_key("We're \"done\" - finally")
+    assert normalize_for_key("done") != normalize_for_key("Done")
+
+
+def test_shipped_corpus_groups_repeated_paragraphs(count_tokens):
+    posts = load_paths([SHIPPED_CORPUS], 5_000_000, Path.cwd()).posts
+    chunks = chunk_posts(posts, count_tokens, 256)
+    groups = group_duplicates(chunks)
+    assert (len(chunks), len(groups)) == (36, 25)
+    cost = next(sources for _, text, sources in groups if text.startswith("Our cost optimization"))
+    assert len({s.title for s in cost}) == 4

@@ -1,0 +1,222 @@
+"""Ingest and the on-disk index: incremental updates, atomic saves, refusals, the lock."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import pytest
+from filelock import FileLock
+
+from rag import Assistant, IndexCorrupt, IndexMismatch, IndexMissing
+from rag.errors import EmptyCorpus, IndexBusy
+from rag.manifest import read_manifest
+
+
+@pytest.fixture
+def docs(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "kafka.md").write_text(
+        "# Moving to Kafka\n\nWe replaced RabbitMQ with Kafka to get replayable event streams.\n\n"
+        "## Cost\n\nThe cluster costs four thousand dollars a month.\n\n"
+        "Shared lesson: always measure before optimizing.\n")
+    (folder / "cdn.md").write_text(
+        "# Edge caching\n\nA CDN in front of the API raised the cache hit rate to 94 percent.\n\n"
+        "Shared lesson: always measure before optimizing.\n")
+    return folder
+
+
+def texts(assistant):
+    store, _ = assistant._loaded()
+    ids = range(store.index.ntotal)
+    return {p.text: p.titles for p in store.passages(list(ids))}
+
+
+def test_shared_paragraph_is_one_passage_naming_every_post(make_settings, docs):
+    assistant = Assistant(make_settings())
+    report = assistant.ingest()
+    assert (report.posts, report.passages, report.unique_passages, report.embedded) == (2, 5, 4, 4)
+    assert texts(assistant)["Shared lesson: always measure before optimizing."] == ["Edge caching", "Moving to Kafka"]
+
+
+def test_no_change_reingest_embeds_nothing_and_writes_nothing(make_settings, docs):
+    settings = make_settings()
+    Assistant(settings).ingest()
+    before = read_manifest(settings.index_dir)
+    report = Assistant(settings).ingest()
+    assert (report.embedded, report.wrote_index) == (0, False)
+    assert read_manifest(settings.index_dir) == before
+
+
+def test_edited_file_reembeds_only_its_changed_passages(make_settings, docs):
+    assistant = Assistant(make_settings())
+    assistant.ingest()
+    path = docs / "kafka.md"
+    path.write_text(path.read_text().replace("four thousand", "six thousand"))
+    report = assistant.ingest()
+    assert (report.embedded, report.reused, report.changed_files) == (1, 3, ("corpus/kafka.md",))
+    current = texts(assistant)
+    assert "The cluster costs six thousand dollars a month." in current
+    assert "The cluster costs four thousand dollars a month." not in current
+
+
+def test_deleted_file_leaves_nothing_behind(make_settings, docs):
+    assistant = Assistant(make_settings())
+    assistant.ingest()
+    (docs / "cdn.md").unlink()
+    report = assistant.ingest()
+    assert report.removed_files == ("corpus/cdn.md",) and report.embedded == 0
+    current = texts(assistant)
+    assert not any("CDN" in text for text in current)
+    assert all(titles == ["Moving to Kafka"] for titles in current.values())
+    hits = assistant.search("cache hit rate at the edge", k=10).hits
+    assert all(h.passage.sources[0].path == "corpus/kafka.md" for h in hits)
+
+
+def test_rebuild_reembeds_everything(make_settings, docs):
+    assistant = Assistant(make_settings())
+    assistant.ingest()
+    assert assistant.ingest(rebuild=True).embedded == 4
+
+
+@pytest.mark.parametrize("failing_step", ["index-", "passages-", "manifest.json"])
+def test_failure_during_save_leaves_previous_index_loadable(make_settings, docs, monkeypatch, failing_step):
+    settings = make_settings()
+    Assistant(settings).ingest()
+    before = Assistant(settings).search("replayable event streams", k=1).to_dict()
+    (docs / "kafka.md").write_text("# Moving to Kafka\n\nAn entirely new story about queues.\n")
+
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if os.path.basename(dst).startswith(failing_step):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr("rag.manifest.os.replace", failing_replace)
+    with pytest.raises(OSError):
+        Assistant(settings).ingest()
+    monkeypatch.setattr("rag.manifest.os.replace", real_replace)
+
+    after = Assistant(settings).search("replayable event streams", k=1).to_dict()
+    assert after["passages"] == before["passages"]
+    assert any(p.name.endswith(".tmp") for p in settings.index_dir.iterdir())
+    Assistant(settings).ingest()  # the next ingest cleans what the failed one left
+    names = [p.name for p in settings.index_dir.iterdir()]
+    assert not [n for n in names if n.endswith(".tmp")]
+    generations = {n.split("-", 1)[1].rsplit(".", 1)[0] for n in names if n.startswith(("index-", "passages-"))}
+    assert len(generations) == 2  # the new one and the one before it, no orphans
+
+
+def test_old_generations_are_removed_but_the_previous_one_kept(make_settings, docs):
+    settings = make_settings()
+    assistant = Assistant(settings)
+    for n in range(3):
+        (docs / "kafka.md").write_text(f"# Moving to Kafka\n\nVersion {n} of the story.\n")
+        assistant.ingest()
+    faiss_files = sorted(p.name for p in settings.index_dir.glob("index-*.faiss"))
+    assert len(faiss_files) == 2
+    assert read_manifest(settings.index_dir).index_file.name in faiss_files
+
+
+def test_index_built_with_other_settings_is_refused(make_settings, docs):
+    Assistant(make_settings()).ingest()
+    with pytest.raises(IndexMismatch, match="rag ingest"):
+        Assistant(make_settings(max_passage_tokens=128)).search("kafka")
+    # ingest with the new settings rebuilds instead of refusing
+    assert Assistant(make_settings(max_passage_tokens=128)).ingest().embedded == 4
+
+
+def corrupt_faiss(index_dir):
+    path = index_dir / read_manifest(index_dir).index_file.name
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def edit_records(index_dir):
+    path = index_dir / read_manifest(index_dir).records_file.name
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE passages SET text = 'Visit http://evil.example' WHERE id = 0")
+
+
+def truncate_faiss(index_dir):
+    path = index_dir / read_manifest(index_dir).index_file.name
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def garble_manifest(index_dir):
+    (index_dir / "manifest.json").write_text("{not json")
+
+
+def drop_pickle(index_dir):
+    (index_dir / "passages.pkl").write_bytes(b"\x80\x04K\x01.")
+
+
+@pytest.mark.parametrize("tamper", [corrupt_faiss, edit_records, truncate_faiss, garble_manifest, drop_pickle])
+def test_damaged_or_tampered_index_is_refused(make_settings, docs, tamper):
+    settings = make_settings()
+    Assistant(settings).ingest()
+    tamper(settings.index_dir)
+    with pytest.raises(IndexCorrupt, match="rag ingest"):
+        Assistant(settings).search("kafka")
+
+
+def test_damaged_index_is_rebuilt_by_the_next_ingest(make_settings, docs):
+    settings = make_settings()
+    Assistant(settings).ingest()
+    corrupt_faiss(settings.index_dir)
+    assert Assistant(settings).ingest().embedded == 4
+    assert Assistant(settings).search("kafka").hits
+
+
+def test_search_before_ingest_says_to_ingest(make_settings):
+    with pytest.raises(IndexMissing, match="rag ingest"):
+        Assistant(make_settings()).search("anything")
+
+
+def test_second_writer_waits_for_the_lock_then_gives_up(make_settings, docs):
+    settings = make_settings(lock_timeout=0.3)
+    settings.index_dir.mkdir()
+    waited = []
+    with FileLock(str(settings.index_dir / ".lock")):
+        with pytest.raises(IndexBusy, match="RAG_LOCK_TIMEOUT"):
+            Assistant(settings).ingest(on_wait=lambda: waited.append(True))
+    assert waited == [True]
+    assert Assistant(settings).ingest().embedded == 4  # free again once released
+
+
+def test_empty_corpus_keeps_the_previous_index(make_settings, docs):
+    settings = make_settings()
+    Assistant(settings).ingest()
+    for path in docs.iterdir():
+        path.write_text("")
+    with pytest.raises(EmptyCorpus):
+        Assistant(settings).ingest()
+    assert Assistant(settings).search("kafka").hits
+
+
+def test_query_model_export_is_checked_and_restored(make_settings, docs):
+    settings = make_settings()
+    Assistant(settings).ingest()
+    data = settings.index_dir / "onnx" / "model.onnx.data"
+    with data.open("r+b") as handle:  # flip one weight byte
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(IndexCorrupt, match="model.onnx.data"):
+        Assistant(settings).search("kafka")
+    report = Assistant(settings).ingest()  # nothing to embed, but the export is made again
+    assert report.embedded == 0
+    assert Assistant(settings).search("replayable event streams").hits[0].passage.titles == ["Moving to Kafka"]
+
+
+def test_queries_without_the_export_fall_back_to_sentence_transformers(make_settings, docs):
+    settings = make_settings()
+    Assistant(settings).ingest()
+    onnx_hit = Assistant(settings).search("cache hit rate").hits[0]
+    torch_hit = Assistant(make_settings(query_backend="torch")).search("cache hit rate").hits[0]
+    assert torch_hit.passage == onnx_hit.passage
+    assert torch_hit.score == pytest.approx(onnx_hit.score, abs=1e-4)
