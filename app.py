@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rag import Assistant, RagError, Settings
+from rag import Assistant, RagError
+from rag.config import load_settings
 
 st.set_page_config(page_title="Case-study search", page_icon="🔎")
 
@@ -12,7 +13,7 @@ st.set_page_config(page_title="Case-study search", page_icon="🔎")
 @st.cache_resource
 def assistant() -> Assistant:
     """One assistant (model and index) per server process, not per rerun."""
-    return Assistant(Settings())
+    return Assistant(load_settings())
 
 
 def show_status(helper: Assistant) -> None:
@@ -45,8 +46,12 @@ def show_results(helper: Assistant, question: str, k: int) -> None:
                 st.caption(source.title + (f" › {source.section}" if source.section else ""))
 
 
-helper = assistant()
 st.title("Case-study search")
+try:
+    helper = assistant()
+except RagError as exc:  # a bad setting: say which, and stop
+    st.error(str(exc))
+    st.stop()
 show_status(helper)
 k = st.sidebar.slider("Passages", 1, 20, helper.settings.top_k)
 question = st.chat_input("Ask about the case studies")

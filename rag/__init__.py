@@ -5,11 +5,11 @@
 """
 
 from .assistant import Assistant
-from .config import Settings
+from .config import Settings, load_settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .types import Hit, IndexInfo, IngestReport, Passage, Post, SearchResult, Source
 
 __all__ = [
-    "Assistant", "Settings", "RagError", "UserError", "IndexMissing", "IndexMismatch", "IndexCorrupt",
+    "Assistant", "Settings", "load_settings", "RagError", "UserError", "IndexMissing", "IndexMismatch", "IndexCorrupt",
     "Hit", "IndexInfo", "IngestReport", "Passage", "Post", "SearchResult", "Source",
 ]

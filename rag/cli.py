@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .assistant import Assistant
-from .config import Settings
+from .config import load_settings
 from .errors import EmptyQuestion, RagError, UserError
 from .types import IngestReport, SearchResult
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     as_json = getattr(args, "json", False) or bool(getattr(args, "batch", None))
     try:
-        assistant = Assistant(Settings())
+        assistant = Assistant(load_settings())
         return COMMANDS[args.command](assistant, args)
     except RagError as exc:
         return _fail(str(exc), exc.exit_code, as_json)

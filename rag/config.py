@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import UserError
 
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -49,3 +51,14 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(
         300.0, ge=0, description="Seconds an ingest waits for another ingest's lock before giving up (exit 2)."
     )
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment and .env; a bad value is the user's to fix, named by its variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RAG_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        raise UserError(f"invalid setting ({problems}): fix it in the environment or .env") from None

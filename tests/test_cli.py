@@ -164,3 +164,9 @@ def test_console_script_end_to_end(tmp_path):
     assert "PgBouncer" in json.loads(search.stdout)["passages"][0]["text"]
     empty = subprocess.run([rag, "search", ""], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert empty.returncode == 2 and empty.stderr.startswith("rag: error: the question is empty")
+
+
+def test_invalid_setting_exits_2_naming_the_variable(capsys, monkeypatch):
+    monkeypatch.setenv("RAG_TOP_K", "many")
+    code, _, err = run(capsys, "info")
+    assert code == 2 and "RAG_TOP_K" in err and err.count("\n") == 1
