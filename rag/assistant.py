@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .config import Settings
@@ -11,7 +11,13 @@ from .corpus import load_paths
 from .ingest import QUERY_MODEL_DIR, build_spec, changed_files, project_dir, recorded_roots, run_ingest
 from .manifest import read_manifest, verify_file
 from .questions import clean_question
-from .types import IndexInfo, IngestReport, SearchResult
+from .citations import check
+from .conversation import as_turns, looks_like_follow_up, rule_rewrite
+from .errors import RagError
+from .extractive import extractive_draft
+from .prompts import ABSTAIN_TEXT, NO_ANSWER
+from .retrieval import dense_search
+from .types import Answer, Citation, IndexInfo, IngestReport, SearchResult
 
 
 class Assistant:
@@ -52,8 +58,6 @@ class Assistant:
     # ------------------------------------------------------------ queries
 
     def search(self, question: str, k: int | None = None) -> SearchResult:
-        from .retrieval import dense_search
-
         question, notices = clean_question(question, self.settings.max_question_chars)
         started = time.perf_counter()
         store, encoder = self._loaded()
@@ -61,6 +65,104 @@ class Assistant:
         hits = dense_search(store, encoder, question, k or self.settings.top_k)
         timings = {"load_ms": _ms(started, loaded), "search_ms": _ms(loaded, time.perf_counter())}
         return SearchResult(question, tuple(hits), tuple(notices), timings)
+
+    def ask(self, question: str, history=None, k: int | None = None, answerer: str | None = None) -> Answer:
+        """A short cited answer (or an abstention with near misses)."""
+        *_, answer = self.stream(question, history=history, k=k, answerer=answerer)
+        return answer
+
+    def stream(self, question: str, history=None, k: int | None = None,
+               answerer: str | None = None) -> Iterator[str | Answer]:
+        """Yield the answer's text as it is written, then the final, verified Answer.
+
+        An LLM's streamed draft can differ from the final text: unsupported sentences are removed and
+        markers renumbered, so show Answer.text once it arrives.
+        """
+        started = time.perf_counter()
+        question, notices = clean_question(question, self.settings.max_question_chars)
+        mode = self._answerer(answerer)
+        turns = as_turns(history, self.settings.history_turns)
+        standalone = self._standalone(turns, question, mode, notices)
+        store, encoder = self._loaded()
+        retrieved = time.perf_counter()
+        hits = dense_search(store, encoder, standalone, k or self.settings.top_k)
+        draft_started = time.perf_counter()
+        timings = {"retrieve_ms": _ms(retrieved, draft_started)}
+        if not hits or hits[0].score < self.settings.min_score:
+            yield self._abstain(question, standalone, hits, "extractive" if mode == "extractive" else mode,
+                                notices, timings, started)
+            return
+        if mode == "llm":
+            draft, mode = yield from self._llm_draft(standalone, hits, notices)
+        else:
+            draft = extractive_draft(standalone, hits, encoder, self.settings.answer_max_sentences)
+        timings["generate_ms"] = _ms(draft_started, time.perf_counter())
+        answer = self._verified(question, standalone, draft, hits, mode, notices, timings, started)
+        if mode != "llm":
+            yield answer.text
+        yield answer
+
+    def _answerer(self, requested: str | None) -> str:
+        mode = requested or self.settings.answerer
+        if mode == "auto":
+            return "llm" if self.settings.openai_api_key is not None else "extractive"
+        if mode == "llm" and self.settings.openai_api_key is None:
+            from .llm import chat_model
+
+            chat_model(self.settings)  # raises the error that says what to set
+        return mode
+
+    def _standalone(self, turns, question: str, mode: str, notices: list[str]) -> str:
+        if not turns or not looks_like_follow_up(question):
+            return question
+        if mode == "llm":
+            from .llm import condense
+
+            try:
+                return condense(self.settings, turns, question)
+            except RagError as exc:
+                if not self.settings.llm_fallback:
+                    raise
+                notices.append(f"the LLM could not rewrite the follow-up ({exc}); used a simple rule")
+        return rule_rewrite(turns, question)
+
+    def _llm_draft(self, question: str, hits, notices: list[str]):
+        """Stream the LLM's draft; on failure, fall back to the extractive draft if the settings allow."""
+        from .llm import stream_answer
+
+        pieces: list[str] = []
+        try:
+            for piece in stream_answer(self.settings, question, hits):
+                pieces.append(piece)
+                yield piece
+            return "".join(pieces), "llm"
+        except RagError as exc:
+            if not self.settings.llm_fallback:
+                raise
+            notices.append(f"the LLM failed, so this answer is extractive: {exc}")
+            _, encoder = self._loaded()
+            draft = extractive_draft(question, hits, encoder, self.settings.answer_max_sentences)
+            return draft, "extractive (LLM failed)"
+
+    def _verified(self, question, standalone, draft, hits, mode, notices, timings, started) -> Answer:
+        if NO_ANSWER.lower() in draft.lower():
+            return self._abstain(question, standalone, hits, mode, notices, timings, started)
+        checked = check(draft, [h.passage.text for h in hits], self.settings.citation_min_support)
+        if not checked.cited:
+            notices.append("no sentence of the draft answer was supported by the passages")
+            return self._abstain(question, standalone, hits, mode, notices, timings, started,
+                                 unsupported=checked.unsupported)
+        if checked.unsupported:
+            notices.append(f"removed {len(checked.unsupported)} sentence(s) no passage supports")
+        citations = tuple(Citation(n, hits[i]) for n, i in enumerate(checked.cited, 1))
+        timings["total_ms"] = _ms(started, time.perf_counter())
+        return Answer(question, checked.text, citations, False, mode, standalone, (),
+                      tuple(checked.unsupported), tuple(notices), timings)
+
+    def _abstain(self, question, standalone, hits, mode, notices, timings, started, unsupported=()) -> Answer:
+        timings["total_ms"] = _ms(started, time.perf_counter())
+        return Answer(question, ABSTAIN_TEXT, (), True, mode, standalone, tuple(hits[:3]),
+                      tuple(unsupported), tuple(notices), timings)
 
     def _loaded(self):
         if self._store is None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .assistant import Assistant
 from .config import load_settings
-from .errors import EmptyQuestion, RagError, UserError
-from .types import IngestReport, SearchResult
+from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
+from .types import Answer, IngestReport, SearchResult, Turn
 
 
 def _positive_k(text: str) -> int:
@@ -46,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--k", type=_positive_k, default=None, help="how many passages (default RAG_TOP_K)")
     search.add_argument("--json", action="store_true", help="print one JSON object")
     search.add_argument("--batch", metavar="FILE", help="one question per line ('-' for stdin), JSON lines out")
+
+    ask = commands.add_parser("ask", help="a short answer with verified [n] citations")
+    ask.add_argument("question", nargs="?", help="the question (omit with --batch)")
+    ask.add_argument("--k", type=_positive_k, default=None, help="passages to answer from (default RAG_TOP_K)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--batch", metavar="FILE", help="one question per line ('-' for stdin), JSON lines out")
+    ask.add_argument("--answerer", choices=["auto", "extractive", "llm"], help="override RAG_ANSWERER")
+
+    chat = commands.add_parser("chat", help="an interactive chat in the terminal (follow-ups use the history)")
+    chat.add_argument("--k", type=_positive_k, default=None, help="passages to answer from (default RAG_TOP_K)")
+    chat.add_argument("--answerer", choices=["auto", "extractive", "llm"], help="override RAG_ANSWERER")
 
     info = commands.add_parser("info", help="what the index holds and which files changed since")
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -115,17 +126,25 @@ def _describe_ingest(report: IngestReport) -> str:
 
 def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.batch:
-        return _search_batch(assistant, args)
-    if args.question is None:
-        raise UserError("give a question, e.g. rag search \"how did they cut costs?\", or use --batch FILE")
-    result = assistant.search(args.question, k=args.k)
-    for notice in result.notices:
-        print(f"rag: note: {notice}", file=sys.stderr)
+        return _batch(args, lambda line: assistant.search(line, k=args.k))
+    result = assistant.search(_question(args, "search"), k=args.k)
+    _print_notices(result.notices)
     if args.json:
         _print_json(result.to_dict())
     else:
         print(_describe_search(result))
     return 0
+
+
+def _question(args: argparse.Namespace, command: str) -> str:
+    if args.question is None:
+        raise UserError(f"give a question, e.g. rag {command} \"how did they cut costs?\", or use --batch FILE")
+    return args.question
+
+
+def _print_notices(notices) -> None:
+    for notice in notices:
+        print(f"rag: note: {notice}", file=sys.stderr)
 
 
 def _read_lines(source: str) -> Iterator[str]:
@@ -139,12 +158,12 @@ def _read_lines(source: str) -> Iterator[str]:
         raise UserError(f"cannot read the batch file {source}: {exc}") from exc
 
 
-def _search_batch(assistant: Assistant, args: argparse.Namespace) -> int:
+def _batch(args: argparse.Namespace, run) -> int:
     """One JSON line out per line in; a bad line gets an error object and the rest go on."""
     failures = 0
     for line in _read_lines(args.batch):
         try:
-            _print_json(assistant.search(line, k=args.k).to_dict())
+            _print_json(run(line).to_dict())
         except EmptyQuestion as exc:
             failures += 1
             _print_json({"question": line, "error": str(exc)})
@@ -156,10 +175,92 @@ def _describe_search(result: SearchResult) -> str:
         return "no passages found"
     blocks = []
     for rank, hit in enumerate(result.hits, 1):
-        where = "; ".join(f"{s.title}" + (f" › {s.section}" if s.section else "") for s in hit.passage.sources)
+        where = _where(hit.passage)
         body = textwrap.fill(hit.passage.text, width=100, initial_indent="    ", subsequent_indent="    ")
         blocks.append(f"{rank}. [{hit.score:.3f}] {where}\n{body}")
     return "\n\n".join(blocks)
+
+
+def cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
+    if args.batch:
+        return _batch(args, lambda line: assistant.ask(line, k=args.k, answerer=args.answerer))
+    answer = assistant.ask(_question(args, "ask"), k=args.k, answerer=args.answerer)
+    _print_notices(answer.notices)
+    if args.json:
+        _print_json(answer.to_dict())
+    else:
+        print(answer.text + "\n\n" + _describe_sources(answer) + f"\n({answer.answerer} answer)")
+    return 0
+
+
+def _describe_sources(answer: Answer) -> str:
+    if answer.abstained:
+        if not answer.near_misses:
+            return "Nothing in the index came close."
+        lines = ["Closest passages (near misses, not sources):"]
+        lines += [f"  - {_where(h.passage)}: {_clip(h.passage.text)}" for h in answer.near_misses]
+        return "\n".join(lines)
+    lines = ["Sources:"]
+    for citation in answer.citations:
+        lines.append(f"  [{citation.marker}] {_where(citation.hit.passage)}")
+        lines.append(textwrap.fill(citation.hit.passage.text, width=100, initial_indent="      ",
+                                   subsequent_indent="      "))
+    return "\n".join(lines)
+
+
+def _where(passage) -> str:
+    return "; ".join(s.title + (f" › {s.section}" if s.section else "") for s in passage.sources)
+
+
+def _clip(text: str, width: int = 120) -> str:
+    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
+
+
+def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
+    """Read questions until EOF or /quit; /new forgets the history."""
+    print("Ask about the case studies. /new starts over, /quit (or Ctrl-D) leaves.", file=sys.stderr)
+    history: list[Turn] = []
+    while True:
+        try:
+            question = input("you> ").strip()
+        except EOFError:
+            return 0
+        if question in ("/quit", "/exit"):
+            return 0
+        if question == "/new":
+            history.clear()
+            print("(new conversation)")
+            continue
+        if not question:
+            continue
+        try:
+            answer = _chat_turn(assistant, question, history, args)
+        except UserError as exc:
+            if isinstance(exc, (IndexMissing, IndexCorrupt, IndexMismatch)):
+                raise
+            print(f"rag: error: {exc}", file=sys.stderr)
+            continue
+        history += [Turn("user", question), Turn("assistant", answer.text)]
+
+
+def _chat_turn(assistant: Assistant, question: str, history: list[Turn], args: argparse.Namespace) -> Answer:
+    streamed: list[str] = []
+    answer = None
+    for piece in assistant.stream(question, history=history, k=args.k, answerer=args.answerer):
+        if isinstance(piece, Answer):
+            answer = piece
+            break
+        if not streamed and piece:
+            print("rag> ", end="", flush=True)
+        streamed.append(piece)
+        print(piece, end="", flush=True)
+    if answer.standalone_question != question:
+        print(f"\n(searched for: {answer.standalone_question})", end="")
+    if "".join(streamed).strip() != answer.text:
+        print(f"\n\nChecked answer: {answer.text}", end="")
+    print("\n" + _describe_sources(answer) + "\n")
+    _print_notices(answer.notices)
+    return answer
 
 
 def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
@@ -177,4 +278,4 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "info": cmd_info}
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "info": cmd_info}

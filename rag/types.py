@@ -133,3 +133,50 @@ class IndexInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message of a conversation: role is "user" or "assistant"."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    marker: int
+    hit: Hit
+
+    def to_dict(self) -> dict:
+        return {"marker": self.marker, **self.hit.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A short answer whose every [n] marker has a Citation; near misses when it abstains."""
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    answerer: str
+    standalone_question: str = ""
+    near_misses: tuple[Hit, ...] = ()
+    unsupported: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "standalone_question": self.standalone_question or self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "answerer": self.answerer,
+            "citations": [c.to_dict() for c in self.citations],
+            "near_misses": [h.to_dict() for h in self.near_misses],
+            "unsupported": list(self.unsupported),
+            "notices": list(self.notices),
+            "timings": self.timings,
+        }

@@ -1,0 +1,126 @@
+"""Citation markers: parse, check against the passages they name, renumber (pure functions).
+
+A draft answer (from the LLM or the extractive answerer) marks each sentence with [n] pointing at the
+n-th retrieved passage. Markers that point nowhere are dropped; a sentence keeps only the markers whose
+passage really shares its wording; a sentence no passage supports is removed and reported. Kept markers
+are renumbered 1, 2, ... in order of first use, and only cited passages are listed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .chunking import split_sentences
+
+MARKER = re.compile(r"\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\]")
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+_LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\])+")
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+_STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been
+before being below between both but by can could did do does doing down during each few for from further had
+has have having he her here hers him his how i if in into is it its itself just me more most my no nor not
+now of off on once only or other our ours out over own same she should so some such than that the their
+them then there these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours""".split())
+
+
+@dataclass
+class Checked:
+    """A verified draft: final text, the passage indexes it cites in marker order, what was removed."""
+
+    text: str
+    cited: list[int] = field(default_factory=list)  # 0-based passage indexes; marker n is cited[n-1]
+    unsupported: list[str] = field(default_factory=list)
+    dropped_markers: list[str] = field(default_factory=list)
+
+
+def parse_marker(marker: str, limit: int) -> tuple[list[int], bool]:
+    """Numbers in '[1]', '[1, 3]', '[1-2]' that fall in 1..limit, and whether any fell outside."""
+    numbers, outside = [], False
+    for part in re.split(r"\s*,\s*", marker.strip("[] \t")):
+        bounds = [int(x) for x in re.split(r"\s*[-–]\s*", part)]
+        low, high = bounds[0], bounds[-1]
+        if low > high or low < 1 or high > limit:
+            outside = True
+        numbers.extend(range(max(low, 1), min(high, limit) + 1))  # clamped: [1-999] costs nothing
+    return list(dict.fromkeys(numbers)), outside
+
+
+def find_markers(text: str) -> list[re.Match]:
+    """Markers outside code spans: "[0]" inside `code` or a fenced block is not a citation."""
+    code = [m.span() for m in _CODE.finditer(text)]
+    return [m for m in MARKER.finditer(text) if not any(a <= m.start() < b for a, b in code)]
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words minus stopwords, cut to 6 letters so 'optimizing' meets 'optimization'."""
+    return {w[:6] for w in _WORD.findall(MARKER.sub(" ", text.lower())) if w not in _STOPWORDS}
+
+
+def support(sentence: str, passage: str) -> float:
+    """Share of the sentence's content words that the passage contains (1.0 for a sentence with none)."""
+    words = content_words(sentence)
+    return len(words & content_words(passage)) / len(words) if words else 1.0
+
+
+def sentences_with_markers(draft: str) -> list[str]:
+    """Sentences, with a marker run that opens a sentence ("... costs. [1] Then ...") given back to the one before."""
+    sentences: list[str] = []
+    for sentence in split_sentences(draft.strip()):
+        lead = _LEADING_MARKERS.match(sentence)
+        if lead and sentences:
+            sentences[-1] = f"{sentences[-1]} {lead.group(0).strip()}"
+            sentence = sentence[lead.end():].strip()
+        if sentence:
+            sentences.append(sentence)
+    return sentences
+
+
+def check(draft: str, passages: Sequence[str], min_support: float) -> Checked:
+    result = Checked(text="")
+    kept: list[tuple[str, list[int]]] = []
+    for sentence in sentences_with_markers(draft):
+        claim, wanted = _strip_markers(sentence, len(passages), result)
+        if not claim:
+            continue
+        valid = [n for n in wanted if support(claim, passages[n - 1]) >= min_support]
+        if not valid and content_words(claim):
+            best = max(range(len(passages)), key=lambda i: support(claim, passages[i]), default=None)
+            if best is None or support(claim, passages[best]) < min_support:
+                result.unsupported.append(claim)
+                continue
+            valid = [best + 1]  # the draft named the wrong passage; this one says it
+        kept.append((claim, valid))
+    result.text = _renumber(kept, result.cited)
+    return result
+
+
+def _strip_markers(sentence: str, limit: int, result: Checked) -> tuple[str, list[int]]:
+    wanted: list[int] = []
+    for match in find_markers(sentence):
+        numbers, outside = parse_marker(match.group(0), limit)
+        wanted.extend(n for n in numbers if n not in wanted)
+        if outside:
+            result.dropped_markers.append(match.group(0))
+    claim = sentence
+    for match in reversed(find_markers(sentence)):
+        claim = claim[:match.start()] + claim[match.end():]
+    claim = re.sub(r"\s+([.,;:!?])", r"\1", " ".join(claim.split()))
+    return claim, wanted
+
+
+def _renumber(kept: list[tuple[str, list[int]]], cited: list[int]) -> str:
+    out = []
+    for claim, numbers in kept:
+        for n in numbers:
+            if n - 1 not in cited:
+                cited.append(n - 1)
+        if not numbers:
+            out.append(claim)
+            continue
+        marker = "[" + ", ".join(str(m) for m in sorted(cited.index(n - 1) + 1 for n in numbers)) + "]"
+        body, end = (claim[:-1], claim[-1]) if claim[-1:] in ".!?" else (claim, "")
+        out.append(f"{body} {marker}{end}")
+    return " ".join(out)
