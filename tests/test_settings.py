@@ -18,11 +18,15 @@ def test_every_field_has_a_description():
 
 
 def test_env_example_lists_every_setting_with_its_default():
-    documented = dict(re.findall(r"^# (RAG_[A-Z_]+)=(.*)$", ENV_EXAMPLE.read_text(), re.M))
-    assert set(documented) == {f"RAG_{name.upper()}" for name in Settings.model_fields}
+    documented = dict(re.findall(r"^# ([A-Z_]+)=(.*)$", ENV_EXAMPLE.read_text(), re.M))
+    names = {field.validation_alias or f"RAG_{name.upper()}": name for name, field in Settings.model_fields.items()}
+    assert set(documented) == set(names)
     for env_name, value in documented.items():
-        name = env_name.removeprefix("RAG_").lower()
-        assert getattr(Settings(**{name: value}), name) == Settings.model_fields[name].default, env_name
+        name, default = names[env_name], Settings.model_fields[names[env_name]].default
+        if value == "":
+            assert default is None, env_name
+        else:
+            assert getattr(Settings(**{name: value}), name) == default, env_name
 
 
 def test_environment_and_dotenv(monkeypatch, tmp_path):
