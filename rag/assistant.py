@@ -93,9 +93,9 @@ class Assistant:
                                 notices, timings, started)
             return
         if mode == "llm":
-            draft, mode = yield from self._llm_draft(standalone, hits, notices)
+            draft, mode = yield from self._llm_draft(question, standalone, hits, notices)
         else:
-            draft = extractive_draft(standalone, hits, encoder, self.settings.answer_max_sentences)
+            draft = extractive_draft([question, standalone], hits, encoder, self.settings.answer_max_sentences)
         timings["generate_ms"] = _ms(draft_started, time.perf_counter())
         answer = self._verified(question, standalone, draft, hits, mode, notices, timings, started)
         if mode != "llm":
@@ -126,13 +126,13 @@ class Assistant:
                 notices.append(f"the LLM could not rewrite the follow-up ({exc}); used a simple rule")
         return rule_rewrite(turns, question)
 
-    def _llm_draft(self, question: str, hits, notices: list[str]):
+    def _llm_draft(self, question: str, standalone: str, hits, notices: list[str]):
         """Stream the LLM's draft; on failure, fall back to the extractive draft if the settings allow."""
         from .llm import stream_answer
 
         pieces: list[str] = []
         try:
-            for piece in stream_answer(self.settings, question, hits):
+            for piece in stream_answer(self.settings, standalone, hits):
                 pieces.append(piece)
                 yield piece
             return "".join(pieces), "llm"
@@ -141,7 +141,7 @@ class Assistant:
                 raise
             notices.append(f"the LLM failed, so this answer is extractive: {exc}")
             _, encoder = self._loaded()
-            draft = extractive_draft(question, hits, encoder, self.settings.answer_max_sentences)
+            draft = extractive_draft([question, standalone], hits, encoder, self.settings.answer_max_sentences)
             return draft, "extractive (LLM failed)"
 
     def _verified(self, question, standalone, draft, hits, mode, notices, timings, started) -> Answer:

@@ -17,6 +17,7 @@ from .types import Chunk, Post, Source
 TokenCounter = Callable[[str], int]
 
 CHUNKING_VERSION = 1
+_MIN_SENTENCE_WORDS = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 _TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
 
@@ -33,6 +34,20 @@ def passage_key(text: str) -> str:
 
 def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def sentence_units(text: str) -> list[str]:
+    """Sentences, with a very short one ("The difference?") joined to the sentence that completes it."""
+    units: list[str] = []
+    carry = ""
+    for sentence in split_sentences(text):
+        sentence = f"{carry} {sentence}".strip()
+        carry = sentence if len(sentence.split()) < _MIN_SENTENCE_WORDS else ""
+        if not carry:
+            units.append(sentence)
+    if carry:
+        units.append(carry)
+    return units
 
 
 def _pack(pieces: list[str], count_tokens: TokenCounter, max_tokens: int) -> list[str]:

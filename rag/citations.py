@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .chunking import split_sentences
+from .chunking import sentence_units
 
 MARKER = re.compile(r"\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\]")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
@@ -68,7 +68,7 @@ def support(sentence: str, passage: str) -> float:
 def sentences_with_markers(draft: str) -> list[str]:
     """Sentences, with a marker run that opens a sentence ("... costs. [1] Then ...") given back to the one before."""
     sentences: list[str] = []
-    for sentence in split_sentences(draft.strip()):
+    for sentence in sentence_units(draft.strip()):
         lead = _LEADING_MARKERS.match(sentence)
         if lead and sentences:
             sentences[-1] = f"{sentences[-1]} {lead.group(0).strip()}"

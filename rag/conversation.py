@@ -9,7 +9,7 @@ from .types import Turn
 
 _FOLLOW_UP = re.compile(
     r"^\s*(and|but|also|so|then|what about|how about|why|how long|how much)\b"
-    r"|\b(it|its|that|this|those|these|they|them|their|there|he|she|same)\b",
+    r"|\b(it|its|that|this|those|these|them|there|same)\b",
     re.I,
 )
 _SHORT = 4

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .chunking import split_sentences
+from .chunking import sentence_units
 from .retrieval import QueryEncoder
 from .types import Hit
 
@@ -19,15 +19,24 @@ _MARGIN = 0.12
 _PER_PASSAGE = 2
 
 
-def extractive_draft(question: str, hits: Sequence[Hit], encoder: QueryEncoder, max_sentences: int) -> str:
+def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: QueryEncoder,
+                     max_sentences: int) -> str:
+    """Pick sentences for the question as asked and as rewritten (a follow-up's own words say what it
+    wants, "how long"; the rewrite says about what)."""
     candidates = [(rank, order, sentence)
                   for rank, hit in enumerate(hits)
-                  for order, sentence in enumerate(split_sentences(hit.passage.text))]
+                  for order, sentence in enumerate(sentence_units(hit.passage.text))]
     if not candidates:
         return ""
-    vectors = encoder.encode([question] + [sentence for _, _, sentence in candidates])
+    # Each sentence is read with the one before it: "The migration took two weeks." only says *which*
+    # migration next to its predecessor, and the detail a question asks for often sits there.
+    in_context = [sentence if order == 0 else f"{previous} {sentence}"
+                  for (_, order, sentence), (_, _, previous) in zip(candidates, [(0, 0, "")] + candidates)]
+    asked = list(dict.fromkeys(questions))
+    vectors = encoder.encode(asked + in_context)
+    similarity = (vectors[len(asked):] @ vectors[: len(asked)].T).mean(axis=1)
     # The sentence's own similarity, plus its passage's: a sentence reads best in a passage that fits.
-    scores = vectors[1:] @ vectors[0] + 0.5 * np.array([hits[rank].score for rank, _, _ in candidates])
+    scores = similarity + 0.5 * np.array([hits[rank].score for rank, _, _ in candidates])
     best = float(scores.max())
     chosen: list[tuple[int, int, str]] = []
     for index in np.argsort(-scores, kind="stable"):
