@@ -36,8 +36,11 @@ def chat_model(settings: Settings, streaming: bool = True):
     if settings.openai_api_key is None:
         raise LLMConfigError("the LLM answerer needs OPENAI_API_KEY (and OPENAI_BASE_URL for a server "
                              "other than OpenAI's); set them, or use the extractive answerer")
-    from langchain_openai import ChatOpenAI
-
+    try:
+        from langchain_openai import ChatOpenAI
+    except ImportError as exc:
+        raise LLMConfigError(f"the LLM answerer needs {exc.name}: pip install -e . in the project's "
+                             "virtual environment") from None
     return ChatOpenAI(
         model=settings.llm_model, api_key=settings.openai_api_key, base_url=settings.openai_base_url,
         temperature=settings.llm_temperature, timeout=settings.llm_timeout,
