@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .config import Settings
+from .embeddings import Progress
 from .corpus import load_paths
 from .ingest import QUERY_MODEL_DIR, build_spec, changed_files, project_dir, recorded_roots, run_ingest
 from .manifest import read_manifest, verify_file
@@ -34,7 +37,7 @@ class Assistant:
     # ------------------------------------------------------------ index
 
     def ingest(
-        self, paths: Sequence[Path | str] | None = None, rebuild: bool = False, progress: bool = False,
+        self, paths: Sequence[Path | str] | None = None, rebuild: bool = False, progress: Progress = False,
         on_wait: Callable[[], None] | None = None,
     ) -> IngestReport:
         report = run_ingest(self.settings, [Path(p) for p in paths or []], rebuild, progress, on_wait)
@@ -99,7 +102,7 @@ class Assistant:
         timings["generate_ms"] = _ms(draft_started, time.perf_counter())
         answer = self._verified(question, standalone, draft, hits, mode, notices, timings, started)
         if mode != "llm":
-            yield answer.text
+            yield from re.findall(r"\S+\s*", answer.text)  # the text as it is written, like the LLM's
         yield answer
 
     def _answerer(self, requested: str | None) -> str:
@@ -163,6 +166,16 @@ class Assistant:
         timings["total_ms"] = _ms(started, time.perf_counter())
         return Answer(question, ABSTAIN_TEXT, (), True, mode, standalone, tuple(hits[:3]),
                       tuple(unsupported), tuple(notices), timings)
+
+    def load(self) -> None:
+        """Load the index and the query model now rather than at the first question."""
+        self._loaded()
+
+    def configured(self, **updates) -> Assistant:
+        """A copy with some settings changed that shares this one's loaded index and model."""
+        clone = copy.copy(self)
+        clone.settings = self.settings.model_copy(update=updates)
+        return clone
 
     def _loaded(self):
         if self._store is None:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .config import BUNDLED_MODEL
 from .errors import ModelUnavailable
+
+
+Progress = bool | Callable[[int, int], None]
 
 
 @functools.lru_cache(maxsize=8)
@@ -84,13 +88,22 @@ class SentenceEncoder:
         self.batch_size = batch_size
         self.dimension = int(self.model.get_embedding_dimension())
 
-    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], progress: Progress = False) -> np.ndarray:
+        """Vectors for texts; progress is True for a terminal bar, or a callback(done, total)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=progress,
-        )
+        if not callable(progress):
+            return self._encode(texts, bool(progress))
+        step = self.batch_size * 4  # a few batches per report: smooth enough, and ST still sorts by length
+        parts = []
+        for start in range(0, len(texts), step):
+            parts.append(self._encode(texts[start:start + step], False))
+            progress(min(start + step, len(texts)), len(texts))
+        return np.concatenate(parts)
+
+    def _encode(self, texts: list[str], bar: bool) -> np.ndarray:
+        vectors = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=bar)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 

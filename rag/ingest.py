@@ -18,7 +18,7 @@ import numpy as np
 from .chunking import CHUNKING_VERSION, chunk_posts, group_duplicates
 from .config import Settings
 from .corpus import LoadResult, display_path, load_paths
-from .embeddings import load_encoder, model_window, resolve_model_path, token_counter
+from .embeddings import Progress, load_encoder, model_window, resolve_model_path, token_counter
 from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing
 from .manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
 from .store import FaissStore, Record, ingest_lock, remove_stale_files, write_generation
@@ -73,7 +73,7 @@ def _open_previous(settings: Settings, spec: BuildSpec) -> FaissStore | None:
 
 def run_ingest(
     settings: Settings, paths: Sequence[Path] | None = None, rebuild: bool = False,
-    progress: bool = False, on_wait: Callable[[], None] | None = None,
+    progress: Progress = False, on_wait: Callable[[], None] | None = None,
 ) -> IngestReport:
     started = time.perf_counter()
     roots = corpus_roots(settings, paths)
@@ -88,7 +88,7 @@ def run_ingest(
 
 
 def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: FaissStore | None,
-          progress: bool, started: float) -> IngestReport:
+          progress: Progress, started: float) -> IngestReport:
     kept = {previous.manifest.generation} if previous else set()
     remove_stale_files(settings.index_dir, kept)
     base = project_dir(settings)
@@ -109,7 +109,7 @@ def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: Fais
 
 def _build(
     settings: Settings, spec: BuildSpec, loaded: LoadResult, previous: FaissStore | None,
-    root_names: list[str], progress: bool,
+    root_names: list[str], progress: Progress,
 ) -> tuple[Manifest, int]:
     model_path = resolve_model_path(settings.embedding_model)
     chunks = chunk_posts(loaded.posts, token_counter(model_path), spec.max_tokens)

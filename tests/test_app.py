@@ -1,46 +1,130 @@
-"""The Streamlit page starts and searches, through the real script (AppTest)."""
+"""The Streamlit chat through the real script (AppTest): ask, follow up, sources, abstention, faults."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from conftest import SHIPPED_CORPUS
+from fake_openai import FakeOpenAI, status
+from rag.render import safe_markdown
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
+KEY = "sk-app-SENTINEL-55aa"
+
+
+def start(monkeypatch, **env) -> AppTest:
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    st.cache_resource.clear()
+    return AppTest.from_file(APP, default_timeout=60).run()
 
 
 @pytest.fixture
 def app(monkeypatch, shipped_index):
-    import streamlit as st
-
-    monkeypatch.setenv("RAG_INDEX_DIR", str(shipped_index))
-    st.cache_resource.clear()
-    yield AppTest.from_file(APP, default_timeout=60)
+    yield start(monkeypatch, RAG_INDEX_DIR=shipped_index)
     st.cache_resource.clear()
 
 
-def test_page_starts_with_index_status(app):
-    app.run()
+def ask(app: AppTest, question: str) -> AppTest:
+    app.chat_input[0].set_value(question).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def page_text(app: AppTest) -> str:
+    parts = [m.value for m in app.markdown] + [c.value for c in app.caption] + [e.label for e in app.expander]
+    return "\n".join(parts)
+
+
+def test_empty_chat_shows_status_and_examples(app):
     assert not app.exception
-    assert "5 posts · 25 passages" in " ".join(m.value for m in app.sidebar.markdown)
+    assert "**5** posts · **25** passages" in " ".join(m.value for m in app.sidebar.markdown)
+    examples = [b.label for b in app.main.button]
+    assert "How did they cut cloud costs?" in examples
 
 
-def test_question_shows_passages_with_every_post(app):
-    app.run()
-    app.chat_input[0].set_value("How did they fix database connection limits?").run()
+def test_clicking_an_example_asks_it(app):
+    next(b for b in app.main.button if b.label.startswith("Why did the database")).click().run()
     assert not app.exception
-    assert "PgBouncer" in app.text[0].value
-    captions = [c.value for c in app.caption]
-    assert any("Your First 3 Days with CQRS Patterns" in c for c in captions)
-    assert any("Revisiting AI Agent Orchestration" in c for c in captions)
+    assert len(app.chat_message) == 2 and "connection limit" in page_text(app)
 
 
-def test_missing_index_is_a_short_error(monkeypatch, tmp_path):
-    import streamlit as st
+def test_answer_with_markers_and_sources_naming_every_post(app):
+    ask(app, "Which cheap, unexciting changes reduced the cloud bill?")
+    assert len(app.chat_message) == 2
+    answer = app.chat_message[1]
+    assert "\\[1\\]" in answer.markdown[0].value  # the marker, escaped so it renders literally
+    sources = [e.label for e in answer.expander]
+    assert any(label.startswith("[1] ") and label.count(";") == 3 for label in sources)  # four posts
+    assert "extractive answer" in page_text(app)
 
-    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "nothing"))
-    st.cache_resource.clear()
-    app = AppTest.from_file(APP, default_timeout=60).run()
-    assert not app.exception
+
+def test_follow_up_uses_the_history_and_shows_the_rewrite(app):
+    ask(app, "How did they move to structured logging?")
+    ask(app, "and how long did that take?")
+    assert len(app.chat_message) == 4
+    text = page_text(app)
+    assert "Searched for: and how long did that take? \\(following up on: How did they move" in text
+    assert "two weeks" in app.chat_message[3].markdown[0].value
+
+
+def test_abstention_shows_near_misses(app):
+    ask(app, "How do I bake sourdough bread?")
+    text = page_text(app)
+    assert "The case studies don't cover this." in text
+    assert "Near misses" in text and sum(e.label.startswith("Near miss") for e in app.expander) == 3
+
+
+def test_new_chat_clears_the_history(app):
+    ask(app, "How did they cut cloud costs?")
+    next(b for b in app.sidebar.button if b.label == "New chat").click().run()
+    assert len(app.chat_message) == 0
+
+
+def test_llm_endpoint_down_falls_back_and_never_shows_the_key(monkeypatch, shipped_index):
+    with FakeOpenAI() as fake:
+        fake.then(status(500), status(500), status(500))
+        app = start(monkeypatch, RAG_INDEX_DIR=shipped_index, OPENAI_API_KEY=KEY, OPENAI_BASE_URL=fake.url,
+                    RAG_LLM_MAX_RETRIES=0)
+        ask(app, "Why did the database fail during traffic spikes?")
+    text = page_text(app)
+    assert "extractive (LLM failed) answer" in text and "HTTP 500" in text
+    assert KEY not in text + "".join(str(e.value) for e in app.sidebar.text_input)
+
+
+def test_llm_endpoint_down_without_fallback_is_a_short_error(monkeypatch, shipped_index):
+    with FakeOpenAI() as fake:
+        fake.then(status(401))
+        app = start(monkeypatch, RAG_INDEX_DIR=shipped_index, OPENAI_API_KEY=KEY, OPENAI_BASE_URL=fake.url,
+                    RAG_LLM_FALLBACK="false")
+        ask(app, "Why did the database fail during traffic spikes?")
+    assert "check OPENAI_API_KEY" in app.error[0].value and KEY not in app.error[0].value
+
+
+def test_choosing_llm_without_a_key_says_what_to_set(app):
+    app.sidebar.radio[0].set_value("llm").run()
+    assert "Set OPENAI_API_KEY" in app.sidebar.info[0].value
+
+
+def test_reingest_builds_a_missing_index_then_answers(monkeypatch, tmp_path):
+    shutil.copytree(SHIPPED_CORPUS, tmp_path / "corpus")
+    app = start(monkeypatch, RAG_INDEX_DIR=tmp_path / "vectorstore", RAG_CORPUS_DIR=tmp_path / "corpus")
     assert "rag ingest" in app.sidebar.error[0].value
+    next(b for b in app.sidebar.button if b.label == "Re-ingest").click().run()
+    assert not app.exception
+    assert "Embedded 25, reused 0" in app.sidebar.success[0].value
+    ask(app, "How much notice do API consumers get before a breaking change?")
+    assert "twelve weeks" in app.chat_message[1].markdown[0].value
+    st.cache_resource.clear()
+
+
+def test_answer_text_cannot_render_links_or_images():
+    rendered = safe_markdown("See ![x](http://evil.example/p.png) and [here](https://evil.example) "
+                             "or www.evil.example <b>bold</b> **strong**")
+    assert "![" not in rendered and "](" not in rendered and "<b>" not in rendered and "**" not in rendered
+    assert "http://" not in rendered and "https://" not in rendered and "www." not in rendered
