@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup index run test test-fast clean
+CHROMIUM := /usr/lib/chromium/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup browser index run test test-fast screenshot clean
 
 setup: $(STAMP)
 
@@ -16,14 +19,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $@
 
+screenshot: setup browser index
+	$(BIN)/python scripts/screenshot.py
+
 index: setup
 	$(BIN)/rag ingest
 
 run: index
 	$(BIN)/python -m streamlit run app.py --server.port $(PORT) --server.headless true \
-		--browser.gatherUsageStats false
+		--browser.gatherUsageStats false --client.toolbarMode minimal
 
-test: setup
+# The browser test drives Debian's chromium (a browser download cannot work offline).
+browser:
+	test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+test: setup browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 test-fast: setup

@@ -17,14 +17,17 @@ from .types import Hit
 # A sentence must come this close to the best one to join it: keeps answers short and on topic.
 _MARGIN = 0.12
 _PER_PASSAGE = 2
+# Passages scoring well below the best one are context for ranking, not sources of answer sentences.
+_PASSAGE_FLOOR = 0.8
 
 
 def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: QueryEncoder,
                      max_sentences: int) -> str:
     """Pick sentences for the question as asked and as rewritten (a follow-up's own words say what it
     wants, "how long"; the rewrite says about what)."""
+    floor = hits[0].score * _PASSAGE_FLOOR if hits else 0.0
     candidates = [(rank, order, sentence)
-                  for rank, hit in enumerate(hits)
+                  for rank, hit in enumerate(hits) if hit.score >= floor
                   for order, sentence in enumerate(sentence_units(hit.passage.text))]
     if not candidates:
         return ""
