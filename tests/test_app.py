@@ -128,3 +128,20 @@ def test_answer_text_cannot_render_links_or_images():
                              "or www.evil.example <b>bold</b> **strong**")
     assert "![" not in rendered and "](" not in rendered and "<b>" not in rendered and "**" not in rendered
     assert "http://" not in rendered and "https://" not in rendered and "www." not in rendered
+
+
+def test_index_and_model_load_once_per_server_process(monkeypatch, shipped_index):
+    from rag import onnx_encoder, store
+
+    opened = []
+    real_open, real_encoder = store.FaissStore.open.__func__, onnx_encoder.OnnxEncoder.__init__
+    monkeypatch.setattr(store.FaissStore, "open", classmethod(lambda cls, *a: opened.append("index") or
+                                                              real_open(cls, *a)))
+    monkeypatch.setattr(onnx_encoder.OnnxEncoder, "__init__", lambda self, *a: opened.append("model") or
+                        real_encoder(self, *a))
+    app = start(monkeypatch, RAG_INDEX_DIR=shipped_index)
+    ask(app, "How did they cut cloud costs?")
+    ask(app, "Why did the database fail during traffic spikes?")
+    assert len(app.chat_message) == 4
+    assert opened == ["index", "model"]
+    st.cache_resource.clear()
