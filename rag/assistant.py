@@ -19,7 +19,7 @@ from .conversation import as_turns, looks_like_follow_up, rule_rewrite
 from .errors import RagError
 from .extractive import extractive_draft
 from .prompts import ABSTAIN_TEXT, NO_ANSWER
-from .retrieval import dense_search
+from .retrieval import hybrid_search
 from .types import Answer, Citation, IndexInfo, IngestReport, SearchResult
 
 
@@ -65,7 +65,7 @@ class Assistant:
         started = time.perf_counter()
         store, encoder = self._loaded()
         loaded = time.perf_counter()
-        hits = dense_search(store, encoder, question, k or self.settings.top_k)
+        hits = hybrid_search(store, encoder, question, k or self.settings.top_k, self.settings)
         timings = {"load_ms": _ms(started, loaded), "search_ms": _ms(loaded, time.perf_counter())}
         return SearchResult(question, tuple(hits), tuple(notices), timings)
 
@@ -88,10 +88,10 @@ class Assistant:
         standalone = self._standalone(turns, question, mode, notices)
         store, encoder = self._loaded()
         retrieved = time.perf_counter()
-        hits = dense_search(store, encoder, standalone, k or self.settings.top_k)
+        hits = hybrid_search(store, encoder, standalone, k or self.settings.top_k, self.settings)
         draft_started = time.perf_counter()
         timings = {"retrieve_ms": _ms(retrieved, draft_started)}
-        if not hits or hits[0].score < self.settings.min_score:
+        if not hits or max(h.dense_score for h in hits) < self.settings.min_score:
             yield self._abstain(question, standalone, hits, "extractive" if mode == "extractive" else mode,
                                 notices, timings, started)
             return
@@ -152,7 +152,8 @@ class Assistant:
             return self._abstain(question, standalone, hits, mode, notices, timings, started)
         checked = check(draft, [h.passage.text for h in hits], self.settings.citation_min_support)
         if not checked.cited:
-            notices.append("no sentence of the draft answer was supported by the passages")
+            notices.append("no retrieved sentence answers this" if not draft.strip() else
+                           "no sentence of the draft answer was supported by the passages")
             return self._abstain(question, standalone, hits, mode, notices, timings, started,
                                  unsupported=checked.unsupported)
         if checked.unsupported:
@@ -167,14 +168,50 @@ class Assistant:
         return Answer(question, ABSTAIN_TEXT, (), True, mode, standalone, tuple(hits[:3]),
                       tuple(unsupported), tuple(notices), timings)
 
+    def evaluate(self, questions_file: Path | str, k: int | None = None, baseline: bool = False) -> dict:
+        """Quality figures on a question set (see rag.evaluation), and the LangChain recipe's if asked."""
+        from .evaluation import evaluate, load_questions, misses, result_of
+
+        questions = load_questions(Path(questions_file))
+        k = k or self.settings.top_k
+
+        def search(question: str):
+            return [result_of(hit) for hit in self.search(question, k=k).hits]
+
+        report = {"k": k, "rag": evaluate(questions, search, lambda q: self.ask(q, k=k)),
+                  "misses": misses(questions, search)}
+        if baseline:
+            report["baseline"] = evaluate(questions, self._baseline(k))
+        return report
+
+    def _baseline(self, k: int):
+        from .baseline import baseline_search
+        from .embeddings import load_encoder, resolve_model_path
+
+        manifest = read_manifest(self.settings.index_dir)
+        posts = load_paths(recorded_roots(self.settings, manifest), self.settings.max_file_bytes,
+                           project_dir(self.settings)).posts
+        encoder = load_encoder(resolve_model_path(self.settings.embedding_model), self.settings.embed_batch_size)
+        search = baseline_search(posts, encoder)
+        return lambda question: search(question, k)
+
+    def as_retriever(self, k: int | None = None):
+        """A LangChain BaseRetriever over this index (hybrid search, every post named in metadata)."""
+        from .lc_retriever import AssistantRetriever
+
+        return AssistantRetriever(assistant=self, k=k or self.settings.top_k)
+
     def load(self) -> None:
         """Load the index and the query model now rather than at the first question."""
         self._loaded()
 
     def configured(self, **updates) -> Assistant:
-        """A copy with some settings changed that shares this one's loaded index and model."""
+        """A copy with some settings changed that shares this one's loaded index and model
+        (unless the change is to the index or the model)."""
         clone = copy.copy(self)
         clone.settings = self.settings.model_copy(update=updates)
+        if {"index_dir", "embedding_model", "query_backend"} & set(updates):
+            clone._store = clone._encoder = None
         return clone
 
     def _loaded(self):

@@ -96,3 +96,14 @@ def group_duplicates(chunks: Iterable[Chunk]) -> list[tuple[str, str, tuple[Sour
         if chunk.source not in sources:
             sources.append(chunk.source)
     return [(key, text, tuple(sources)) for key, (text, sources) in groups.items()]
+
+
+def embedding_text(text: str, sources: tuple[Source, ...], with_context: bool) -> str:
+    """What the dense model reads for a passage: optionally its posts' titles and sections first, so a
+    paragraph that never names its subject ("The migration took two weeks.") still carries it."""
+    if not with_context:
+        return text
+    titles = list(dict.fromkeys(s.title for s in sources))
+    sections = list(dict.fromkeys(s.section for s in sources if s.section))
+    context = "; ".join(titles) + (f" ({'; '.join(sections)})" if sections else "")
+    return f"{context}\n{text}"

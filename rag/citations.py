@@ -18,7 +18,7 @@ MARKER = re.compile(r"\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\]")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\])+")
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
-_STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been
+STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been
 before being below between both but by can could did do does doing down during each few for from further had
 has have having he her here hers him his how i if in into is it its itself just me more most my no nor not
 now of off on once only or other our ours out over own same she should so some such than that the their
@@ -56,7 +56,7 @@ def find_markers(text: str) -> list[re.Match]:
 
 def content_words(text: str) -> set[str]:
     """Lower-cased words minus stopwords, cut to 6 letters so 'optimizing' meets 'optimization'."""
-    return {w[:6] for w in _WORD.findall(MARKER.sub(" ", text.lower())) if w not in _STOPWORDS}
+    return {w[:6] for w in _WORD.findall(MARKER.sub(" ", text.lower())) if w not in STOPWORDS}
 
 
 def support(sentence: str, passage: str) -> float:

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="an interactive chat in the terminal (follow-ups use the history)")
     chat.add_argument("--k", type=_positive_k, default=None, help="passages to answer from (default RAG_TOP_K)")
     chat.add_argument("--answerer", choices=["auto", "extractive", "llm"], help="override RAG_ANSWERER")
+
+    evaluate = commands.add_parser("eval", help="retrieval and answer quality on a question set")
+    evaluate.add_argument("questions", type=Path, help='JSON lines: {"question", "gold_titles" or "gold_files", '
+                          '"answers"}; empty gold = out of scope')
+    evaluate.add_argument("--k", type=_positive_k, default=None, help="passages per question (default RAG_TOP_K)")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--corpus", type=Path, help="index this corpus in a temporary folder and evaluate on it")
+    evaluate.add_argument("--baseline", action="store_true",
+                          help="also run the plain LangChain recipe (1000/200 splitter, same model, FAISS)")
 
     info = commands.add_parser("info", help="what the index holds and which files changed since")
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -263,6 +273,32 @@ def _chat_turn(assistant: Assistant, question: str, history: list[Turn], args: a
     return answer
 
 
+def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
+    if args.corpus:
+        with tempfile.TemporaryDirectory(prefix="rag-eval-") as folder:
+            scratch = assistant.configured(index_dir=Path(folder) / "vectorstore")
+            scratch.ingest([args.corpus])
+            report = scratch.evaluate(args.questions, k=args.k, baseline=args.baseline)
+    else:
+        report = assistant.evaluate(args.questions, k=args.k, baseline=args.baseline)
+    if args.json:
+        _print_json(report)
+    else:
+        print(_describe_eval(report))
+    return 0
+
+
+def _describe_eval(report: dict) -> str:
+    columns = ["rag"] + (["baseline"] if "baseline" in report else [])
+    lines = [f"{'metric (k=' + str(report['k']) + ')':<24}" + "".join(f"{c:>12}" for c in columns)]
+    for metric in report["rag"]:
+        cells = [report[c].get(metric) for c in columns]
+        lines.append(f"{metric:<24}" + "".join(f"{'-' if v is None else v:>12}" for v in cells))
+    for miss in report["misses"]:
+        lines.append(f"miss: {miss['question']}  gold {miss['gold']}  got {miss['got']}")
+    return "\n".join(lines)
+
+
 def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
     info = assistant.info()
     if args.json:
@@ -278,4 +314,5 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "info": cmd_info}
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval,
+            "info": cmd_info}

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .answerability import can_answer, wanted
 from .chunking import sentence_units
 from .retrieval import QueryEncoder
 from .types import Hit
@@ -25,9 +26,10 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
                      max_sentences: int) -> str:
     """Pick sentences for the question as asked and as rewritten (a follow-up's own words say what it
     wants, "how long"; the rewrite says about what)."""
-    floor = hits[0].score * _PASSAGE_FLOOR if hits else 0.0
+    floor = max(h.dense_score for h in hits) * _PASSAGE_FLOOR if hits else 0.0
+    kind = wanted(questions[0])
     candidates = [(rank, order, sentence)
-                  for rank, hit in enumerate(hits) if hit.score >= floor
+                  for rank, hit in enumerate(hits) if hit.dense_score >= floor
                   for order, sentence in enumerate(sentence_units(hit.passage.text))]
     if not candidates:
         return ""
@@ -35,11 +37,16 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
     # migration next to its predecessor, and the detail a question asks for often sits there.
     in_context = [sentence if order == 0 else f"{previous} {sentence}"
                   for (_, order, sentence), (_, _, previous) in zip(candidates, [(0, 0, "")] + candidates)]
+    # Only sentences of the wanted kind may answer (a quantity needs a number), read in context all the same.
+    usable = [i for i, (_, _, sentence) in enumerate(candidates) if can_answer(kind, sentence, questions[0])]
+    if not usable:
+        return ""
+    candidates, in_context = [candidates[i] for i in usable], [in_context[i] for i in usable]
     asked = list(dict.fromkeys(questions))
     vectors = encoder.encode(asked + in_context)
     similarity = (vectors[len(asked):] @ vectors[: len(asked)].T).mean(axis=1)
     # The sentence's own similarity, plus its passage's: a sentence reads best in a passage that fits.
-    scores = similarity + 0.5 * np.array([hits[rank].score for rank, _, _ in candidates])
+    scores = similarity + 0.5 * np.array([hits[rank].dense_score for rank, _, _ in candidates])
     best = float(scores.max())
     chosen: list[tuple[int, int, str]] = []
     for index in np.argsort(-scores, kind="stable"):

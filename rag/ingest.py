@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import CHUNKING_VERSION, chunk_posts, group_duplicates
+from .chunking import CHUNKING_VERSION, chunk_posts, embedding_text, group_duplicates, passage_key
 from .config import Settings
 from .corpus import LoadResult, display_path, load_paths
 from .embeddings import Progress, load_encoder, model_window, resolve_model_path, token_counter
@@ -30,7 +30,8 @@ QUERY_MODEL_DIR = "onnx"
 
 def build_spec(settings: Settings) -> BuildSpec:
     window = model_window(resolve_model_path(settings.embedding_model))
-    return BuildSpec(settings.embedding_model, CHUNKING_VERSION, min(settings.max_passage_tokens, window))
+    return BuildSpec(settings.embedding_model, CHUNKING_VERSION, min(settings.max_passage_tokens, window),
+                     settings.embed_context)
 
 
 def project_dir(settings: Settings) -> Path:
@@ -113,17 +114,21 @@ def _build(
 ) -> tuple[Manifest, int]:
     model_path = resolve_model_path(settings.embedding_model)
     chunks = chunk_posts(loaded.posts, token_counter(model_path), spec.max_tokens)
-    groups = group_duplicates(chunks)
+    # A record's key hashes the text the model reads, so a vector is reused exactly when it would not change.
+    records = []
+    for _, text, sources in group_duplicates(chunks):
+        embedded = embedding_text(text, sources, settings.embed_context)
+        records.append((Record(passage_key(embedded), text, sources), embedded))
     known = previous.vectors_by_key() if previous else {}
-    missing = [text for key, text, _ in groups if key not in known]
+    missing = {record.key: embedded for record, embedded in records if record.key not in known}
     if missing:
         encoder = load_encoder(model_path, settings.embed_batch_size)
-        fresh = dict(zip((k for k, _, _ in groups if k not in known), encoder.encode(missing, progress)))
+        fresh = dict(zip(missing, encoder.encode(list(missing.values()), progress)))
         dimension = encoder.dimension
     else:
         fresh, dimension = {}, previous.manifest.dimension
-    vectors = np.stack([known.get(key, fresh.get(key)) for key, _, _ in groups])
-    records = [Record(key, text, sources) for key, text, sources in groups]
+    vectors = np.stack([known[r.key] if r.key in known else fresh[r.key] for r, _ in records])
+    records = [record for record, _ in records]
     reusable = previous.manifest if previous and previous.manifest.spec.model == spec.model else None
     manifest = write_generation(
         settings.index_dir, spec, dimension, records, vectors,

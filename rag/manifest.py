@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: FTS5 lexical table beside the passage records
 MANIFEST_NAME = "manifest.json"
 
 
@@ -25,12 +25,13 @@ class BuildSpec:
     model: str
     chunking_version: int
     max_tokens: int
+    embed_context: bool = False
     format_version: int = FORMAT_VERSION
 
     def differences(self, other: BuildSpec) -> list[str]:
         return [
             f"{name}: index has {getattr(other, name)!r}, settings want {getattr(self, name)!r}"
-            for name in ("format_version", "model", "chunking_version", "max_tokens")
+            for name in ("format_version", "model", "chunking_version", "max_tokens", "embed_context")
             if getattr(self, name) != getattr(other, name)
         ]
 

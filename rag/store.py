@@ -84,6 +84,19 @@ class FaissStore:
         scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
+    def lexical(self, terms: Sequence[str], n: int, weights: tuple[float, float, float]) -> list[tuple[int, float]]:
+        """BM25 matches for any of the terms, best first, as (id, score) with higher better."""
+        if not terms:
+            return []
+        query = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        rows = self.db.execute(
+            "SELECT rowid, bm25(lexical, ?, ?, ?) AS rank FROM lexical WHERE lexical MATCH ? "
+            "ORDER BY rank LIMIT ?", (*weights, query, n))
+        return [(int(i), -float(rank)) for i, rank in rows]
+
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if ids else np.zeros((0, self.index.d))
+
     def passages(self, ids: Sequence[int]) -> list[Passage]:
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(f"SELECT id, text, sources FROM passages WHERE id IN ({marks})", list(ids))
@@ -175,9 +188,18 @@ def _write_records(path: Path, records: Sequence[Record]) -> None:
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("CREATE TABLE passages (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, "
                    "text TEXT NOT NULL, sources TEXT NOT NULL)")
+        # BM25 over text, post titles and sections: SQLite's FTS5, saved and checksummed with the records.
+        db.execute("CREATE VIRTUAL TABLE lexical USING fts5(text, titles, sections, "
+                   "tokenize = 'porter unicode61')")
         db.executemany(
             "INSERT INTO passages VALUES (?, ?, ?, ?)",
             ((i, r.key, r.text, json.dumps([s.to_dict() for s in r.sources], ensure_ascii=False))
+             for i, r in enumerate(records)),
+        )
+        db.executemany(
+            "INSERT INTO lexical (rowid, text, titles, sections) VALUES (?, ?, ?, ?)",
+            ((i, r.text, " ; ".join(dict.fromkeys(s.title for s in r.sources)),
+              " ; ".join(dict.fromkeys(s.section for s in r.sources if s.section)))
              for i, r in enumerate(records)),
         )
         db.commit()

@@ -73,12 +73,18 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
+    """A retrieved passage: score orders results (fused, 1.0 = first in every ranking); dense_score is
+    the cosine similarity to the question; lexical_score the BM25 score (0 when no word matched)."""
+
     passage: Passage
     score: float
+    dense_score: float = 0.0
+    lexical_score: float = 0.0
 
     def to_dict(self) -> dict:
         data = self.passage.to_dict()
-        data["score"] = round(self.score, 6)
+        data.update(score=round(self.score, 6), dense_score=round(self.dense_score, 6),
+                    lexical_score=round(self.lexical_score, 6))
         return data
 
 

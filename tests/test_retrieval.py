@@ -1,0 +1,72 @@
+"""Hybrid retrieval, diversity, the LangChain retriever, and `rag eval` with its quality gates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.cli import main
+from rag.retrieval import diversify, fuse, lexical_terms
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_fusion_rewards_agreement_and_scales_to_one():
+    fused = fuse([([1, 2, 3], 1.0), ([2, 9], 1.0)], rrf_k=60)
+    assert max(fused, key=fused.get) == 2
+    assert fuse([([7], 1.0), ([7], 1.0)], rrf_k=60)[7] == pytest.approx(1.0)
+    assert fuse([([1], 1.0), ([2], 0.0)], rrf_k=60)[2] == 0.0
+
+
+def test_diversify_skips_a_near_copy_but_keeps_relevance_order_at_lambda_one():
+    vectors = np.array([[1, 0], [0.999, 0.045], [0, 1]], dtype=np.float32)
+    relevance = np.array([1.0, 0.95, 0.7])
+    assert diversify(relevance, vectors, 2, 1.0) == [0, 1]
+    assert diversify(relevance, vectors, 2, 0.5) == [0, 2]
+
+
+def test_lexical_terms_drop_stopwords_and_keep_identifiers():
+    assert lexical_terms("What is max_connections=200 for the DB?") == ["max_connections", "200", "db"]
+
+
+def test_exact_identifier_is_found_by_the_lexical_side(make_settings, tmp_path):
+    from rag import Assistant
+
+    docs = tmp_path / "corpus"
+    docs.mkdir()
+    for n in range(6):
+        (docs / f"svc{n}.md").write_text(f"# Service {n} runbook\n\nRestart the workers when the queue backs up; "
+                                         f"error ERR-{4000 + n} means the disk on node {n} is full.\n")
+    assistant = Assistant(make_settings())
+    assistant.ingest()
+    assert assistant.search("what does ERR-4003 mean?", k=1).hits[0].passage.titles == ["Service 3 runbook"]
+
+
+def test_results_carry_fused_dense_and_lexical_scores(shipped):
+    hits = shipped.search("PgBouncer connection limit", k=3).hits
+    assert hits[0].score == max(h.score for h in hits) and hits[0].lexical_score > 0
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(-1 <= h.dense_score <= 1 for h in hits)
+
+
+def test_as_retriever_in_an_lcel_chain(shipped):
+    from langchain_core.retrievers import BaseRetriever
+    from langchain_core.runnables import RunnableLambda
+
+    retriever = shipped.as_retriever(k=2)
+    assert isinstance(retriever, BaseRetriever)
+    chain = retriever | RunnableLambda(lambda docs: [(d.metadata["titles"], d.page_content[:20]) for d in docs])
+    titles, text = chain.invoke("database connection limit during traffic spikes")[0]
+    assert text.startswith("Database connection") and len(titles) == 2
+
+
+@pytest.mark.slow
+def test_quality_gates_on_the_case_studies(shipped_index, monkeypatch, capsys):
+    monkeypatch.setenv("RAG_INDEX_DIR", str(shipped_index))
+    assert main(["eval", str(DATA / "eval_case_studies.jsonl"), "--k", "5", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["rag"]
+    assert report["hit@k"] >= 0.95 and report["all_sources@k"] >= 0.90
+    assert report["abstention_recall"] >= 0.90
