@@ -14,7 +14,8 @@ from .corpus import load_paths
 from .ingest import QUERY_MODEL_DIR, build_spec, changed_files, project_dir, recorded_roots, run_ingest
 from .manifest import read_manifest, verify_file
 from .questions import clean_question
-from .citations import check
+from . import logs
+from .citations import check, strip_links
 from .conversation import as_turns, looks_like_follow_up, rule_rewrite
 from .errors import RagError
 from .extractive import extractive_draft
@@ -43,6 +44,10 @@ class Assistant:
         report = run_ingest(self.settings, [Path(p) for p in paths or []], rebuild, progress, on_wait)
         if report.wrote_index:
             self.close()
+        logs.event("ingest", files=report.files, posts=report.posts, passages=report.passages,
+                   unique_passages=report.unique_passages, embedded=report.embedded, reused=report.reused,
+                   changed_files=len(report.changed_files), removed_files=len(report.removed_files),
+                   skipped_files=len(report.skipped), wrote_index=report.wrote_index, seconds=report.seconds)
         return report
 
     def info(self) -> IndexInfo:
@@ -67,6 +72,8 @@ class Assistant:
         loaded = time.perf_counter()
         hits = hybrid_search(store, encoder, question, k or self.settings.top_k, self.settings)
         timings = {"load_ms": _ms(started, loaded), "search_ms": _ms(loaded, time.perf_counter())}
+        logs.event("search", {"question": question}, k=k or self.settings.top_k, hits=len(hits),
+                   question_chars=len(question), **timings)
         return SearchResult(question, tuple(hits), tuple(notices), timings)
 
     def ask(self, question: str, history=None, k: int | None = None, answerer: str | None = None) -> Answer:
@@ -92,15 +99,14 @@ class Assistant:
         draft_started = time.perf_counter()
         timings = {"retrieve_ms": _ms(retrieved, draft_started)}
         if not hits or max(h.dense_score for h in hits) < self.settings.min_score:
-            yield self._abstain(question, standalone, hits, "extractive" if mode == "extractive" else mode,
-                                notices, timings, started)
+            yield _logged(self._abstain(question, standalone, hits, mode, notices, timings, started))
             return
         if mode == "llm":
             draft, mode = yield from self._llm_draft(question, standalone, hits, notices)
         else:
             draft = extractive_draft([question, standalone], hits, encoder, self.settings.answer_max_sentences)
         timings["generate_ms"] = _ms(draft_started, time.perf_counter())
-        answer = self._verified(question, standalone, draft, hits, mode, notices, timings, started)
+        answer = _logged(self._verified(question, standalone, draft, hits, mode, notices, timings, started))
         if mode != "llm":
             yield from re.findall(r"\S+\s*", answer.text)  # the text as it is written, like the LLM's
         yield answer
@@ -159,8 +165,11 @@ class Assistant:
         if checked.unsupported:
             notices.append(f"removed {len(checked.unsupported)} sentence(s) no passage supports")
         citations = tuple(Citation(n, hits[i]) for n, i in enumerate(checked.cited, 1))
+        text, removed = strip_links(checked.text, [c.hit.passage.text for c in citations])
+        if removed:
+            notices.append(f"removed {removed} link(s) or image(s) that no cited passage contains")
         timings["total_ms"] = _ms(started, time.perf_counter())
-        return Answer(question, checked.text, citations, False, mode, standalone, (),
+        return Answer(question, text, citations, False, mode, standalone, (),
                       tuple(checked.unsupported), tuple(notices), timings)
 
     def _abstain(self, question, standalone, hits, mode, notices, timings, started, unsupported=()) -> Answer:
@@ -246,3 +255,10 @@ class Assistant:
 
 def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000, 2)
+
+
+def _logged(answer: Answer) -> Answer:
+    logs.event("ask", {"question": answer.question, "answer": answer.text}, answerer=answer.answerer,
+               abstained=answer.abstained, citations=len(answer.citations), unsupported=len(answer.unsupported),
+               notices=len(answer.notices), **answer.timings)
+    return answer

@@ -124,3 +124,36 @@ def _renumber(kept: list[tuple[str, list[int]]], cited: list[int]) -> str:
         body, end = (claim[:-1], claim[-1]) if claim[-1:] in ".!?" else (claim, "")
         out.append(f"{body} {marker}{end}")
     return " ".join(out)
+
+
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)")
+_URL = re.compile(r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>()\[\]\"']+")
+
+
+def strip_links(text: str, sources: Sequence[str]) -> tuple[str, int]:
+    """Remove images, and links and URLs that no cited passage contains: an answer must not carry a
+    pointer its sources do not (a planted "visit http://..." or a tracking image). Returns the text
+    and how many were removed."""
+    allowed = " ".join(sources)
+    removed = 0
+
+    def link(match: re.Match) -> str:
+        nonlocal removed
+        if match.group(2) and match.group(2) in allowed:
+            return match.group(0)
+        removed += 1
+        return match.group(1)
+
+    def url(match: re.Match) -> str:
+        nonlocal removed
+        if match.group(0).rstrip(".,;:!?") in allowed:
+            return match.group(0)
+        removed += 1
+        return "(link removed)"
+
+    text, images = _IMAGE.subn("", text)
+    removed += images
+    text = _MD_LINK.sub(link, text)
+    text = _URL.sub(url, text)
+    return " ".join(text.split()), removed

@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import logs
 from .assistant import Assistant
 from .config import load_settings
 from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
@@ -33,6 +34,10 @@ def _positive_k(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Cited answers from engineering case studies.")
+    parser.add_argument("--log-json", action="store_true",
+                        help="log events (ingest, search, ask: counts and timings) as JSON lines on stderr")
+    parser.add_argument("--log-text", action="store_true",
+                        help="with --log-json, include question and answer text in the events")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ingest = commands.add_parser("ingest", help="index the corpus (incremental; only changes are embedded)")
@@ -76,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     as_json = getattr(args, "json", False) or bool(getattr(args, "batch", None))
+    logs.setup(args.log_json, args.log_text)
     try:
         assistant = Assistant(load_settings())
         return COMMANDS[args.command](assistant, args)

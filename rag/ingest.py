@@ -90,7 +90,9 @@ def run_ingest(
 
 def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: FaissStore | None,
           progress: Progress, started: float) -> IngestReport:
-    kept = {previous.manifest.generation} if previous else set()
+    # The published generation stays until a new one replaces it, even when --rebuild ignores its vectors.
+    current = _current_manifest(settings)
+    kept = {current.generation} if current else set()
     remove_stale_files(settings.index_dir, kept)
     base = project_dir(settings)
     loaded = load_paths(roots, settings.max_file_bytes, base)
@@ -129,11 +131,10 @@ def _build(
         fresh, dimension = {}, previous.manifest.dimension
     vectors = np.stack([known[r.key] if r.key in known else fresh[r.key] for r, _ in records])
     records = [record for record, _ in records]
-    reusable = previous.manifest if previous and previous.manifest.spec.model == spec.model else None
     manifest = write_generation(
         settings.index_dir, spec, dimension, records, vectors,
         posts=len(loaded.posts), passages=len(chunks), roots=root_names, fingerprints=loaded.fingerprints,
-        query_model_files=_query_model(settings, reusable),
+        query_model_files=_query_model(settings, _export_of(settings, spec)),
     )
     return manifest, len(missing)
 
@@ -146,6 +147,20 @@ def _report(loaded: LoadResult, manifest: Manifest, embedded: int, reused: int,
         changed_files=tuple(changed), removed_files=tuple(removed), skipped=tuple(loaded.skipped),
         seconds=round(time.perf_counter() - started, 3), wrote_index=wrote,
     )
+
+
+def _current_manifest(settings: Settings) -> Manifest | None:
+    try:
+        return read_manifest(settings.index_dir)
+    except (IndexMissing, IndexCorrupt):
+        return None
+
+
+def _export_of(settings: Settings, spec: BuildSpec) -> Manifest | None:
+    """The current manifest when its ONNX export is of this model: a rebuild re-embeds, but the
+    export depends on the model alone and is reused while its checksums hold."""
+    manifest = _current_manifest(settings)
+    return manifest if manifest and manifest.spec.model == spec.model else None
 
 
 def _query_model(settings: Settings, previous: Manifest | None) -> list[FileEntry]:

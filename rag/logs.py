@@ -1,0 +1,42 @@
+"""Structured logging: events as fields, JSON lines with `--log-json`.
+
+Events carry counts and timings only; passage and question text appear only when asked for
+(`--log-text`). Secrets never reach a record: events are built from explicit fields, never from
+settings or exception objects.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+log = logging.getLogger("rag")
+_INCLUDE_TEXT = False
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+                 "level": record.levelname.lower(), "event": record.getMessage()}
+        entry.update(getattr(record, "fields", {}))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup(json_lines: bool, include_text: bool = False) -> None:
+    """JSON lines of every event at INFO on stderr, or plain warnings only."""
+    global _INCLUDE_TEXT
+    _INCLUDE_TEXT = include_text
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if json_lines else logging.Formatter("rag: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO if json_lines else logging.WARNING)
+    log.propagate = False
+
+
+def event(name: str, text: dict | None = None, **fields) -> None:
+    """Log one event; `text` holds user or corpus text, included only when text logging is on."""
+    if log.isEnabledFor(logging.INFO):
+        if _INCLUDE_TEXT and text:
+            fields.update(text)
+        log.info(name, extra={"fields": fields})
