@@ -8,7 +8,7 @@ PORT ?= 8501
 CHROMIUM := /usr/lib/chromium/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser index run test test-fast screenshot clean
+.PHONY: setup browser index run test test-fast screenshot bench clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ test: setup browser
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow"
+
+# Every benchmark, one after another (about 15 minutes), then benchmarks/RESULTS.md from their JSON.
+bench: setup browser
+	cd benchmarks && HF_HUB_OFFLINE=1 ../$(BIN)/python run_all.py
 
 clean:
 	rm -rf $(VENV) vectorstore/onnx vectorstore/*.faiss vectorstore/*.sqlite vectorstore/manifest.json

@@ -60,7 +60,7 @@ class Assistant:
             index_dir=str(self.settings.index_dir), model=manifest.spec.model, dimension=manifest.dimension,
             posts=manifest.posts, passages=manifest.passages, unique_passages=manifest.unique_passages,
             files=len(manifest.fingerprints), index_bytes=index_bytes, built_at=manifest.built_at,
-            changed_files=tuple(changed + removed),
+            changed_files=tuple(changed + removed), index_type=manifest.index_type,
         )
 
     # ------------------------------------------------------------ queries
@@ -227,7 +227,7 @@ class Assistant:
         if self._store is None:
             from .store import FaissStore
 
-            store = FaissStore.open(self.settings.index_dir, build_spec(self.settings))
+            store = FaissStore.open(self.settings.index_dir, build_spec(self.settings), self.settings.hnsw_ef_search)
             self._encoder = self._query_encoder(store.manifest)
             self._store = store
         return self._store, self._encoder

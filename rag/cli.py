@@ -312,7 +312,7 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
         return 0
     changed = ", ".join(info.changed_files) if info.changed_files else "none"
     print(textwrap.dedent(f"""\
-        index:      {info.index_dir} ({info.index_bytes / 1e6:.2f} MB, built {info.built_at})
+        index:      {info.index_dir} ({info.index_type}, {info.index_bytes / 1e6:.2f} MB, built {info.built_at})
         model:      {info.model} ({info.dimension} dimensions)
         posts:      {info.posts} from {info.files} files
         passages:   {info.passages} ({info.unique_passages} unique)

@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     lock_timeout: float = Field(
         300.0, ge=0, description="Seconds an ingest waits for another ingest's lock before giving up (exit 2)."
     )
+    index_type: Literal["auto", "flat", "hnsw"] = Field(
+        "auto",
+        description="FAISS index kind written at ingest: 'flat' (exact inner product), 'hnsw' (approximate "
+        "graph search), or 'auto': flat below RAG_HNSW_THRESHOLD unique passages, HNSW from there on.",
+    )
+    hnsw_threshold: int = Field(
+        50_000, ge=1, description="With RAG_INDEX_TYPE=auto, indexes with at least this many unique passages use HNSW.",
+    )
+    hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree (neighbours per node) used at build.")
+    hnsw_ef_construction: int = Field(
+        80, ge=8, le=2048, description="HNSW candidate list size while building: higher is slower and more exact.",
+    )
+    hnsw_ef_search: int = Field(
+        192, ge=1, le=4096,
+        description="HNSW candidate list size per query, applied when the index is loaded: higher is slower and "
+        "more exact (never below the number of candidates asked for).",
+    )
 
 
     min_score: float = Field(

@@ -21,7 +21,7 @@ from .corpus import LoadResult, display_path, load_paths
 from .embeddings import Progress, load_encoder, model_window, resolve_model_path, token_counter
 from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing
 from .manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
-from .store import FaissStore, Record, ingest_lock, remove_stale_files, write_generation
+from .store import FaissStore, IndexOptions, Record, ingest_lock, remove_stale_files, write_generation
 from .types import IngestReport
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def changed_files(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], 
 def _open_previous(settings: Settings, spec: BuildSpec) -> FaissStore | None:
     """The current index if it is intact and built with these settings; else start over."""
     try:
-        return FaissStore.open(settings.index_dir, spec)
+        return FaissStore.open(settings.index_dir, spec, settings.hnsw_ef_search)
     except (IndexMissing, IndexCorrupt, IndexMismatch):
         return None
 
@@ -135,6 +135,7 @@ def _build(
         settings.index_dir, spec, dimension, records, vectors,
         posts=len(loaded.posts), passages=len(chunks), roots=root_names, fingerprints=loaded.fingerprints,
         query_model_files=_query_model(settings, _export_of(settings, spec)),
+        index_options=IndexOptions.from_settings(settings),
     )
     return manifest, len(missing)
 

@@ -58,6 +58,10 @@ class Manifest:
     fingerprints: dict[str, str] = field(default_factory=dict)
     # The torch-free export of the model for queries; empty when it could not be made.
     query_model_files: list[FileEntry] = field(default_factory=list)
+    # The FAISS index kind ("flat" or "hnsw") and its build parameters (HNSW: m, ef_construction, ef_search).
+    # Manifests written before index types existed held a flat index.
+    index_type: str = "flat"
+    index_params: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -136,6 +136,7 @@ class IndexInfo:
     index_bytes: int
     built_at: str
     changed_files: tuple[str, ...]
+    index_type: str = "flat"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,119 @@
+"""Run every benchmark (one after another, so they do not share the CPU) and write benchmarks/RESULTS.md.
+
+    .venv/bin/python benchmarks/run_all.py            # or: make bench
+    .venv/bin/python benchmarks/run_all.py --render   # only rewrite RESULTS.md from benchmarks/results/*.json
+    .venv/bin/python benchmarks/run_all.py --only ingest,query
+
+Each script's JSON is kept in benchmarks/results/<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from common import machine
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+SCRIPTS = ["ingest", "query", "app_memory", "scale"]
+
+
+def run(name: str) -> None:
+    print(f"== {name}", file=sys.stderr, flush=True)
+    out = subprocess.run([sys.executable, str(HERE / f"{name}.py")], cwd=HERE, check=True,
+                         stdout=subprocess.PIPE, text=True).stdout
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(out)
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def perf_table(ing, qry, app) -> list[str]:
+    rows = ["| what | figure | floor (same run) | ratio | goal |", "| --- | --- | --- | --- | --- |"]
+    if ing:
+        i, f = ing["ingest_rebuild"], ing["floor_sentence_transformers_encode"]
+        rows.append(f"| `rag ingest --rebuild`, {ing['corpus']['unique_passages']} passages (passages/s, "
+                    f"in-process {i['in_process_s']} s) | {i['passages_per_s']} | raw `SentenceTransformer.encode`, "
+                    f"same texts and batch: {f['passages_per_s']} | {ing['ratio_ingest_to_floor']} | ≥ 0.9 |")
+        rows.append(f"| same, as a process incl. start-up ({i['process_wall_s']} s wall) | "
+                    f"{i['process_passages_per_s']} | {f['passages_per_s']} | {ing['ratio_process_to_floor']} | |")
+        n, e = ing["reingest_no_change"], ing["reingest_one_edited_file"]
+        rows.append(f"| re-ingest, nothing changed: passages embedded / in-process s / process s | "
+                    f"{n['embedded']} / {n['in_process_s']} / {n['process_wall_s']} | – | – | 0, < 1 s |")
+        rows.append(f"| re-ingest, one paragraph of one file edited: embedded / in-process s / process s | "
+                    f"{e['embedded']} / {e['in_process_s']} / {e['process_wall_s']} | – | – | |")
+    if qry:
+        fl = qry["floor_query_embedding"]
+        for key, label in (("search_warm", "`Assistant.search`"), ("ask_extractive_warm", "extractive `Assistant.ask`")):
+            r = qry[key]
+            rows.append(f"| warm {label} p50 / p95 (ms) | {r['p50_ms']} / {r['p95_ms']} | one query embedding "
+                        f"(`OnnxEncoder.encode([q])`) {fl['p50_ms']} / {fl['p95_ms']} | {r['p50_vs_floor']} (p50) "
+                        f"| ≤ 2 |")
+        c, s = qry["cold_rag_ask_json"], qry["floor_import_sentence_transformers"]
+        rows.append(f"| fresh `rag ask \"…\" --json` process, median of {c['runs']} (s) | {c['median_s']} | "
+                    f"`import sentence_transformers` alone, median of {s['runs']}: {s['median_s']} | "
+                    f"{qry['cold_ask_vs_import']} | ≤ 0.3 |")
+        cs = qry["cold_rag_search_json"]
+        rows.append(f"| fresh `rag search \"…\" --json` process (s) | {cs['median_s']} | {s['median_s']} | "
+                    f"{round(cs['median_s'] / s['median_s'], 3)} | |")
+        rows.append(f"| peak RSS of a fresh `rag ask` (MiB, GNU time %M) | {c['peak_rss_mib']} | `import sentence_transformers`: "
+                    f"{s['peak_rss_mib']} | {qry['rss_ask_vs_import']} | |")
+    if app:
+        rows.append(f"| Streamlit server peak RSS (VmHWM) after one answer (MiB) | "
+                    f"{app['app_peak_rss_mib_after_one_answer']} (before the question: "
+                    f"{app['app_peak_rss_mib_before_question']}) | `import sentence_transformers`: "
+                    f"{app['floor_import_sentence_transformers_peak_rss_mib']} | {app['app_vs_import']} | |")
+    return rows
+
+
+def scale_table(scale) -> list[str]:
+    rows = [f"Dense search alone, one query at a time, k = {scale['k']}, {scale['dimension']}-d synthetic clustered "
+            "unit vectors; recall@10 against exact (flat) search; memory = the index as FAISS writes it.", "",
+            "| passages | index | build (s) | p50 / p95 (ms) | speed-up vs flat p50 | recall@10 | memory (MiB) |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for result in scale["results"]:
+        for r in result["rows"]:
+            build = "" if r["build_s"] is None else r["build_s"]
+            rows.append(f"| {result['passages']:,} | {r['index'].strip()} | {build} | {r['p50_ms']} / {r['p95_ms']} | "
+                        f"{r['speedup_vs_flat']} | {r.get('recall_at_10', '')} | {r['memory_mib']} |")
+    return rows
+
+
+def render() -> str:
+    ing, qry, app, scale = (load(n) for n in SCRIPTS)
+    m = next((r["machine"] for r in (ing, qry, app, scale) if r), machine())
+    lines = ["## Performance, measured", "",
+             f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, CPU only, Python {m['python']}. "
+             "Each figure is next to its floor, measured in the same run. Reproduce: `make bench` "
+             "(`.venv/bin/python benchmarks/run_all.py`; about 15 minutes; JSON in `benchmarks/results/`).", ""]
+    lines += perf_table(ing, qry, app)
+    if ing:
+        lines += ["", f"Ingest corpus: {ing['corpus']['files']} synthetic Markdown files, "
+                      f"{ing['corpus']['unique_passages']} paragraph passages of ~70 words. Query figures: the shipped "
+                      f"corpus ({qry['index']['passages'] if qry else '?'} unique passages, {qry['index']['type'] if qry else '?'} index)."]
+    if scale:
+        lines += ["", "### Dense search at scale", ""] + scale_table(scale)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from saved JSON")
+    parser.add_argument("--only", default=",".join(SCRIPTS))
+    args = parser.parse_args()
+    if not args.render:
+        for name in args.only.split(","):
+            run(name)
+    (HERE / "RESULTS.md").write_text(render())
+    print((HERE / "RESULTS.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Index types: flat below the threshold, HNSW above it, recorded in the manifest, reloadable (no model)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import faiss
+import numpy as np
+import pytest
+
+from rag import Assistant, IndexCorrupt, Settings
+from rag.manifest import BuildSpec, Manifest, read_manifest
+from rag.store import FaissStore, IndexOptions, Record, build_index, write_generation
+from rag.types import Source
+
+SPEC = BuildSpec("test-model", 1, 256)
+DIM = 64
+
+
+def unit_vectors(count: int, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def records(count: int) -> list[Record]:
+    return [Record(f"key-{i}", f"passage {i}", (Source(f"post {i % 7}", f"corpus/{i % 7}.md"),))
+            for i in range(count)]
+
+
+DEFAULT = IndexOptions()
+
+
+def write(index_dir, count: int, options: IndexOptions = DEFAULT, seed: int = 0) -> np.ndarray:
+    vectors = unit_vectors(count, seed)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    write_generation(index_dir, SPEC, DIM, records(count), vectors, options, posts=7, passages=count)
+    return vectors
+
+
+def recall_at_10(index: faiss.Index, exact: faiss.Index, queries: np.ndarray) -> float:
+    _, found = index.search(queries, 10)
+    _, truth = exact.search(queries, 10)
+    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]))
+
+
+def test_hnsw_finds_nearly_what_exact_search_finds():
+    vectors, queries = unit_vectors(5000), unit_vectors(200, seed=1)
+    options = IndexOptions()
+    flat = build_index(vectors, DIM, "flat", options)
+    hnsw = build_index(vectors, DIM, "hnsw", options)
+    assert isinstance(hnsw, faiss.IndexHNSWFlat) and hnsw.hnsw.efSearch == options.ef_search
+    assert recall_at_10(flat, flat, queries) == 1.0
+    assert recall_at_10(hnsw, flat, queries) >= 0.9
+    # Inner product on unit vectors: the scores are the cosines, as with the flat index.
+    scores, ids = hnsw.search(queries[:1], 3)
+    assert np.allclose(scores[0], vectors[ids[0]] @ queries[0], atol=1e-5)
+
+
+def test_auto_chooses_by_size_and_the_manifest_records_it(tmp_path):
+    write(tmp_path / "small", 99, IndexOptions(hnsw_threshold=100))
+    write(tmp_path / "large", 100, IndexOptions(hnsw_threshold=100, m=16, ef_construction=40, ef_search=50))
+    assert (read_manifest(tmp_path / "small").index_type, read_manifest(tmp_path / "small").index_params) == ("flat", {})
+    large = json.loads((tmp_path / "large" / "manifest.json").read_text())
+    assert large["index_type"] == "hnsw"
+    assert large["index_params"] == {"m": 16, "ef_construction": 40, "ef_search": 50}
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_the_setting_overrides_the_size_rule(tmp_path, monkeypatch, kind):
+    monkeypatch.setenv("RAG_INDEX_TYPE", kind)
+    monkeypatch.setenv("RAG_HNSW_THRESHOLD", "1" if kind == "flat" else "1000000")
+    write(tmp_path, 50, IndexOptions.from_settings(Settings()))  # what ingest passes: the settings decide
+    assert read_manifest(tmp_path).index_type == kind
+    assert IndexOptions.from_settings(Settings()).choose(10**9) == kind
+
+
+def test_default_threshold_keeps_small_corpora_exact():
+    assert Settings().index_type == "auto"
+    options = IndexOptions.from_settings(Settings())
+    assert options.choose(Settings().hnsw_threshold - 1) == "flat"
+    assert options.choose(Settings().hnsw_threshold) == "hnsw"
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_reload_through_faiss_store(tmp_path, monkeypatch, kind):
+    vectors = write(tmp_path, 600, IndexOptions(type=kind, ef_search=40))
+    store = FaissStore.open(tmp_path, SPEC, Settings(hnsw_ef_search=77).hnsw_ef_search)
+    try:
+        assert store.manifest.index_type == kind
+        if kind == "hnsw":
+            assert store.index.hnsw.efSearch == 77  # applied at load
+        hits = store.search(vectors[5], 10)
+        assert hits[0][0] == 5 and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+        assert np.allclose(store.vectors([5, 0, 599]), vectors[[5, 0, 599]])
+        by_key = store.vectors_by_key()  # what an incremental ingest reuses
+        assert len(by_key) == 600 and np.allclose(by_key["key-42"], vectors[42])
+        assert [p.text for p in store.passages([3, 1])] == ["passage 3", "passage 1"]
+    finally:
+        store.close()
+    if kind == "hnsw":
+        store = FaissStore.open(tmp_path, SPEC, ef_search=200)
+        assert store.index.hnsw.efSearch == 200
+        store.close()
+
+
+def test_a_manifest_naming_another_index_type_is_refused(tmp_path):
+    write(tmp_path, 50, IndexOptions(type="hnsw"))
+    path = tmp_path / "manifest.json"
+    manifest = Manifest.from_json(path.read_text())
+    path.write_text(dataclasses.replace(manifest, index_type="flat").to_json())
+    with pytest.raises(IndexCorrupt, match="hnsw index"):
+        FaissStore.open(tmp_path, SPEC)
+
+
+def test_manifests_from_before_index_types_read_as_flat(tmp_path):
+    write(tmp_path, 20, IndexOptions(type="flat"))
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    del data["index_type"], data["index_params"]
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    store = FaissStore.open(tmp_path, SPEC)
+    assert store.manifest.index_type == "flat" and store.index.ntotal == 20
+    store.close()
+
+
+def test_incremental_ingest_and_search_on_an_hnsw_index(make_settings, tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "kafka.md").write_text("# Moving to Kafka\n\nWe replaced RabbitMQ with Kafka for replayable streams.\n\n"
+                                     "The cluster costs four thousand dollars a month.\n")
+    (folder / "cdn.md").write_text("# Edge caching\n\nA CDN raised the cache hit rate to 94 percent.\n")
+    settings = make_settings(index_type="hnsw")
+    assistant = Assistant(settings)
+    assistant.ingest()
+    assert read_manifest(settings.index_dir).index_type == "hnsw"
+    (folder / "kafka.md").write_text((folder / "kafka.md").read_text().replace("four", "six"))
+    report = assistant.ingest()
+    assert (report.embedded, report.reused) == (1, 2)
+    hits = assistant.search("how much does the Kafka cluster cost?", k=2).hits
+    assert hits[0].passage.text == "The cluster costs six thousand dollars a month."
