@@ -15,21 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import percentile, timed
+
 QUESTIONS = [
     "How did they cut cloud costs?", "Why did the database fail during traffic spikes?",
     "What did mob programming do to defect rates?", "How are breaking API changes announced?",
 ]
-
-
-def timed(fn):
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def cold_process(argv, env, cwd, runs=5):
