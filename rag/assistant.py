@@ -8,26 +8,26 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .config import Settings
-from .embeddings import Progress
-from .corpus import load_paths
-from .ingest import QUERY_MODEL_DIR, build_spec, changed_files, project_dir, recorded_roots, run_ingest
-from .manifest import read_manifest, verify_file
-from .questions import clean_question
 from . import logs
 from .citations import check, strip_links
+from .config import Settings
 from .conversation import as_turns, looks_like_follow_up, rule_rewrite
+from .corpus import load_paths
+from .embeddings import Progress
 from .errors import RagError
 from .extractive import extractive_draft
+from .ingest import QUERY_MODEL_DIR, build_spec, changed_files, migrate, project_dir, recorded_roots, run_ingest
+from .manifest import read_manifest, verify_file
 from .prompts import ABSTAIN_TEXT, NO_ANSWER
+from .questions import clean_question
 from .retrieval import hybrid_search
 from .types import Answer, Citation, IndexInfo, IngestReport, SearchResult
 
 
 class Assistant:
-    """Cited search (and, later, answers) over an ingested corpus.
+    """Cited search and answers over an ingested corpus: ingest, search, ask, stream, evaluate.
 
-    The index and the model load on first use and stay loaded for the life of the object.
+    The index and the query model load on first use and stay loaded for the life of the object.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -55,13 +55,31 @@ class Assistant:
         roots = [p for p in recorded_roots(self.settings, manifest) if p.exists()]
         current = load_paths(roots, self.settings.max_file_bytes, project_dir(self.settings), parse=False)
         changed, removed = changed_files(manifest.fingerprints, current.fingerprints)
-        index_bytes = manifest.index_file.bytes + manifest.records_file.bytes
+        # Bytes on local disk: for Milvus, the records and BM25 file (the vectors are in the collection).
+        index_bytes = (manifest.index_file.bytes if manifest.index_file else 0) + manifest.records_file.bytes
+        if manifest.store == "milvus":
+            loc = manifest.store_location
+            kind = "Milvus server" if loc.get("uri", "").startswith(("http", "tcp", "unix")) else "Milvus Lite"
+            location = f"{kind} {loc.get('uri')}, collection {loc.get('collection')}"
+        else:
+            location = str(Path(self.settings.index_dir) / manifest.index_file.name)
         return IndexInfo(
             index_dir=str(self.settings.index_dir), model=manifest.spec.model, dimension=manifest.dimension,
             posts=manifest.posts, passages=manifest.passages, unique_passages=manifest.unique_passages,
             files=len(manifest.fingerprints), index_bytes=index_bytes, built_at=manifest.built_at,
             changed_files=tuple(changed + removed), index_type=manifest.index_type,
+            store=manifest.store, location=location,
         )
+
+    def migrate(self, to: str, on_wait: Callable[[], None] | None = None) -> IndexInfo:
+        """Copy the current index into another backend (RAG_STORE value) with its stored vectors: nothing is
+        embedded. Point RAG_STORE at the new backend afterwards."""
+        started = time.perf_counter()
+        self.close()
+        manifest = migrate(self.settings, to, on_wait)
+        logs.event("migrate", to=to, unique_passages=manifest.unique_passages,
+                   seconds=round(time.perf_counter() - started, 3))
+        return self.configured(store=to).info()
 
     # ------------------------------------------------------------ queries
 
@@ -219,15 +237,16 @@ class Assistant:
         (unless the change is to the index or the model)."""
         clone = copy.copy(self)
         clone.settings = self.settings.model_copy(update=updates)
-        if {"index_dir", "embedding_model", "query_backend"} & set(updates):
+        if {"index_dir", "embedding_model", "query_backend", "store", "milvus_uri", "milvus_token",
+                "milvus_collection"} & set(updates):
             clone._store = clone._encoder = None
         return clone
 
     def _loaded(self):
         if self._store is None:
-            from .store import FaissStore
+            from .stores import open_store
 
-            store = FaissStore.open(self.settings.index_dir, build_spec(self.settings), self.settings.hnsw_ef_search)
+            store = open_store(self.settings, build_spec(self.settings))
             self._encoder = self._query_encoder(store.manifest)
             self._store = store
         return self._store, self._encoder

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="files or folders to index (default: what the index was built from, "
                              "else RAG_CORPUS_DIR); the index mirrors exactly these")
     ingest.add_argument("--rebuild", action="store_true", help="start over and re-embed everything")
+    ingest.add_argument("--store", choices=["faiss", "milvus"], default=None,
+                        help="vector store to build (default RAG_STORE); switching reuses the stored vectors")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
 
     search = commands.add_parser("search", help="find the passages that best match a question")
@@ -72,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--corpus", type=Path, help="index this corpus in a temporary folder and evaluate on it")
     evaluate.add_argument("--baseline", action="store_true",
                           help="also run the plain LangChain recipe (1000/200 splitter, same model, FAISS)")
+
+    migrate = commands.add_parser("migrate", help="copy the index into another vector store without re-embedding")
+    migrate.add_argument("--to", choices=["faiss", "milvus"], required=True,
+                         help="target store (Milvus: RAG_MILVUS_URI, RAG_MILVUS_TOKEN, RAG_MILVUS_COLLECTION)")
+    migrate.add_argument("--json", action="store_true", help="print the migrated index's info as JSON")
 
     info = commands.add_parser("info", help="what the index holds and which files changed since")
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -115,6 +122,8 @@ def _print_json(data: dict) -> None:
 
 def cmd_ingest(assistant: Assistant, args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not args.json
+    if args.store:
+        assistant = assistant.configured(store=args.store)
     report = assistant.ingest(
         args.paths, rebuild=args.rebuild, progress=progress,
         on_wait=lambda: print("rag: another ingest is running; waiting for its lock...", file=sys.stderr),
@@ -305,6 +314,17 @@ def _describe_eval(report: dict) -> str:
     return "\n".join(lines)
 
 
+def cmd_migrate(assistant: Assistant, args: argparse.Namespace) -> int:
+    info = assistant.migrate(
+        args.to, on_wait=lambda: print("rag: an ingest is running; waiting for its lock...", file=sys.stderr))
+    if args.json:
+        _print_json(info.to_dict())
+    else:
+        print(f"copied {info.unique_passages} passages into {info.store} ({info.location}); nothing re-embedded. "
+              f"Set RAG_STORE={args.to} to use it.")
+    return 0
+
+
 def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
     info = assistant.info()
     if args.json:
@@ -313,6 +333,7 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
     changed = ", ".join(info.changed_files) if info.changed_files else "none"
     print(textwrap.dedent(f"""\
         index:      {info.index_dir} ({info.index_type}, {info.index_bytes / 1e6:.2f} MB, built {info.built_at})
+        store:      {info.store}: {info.location}
         model:      {info.model} ({info.dimension} dimensions)
         posts:      {info.posts} from {info.files} files
         passages:   {info.passages} ({info.unique_passages} unique)
@@ -321,4 +342,4 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval,
-            "info": cmd_info}
+            "migrate": cmd_migrate, "info": cmd_info}

@@ -80,6 +80,23 @@ class Settings(BaseSettings):
         description="HNSW candidate list size per query, applied when the index is loaded: higher is slower and "
         "more exact (never below the number of candidates asked for).",
     )
+    store: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="Where the vectors live: 'faiss' (index file in RAG_INDEX_DIR) or 'milvus' (a Milvus Lite "
+        "database or a Milvus server, see RAG_MILVUS_URI). Passage records and BM25 stay in RAG_INDEX_DIR.",
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="With RAG_STORE=milvus: a local path ending in .db (Milvus Lite, embedded) or a server URI "
+        "such as http://host:19530; unset means milvus.db inside RAG_INDEX_DIR.",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus server token ('user:password' or an API key); never logged or shown.",
+    )
+    milvus_collection: str = Field(
+        "rag_passages", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$",
+        description="Milvus collection that holds the passage vectors.",
+    )
 
 
     min_score: float = Field(

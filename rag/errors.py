@@ -47,6 +47,10 @@ class IndexBusy(UserError):
         )
 
 
+class StoreUnavailable(UserError):
+    """The configured vector store cannot be reached or opened (a Milvus server, a locked Milvus Lite file)."""
+
+
 class CorpusMissing(UserError):
     def __init__(self, path: object) -> None:
         super().__init__(f"corpus path {path} does not exist: pass existing files or folders to `rag ingest`")

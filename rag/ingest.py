@@ -13,15 +13,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from .chunking import CHUNKING_VERSION, chunk_posts, embedding_text, group_duplicates, passage_key
 from .config import Settings
 from .corpus import LoadResult, display_path, load_paths
 from .embeddings import Progress, load_encoder, model_window, resolve_model_path, token_counter
-from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing
+from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, UserError
 from .manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
-from .store import FaissStore, IndexOptions, Record, ingest_lock, remove_stale_files, write_generation
+from .records import Record, ingest_lock, remove_stale_files
+from .stores import VectorStore, location_of, open_store, write_store
 from .types import IngestReport
 
 log = logging.getLogger(__name__)
@@ -64,12 +63,43 @@ def changed_files(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], 
     return changed, removed
 
 
-def _open_previous(settings: Settings, spec: BuildSpec) -> FaissStore | None:
-    """The current index if it is intact and built with these settings; else start over."""
+def _open_previous(settings: Settings, spec: BuildSpec) -> VectorStore | None:
+    """The current index if it is intact and built with these settings; else start over.
+
+    It is opened with the backend that wrote it, so switching RAG_STORE reuses its vectors.
+    """
+    current = _current_manifest(settings)
+    if current is None:
+        return None
     try:
-        return FaissStore.open(settings.index_dir, spec, settings.hnsw_ef_search)
+        return open_store(settings, spec, store=current.store)
     except (IndexMissing, IndexCorrupt, IndexMismatch):
         return None
+    except UserError:
+        if current.store == settings.store:
+            raise  # e.g. the Milvus server is down: embedding everything again would not help
+        return None
+
+
+def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = None) -> Manifest:
+    """Copy the current index into another backend without re-embedding: same records, same vectors."""
+    spec = build_spec(settings)
+    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+        current = read_manifest(settings.index_dir)
+        if current.store == to and current.store_location == location_of(settings, to):
+            raise UserError(f"the index is already in {to} ({current.store_location or settings.index_dir})")
+        source = open_store(settings, spec, store=current.store)
+        try:
+            records = source.records()
+            vectors = source.vectors_by_key()
+            fields = {name: getattr(current, name) for name in
+                      ("posts", "passages", "roots", "fingerprints", "query_model_files")}
+            manifest = write_store(settings.model_copy(update={"store": to}), spec, current.dimension, records,
+                                   vectors, None, store=to, **fields)
+        finally:
+            source.close()
+        remove_stale_files(settings.index_dir, {current.generation, manifest.generation})
+    return manifest
 
 
 def run_ingest(
@@ -88,7 +118,7 @@ def run_ingest(
                 previous.close()
 
 
-def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: FaissStore | None,
+def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: VectorStore | None,
           progress: Progress, started: float) -> IngestReport:
     # The published generation stays until a new one replaces it, even when --rebuild ignores its vectors.
     current = _current_manifest(settings)
@@ -99,7 +129,9 @@ def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: Fais
     root_names = [display_path(p, base) for p in roots]
     old_fingerprints = previous.manifest.fingerprints if previous else {}
     changed, removed = changed_files(old_fingerprints, loaded.fingerprints)
-    if previous and not changed and not removed and previous.manifest.roots == root_names:
+    same_store = previous is not None and previous.manifest.store == settings.store and \
+        previous.manifest.store_location == location_of(settings)
+    if previous and same_store and not changed and not removed and previous.manifest.roots == root_names:
         manifest = _repair_query_model(settings, previous.manifest)
         return _report(loaded, manifest, 0, manifest.unique_passages, [], [], started, wrote=False)
     if not loaded.posts:
@@ -111,7 +143,7 @@ def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: Fais
 
 
 def _build(
-    settings: Settings, spec: BuildSpec, loaded: LoadResult, previous: FaissStore | None,
+    settings: Settings, spec: BuildSpec, loaded: LoadResult, previous: VectorStore | None,
     root_names: list[str], progress: Progress,
 ) -> tuple[Manifest, int]:
     model_path = resolve_model_path(settings.embedding_model)
@@ -121,7 +153,7 @@ def _build(
     for _, text, sources in group_duplicates(chunks):
         embedded = embedding_text(text, sources, settings.embed_context)
         records.append((Record(passage_key(embedded), text, sources), embedded))
-    known = previous.vectors_by_key() if previous else {}
+    known = previous.keys() if previous else set()
     missing = {record.key: embedded for record, embedded in records if record.key not in known}
     if missing:
         encoder = load_encoder(model_path, settings.embed_batch_size)
@@ -129,13 +161,11 @@ def _build(
         dimension = encoder.dimension
     else:
         fresh, dimension = {}, previous.manifest.dimension
-    vectors = np.stack([known[r.key] if r.key in known else fresh[r.key] for r, _ in records])
     records = [record for record, _ in records]
-    manifest = write_generation(
-        settings.index_dir, spec, dimension, records, vectors,
+    manifest = write_store(
+        settings, spec, dimension, records, fresh, previous,
         posts=len(loaded.posts), passages=len(chunks), roots=root_names, fingerprints=loaded.fingerprints,
         query_model_files=_query_model(settings, _export_of(settings, spec)),
-        index_options=IndexOptions.from_settings(settings),
     )
     return manifest, len(missing)
 

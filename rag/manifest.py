@@ -49,7 +49,7 @@ class Manifest:
     dimension: int
     generation: str
     built_at: str
-    index_file: FileEntry
+    index_file: FileEntry | None  # the FAISS index file; None when the vectors live in Milvus
     records_file: FileEntry
     posts: int
     passages: int
@@ -62,6 +62,10 @@ class Manifest:
     # Manifests written before index types existed held a flat index.
     index_type: str = "flat"
     index_params: dict[str, int] = field(default_factory=dict)
+    # Which backend holds the vectors ("faiss" or "milvus") and, for Milvus, where: the URI as configured
+    # (credentials never written) and the collection. Manifests written before backends existed are FAISS.
+    store: str = "faiss"
+    store_location: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -71,7 +75,7 @@ class Manifest:
         try:
             data = json.loads(text)
             data["spec"] = BuildSpec(**data["spec"])
-            data["index_file"] = FileEntry(**data["index_file"])
+            data["index_file"] = FileEntry(**data["index_file"]) if data["index_file"] is not None else None
             data["records_file"] = FileEntry(**data["records_file"])
             data["query_model_files"] = [FileEntry(**f) for f in data.get("query_model_files", [])]
             return cls(**data)
@@ -82,6 +86,11 @@ class Manifest:
         problems = expected.differences(self.spec)
         if problems:
             raise IndexMismatch("; ".join(problems))
+
+    def check_store(self, wanted: str) -> None:
+        if self.store != wanted:
+            raise IndexMismatch(f"store: index is in {self.store}, settings want {wanted}; set RAG_STORE={self.store}, "
+                                f"or `rag migrate --to {wanted}` to copy it without re-embedding")
 
 
 def read_manifest(index_dir: Path) -> Manifest:

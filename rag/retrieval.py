@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank, then diversified.
+"""Hybrid retrieval: dense (FAISS or Milvus) and lexical (BM25) rankings fused by reciprocal rank, then diversified.
 
 Each hit keeps its dense cosine similarity next to the fused score: the fused score orders results,
 the cosine is what abstention and the answerers compare with thresholds, since it means the same for
@@ -14,7 +14,7 @@ import numpy as np
 
 from .citations import STOPWORDS
 from .config import Settings
-from .store import FaissStore
+from .stores import VectorStore
 from .types import Hit
 
 # BM25 weights of the lexical table's columns: passage text, post titles, section headings.
@@ -54,7 +54,7 @@ def diversify(relevance: np.ndarray, vectors: np.ndarray, k: int, mmr_lambda: fl
     return picked
 
 
-def hybrid_search(store: FaissStore, encoder: QueryEncoder, question: str, k: int, settings: Settings) -> list[Hit]:
+def hybrid_search(store: VectorStore, encoder: QueryEncoder, question: str, k: int, settings: Settings) -> list[Hit]:
     query = encoder.encode([question])[0]
     fetch = max(settings.fetch_k, k)
     dense = store.search(query, fetch)

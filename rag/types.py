@@ -137,6 +137,8 @@ class IndexInfo:
     built_at: str
     changed_files: tuple[str, ...]
     index_type: str = "flat"
+    store: str = "faiss"  # the backend that holds the vectors
+    location: str = ""  # where: the FAISS file, or the Milvus URI and collection (never a credential)
 
     def to_dict(self) -> dict:
         return asdict(self)

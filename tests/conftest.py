@@ -44,6 +44,21 @@ def corpus(tmp_path) -> Path:
     return target
 
 
+@pytest.fixture
+def docs(tmp_path) -> Path:
+    """Two small posts that share one paragraph."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "kafka.md").write_text(
+        "# Moving to Kafka\n\nWe replaced RabbitMQ with Kafka to get replayable event streams.\n\n"
+        "## Cost\n\nThe cluster costs four thousand dollars a month.\n\n"
+        "Shared lesson: always measure before optimizing.\n")
+    (folder / "cdn.md").write_text(
+        "# Edge caching\n\nA CDN in front of the API raised the cache hit rate to 94 percent.\n\n"
+        "Shared lesson: always measure before optimizing.\n")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shipped_index(tmp_path_factory) -> Path:
     """The shipped corpus, ingested once for the read-only tests."""

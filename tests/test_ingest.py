@@ -13,20 +13,6 @@ from rag.errors import EmptyCorpus, IndexBusy
 from rag.manifest import read_manifest
 
 
-@pytest.fixture
-def docs(tmp_path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "kafka.md").write_text(
-        "# Moving to Kafka\n\nWe replaced RabbitMQ with Kafka to get replayable event streams.\n\n"
-        "## Cost\n\nThe cluster costs four thousand dollars a month.\n\n"
-        "Shared lesson: always measure before optimizing.\n")
-    (folder / "cdn.md").write_text(
-        "# Edge caching\n\nA CDN in front of the API raised the cache hit rate to 94 percent.\n\n"
-        "Shared lesson: always measure before optimizing.\n")
-    return folder
-
-
 def texts(assistant):
     store, _ = assistant._loaded()
     ids = range(store.index.ntotal)
