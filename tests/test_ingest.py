@@ -1,4 +1,4 @@
-"""Ingest and the on-disk index: incremental updates, atomic saves, refusals, the lock."""
+"""Ingest and the on-disk index: atomic saves, refusals, the lock (edits and deletes: test_stores.py)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,6 @@ from rag.errors import EmptyCorpus, IndexBusy
 from rag.manifest import read_manifest
 
 
-def texts(assistant):
-    store, _ = assistant._loaded()
-    ids = range(store.index.ntotal)
-    return {p.text: p.titles for p in store.passages(list(ids))}
-
-
-def test_shared_paragraph_is_one_passage_naming_every_post(make_settings, docs):
-    assistant = Assistant(make_settings())
-    report = assistant.ingest()
-    assert (report.posts, report.passages, report.unique_passages, report.embedded) == (2, 5, 4, 4)
-    assert texts(assistant)["Shared lesson: always measure before optimizing."] == ["Edge caching", "Moving to Kafka"]
-
-
 def test_no_change_reingest_embeds_nothing_and_writes_nothing(make_settings, docs):
     settings = make_settings()
     Assistant(settings).ingest()
@@ -33,31 +20,6 @@ def test_no_change_reingest_embeds_nothing_and_writes_nothing(make_settings, doc
     report = Assistant(settings).ingest()
     assert (report.embedded, report.wrote_index) == (0, False)
     assert read_manifest(settings.index_dir) == before
-
-
-def test_edited_file_reembeds_only_its_changed_passages(make_settings, docs):
-    assistant = Assistant(make_settings())
-    assistant.ingest()
-    path = docs / "kafka.md"
-    path.write_text(path.read_text().replace("four thousand", "six thousand"))
-    report = assistant.ingest()
-    assert (report.embedded, report.reused, report.changed_files) == (1, 3, ("corpus/kafka.md",))
-    current = texts(assistant)
-    assert "The cluster costs six thousand dollars a month." in current
-    assert "The cluster costs four thousand dollars a month." not in current
-
-
-def test_deleted_file_leaves_nothing_behind(make_settings, docs):
-    assistant = Assistant(make_settings())
-    assistant.ingest()
-    (docs / "cdn.md").unlink()
-    report = assistant.ingest()
-    assert report.removed_files == ("corpus/cdn.md",) and report.embedded == 0
-    current = texts(assistant)
-    assert not any("CDN" in text for text in current)
-    assert all(titles == ["Moving to Kafka"] for titles in current.values())
-    hits = assistant.search("cache hit rate at the edge", k=10).hits
-    assert all(h.passage.sources[0].path == "corpus/kafka.md" for h in hits)
 
 
 def test_rebuild_reembeds_everything(make_settings, docs):
