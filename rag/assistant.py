@@ -122,7 +122,7 @@ class Assistant:
         if mode == "llm":
             draft, mode = yield from self._llm_draft(question, standalone, hits, notices)
         else:
-            draft = extractive_draft([question, standalone], hits, encoder, self.settings.answer_max_sentences)
+            draft = self._extractive_draft(question, standalone, hits)
         timings["generate_ms"] = _ms(draft_started, time.perf_counter())
         answer = _logged(self._verified(question, standalone, draft, hits, mode, notices, timings, started))
         if mode != "llm":
@@ -167,9 +167,11 @@ class Assistant:
             if not self.settings.llm_fallback:
                 raise
             notices.append(f"the LLM failed, so this answer is extractive: {exc}")
-            _, encoder = self._loaded()
-            draft = extractive_draft([question, standalone], hits, encoder, self.settings.answer_max_sentences)
-            return draft, "extractive (LLM failed)"
+            return self._extractive_draft(question, standalone, hits), "extractive (LLM failed)"
+
+    def _extractive_draft(self, question: str, standalone: str, hits) -> str:
+        _, encoder = self._loaded()
+        return extractive_draft([question, standalone], hits, encoder, self.settings.answer_max_sentences)
 
     def _verified(self, question, standalone, draft, hits, mode, notices, timings, started) -> Answer:
         if NO_ANSWER.lower() in draft.lower():
@@ -197,7 +199,7 @@ class Assistant:
 
     def evaluate(self, questions_file: Path | str, k: int | None = None, baseline: bool = False) -> dict:
         """Quality figures on a question set (see rag.evaluation), and the LangChain recipe's if asked."""
-        from .evaluation import evaluate, load_questions, misses, result_of
+        from .evaluation import evaluate, load_questions, result_of
 
         questions = load_questions(Path(questions_file))
         k = k or self.settings.top_k
@@ -205,10 +207,10 @@ class Assistant:
         def search(question: str):
             return [result_of(hit) for hit in self.search(question, k=k).hits]
 
-        report = {"k": k, "rag": evaluate(questions, search, lambda q: self.ask(q, k=k)),
-                  "misses": misses(questions, search)}
+        summary, misses = evaluate(questions, search, lambda q: self.ask(q, k=k))
+        report = {"k": k, "rag": summary, "misses": misses}
         if baseline:
-            report["baseline"] = evaluate(questions, self._baseline(k))
+            report["baseline"], _ = evaluate(questions, self._baseline(k))
         return report
 
     def _baseline(self, k: int):

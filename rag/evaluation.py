@@ -128,31 +128,21 @@ def summarize(rows: list[dict], search_ms: list[float], ask_ms: list[float]) -> 
 
 
 def evaluate(questions: Sequence[Question], search: Callable[[str], list[Result]],
-             ask: Callable[[str], object] | None = None) -> dict:
-    rows, search_ms, ask_ms = [], [], []
+             ask: Callable[[str], object] | None = None) -> tuple[dict, list[dict]]:
+    """The summary metrics, and the in-scope questions whose results miss a gold post or file."""
+    rows, search_ms, ask_ms, missed = [], [], [], []
     for question in questions:
         started = time.perf_counter()
         results = search(question.text)
         search_ms.append((time.perf_counter() - started) * 1000)
         row = {"in_scope": bool(question.gold), **(retrieval_metrics(question, results) if question.gold else {})}
+        if row.get("all_sources", 1) < 1:
+            missed.append({"question": question.text, "gold": list(question.gold),
+                           "got": sorted({t for r in results for t in (r.files if question.by_file else r.titles)})})
         if ask is not None:
             started = time.perf_counter()
             answer = ask(question.text)
             ask_ms.append((time.perf_counter() - started) * 1000)
             row.update(answer_metrics(question, answer))
         rows.append(row)
-    return summarize(rows, search_ms, ask_ms)
-
-
-def misses(questions: Sequence[Question], search: Callable[[str], list[Result]]) -> list[dict]:
-    """The in-scope questions whose results miss a gold post or file, for the report."""
-    found = []
-    for question in questions:
-        if not question.gold:
-            continue
-        results = search(question.text)
-        metrics = retrieval_metrics(question, results)
-        if metrics["all_sources"] < 1:
-            found.append({"question": question.text, "gold": list(question.gold),
-                          "got": sorted({t for r in results for t in (r.files if question.by_file else r.titles)})})
-    return found
+    return summarize(rows, search_ms, ask_ms), missed

@@ -63,12 +63,11 @@ def changed_files(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], 
     return changed, removed
 
 
-def _open_previous(settings: Settings, spec: BuildSpec) -> VectorStore | None:
+def _open_previous(settings: Settings, spec: BuildSpec, current: Manifest | None) -> VectorStore | None:
     """The current index if it is intact and built with these settings; else start over.
 
     It is opened with the backend that wrote it, so switching RAG_STORE reuses its vectors.
     """
-    current = _current_manifest(settings)
     if current is None:
         return None
     try:
@@ -110,18 +109,18 @@ def run_ingest(
     roots = corpus_roots(settings, paths)
     spec = build_spec(settings)
     with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
-        previous = None if rebuild else _open_previous(settings, spec)
+        current = _current_manifest(settings)
+        previous = None if rebuild else _open_previous(settings, spec, current)
         try:
-            return _sync(settings, spec, roots, previous, progress, started)
+            return _sync(settings, spec, roots, current, previous, progress, started)
         finally:
             if previous:
                 previous.close()
 
 
-def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: VectorStore | None,
-          progress: Progress, started: float) -> IngestReport:
+def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], current: Manifest | None,
+          previous: VectorStore | None, progress: Progress, started: float) -> IngestReport:
     # The published generation stays until a new one replaces it, even when --rebuild ignores its vectors.
-    current = _current_manifest(settings)
     kept = {current.generation} if current else set()
     remove_stale_files(settings.index_dir, kept)
     base = project_dir(settings)
@@ -136,7 +135,9 @@ def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: Vect
         return _report(loaded, manifest, 0, manifest.unique_passages, [], [], started, wrote=False)
     if not loaded.posts:
         raise EmptyCorpus(", ".join(root_names))
-    manifest, embedded = _build(settings, spec, loaded, previous, root_names, progress)
+    # The ONNX export depends on the model alone: even a rebuild reuses it while its checksums hold.
+    export = current if current and current.spec.model == spec.model else None
+    manifest, embedded = _build(settings, spec, loaded, previous, export, root_names, progress)
     remove_stale_files(settings.index_dir, kept | {manifest.generation})
     return _report(loaded, manifest, embedded, manifest.unique_passages - embedded,
                    changed, removed, started, wrote=True)
@@ -144,7 +145,7 @@ def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], previous: Vect
 
 def _build(
     settings: Settings, spec: BuildSpec, loaded: LoadResult, previous: VectorStore | None,
-    root_names: list[str], progress: Progress,
+    export: Manifest | None, root_names: list[str], progress: Progress,
 ) -> tuple[Manifest, int]:
     model_path = resolve_model_path(settings.embedding_model)
     chunks = chunk_posts(loaded.posts, token_counter(model_path), spec.max_tokens)
@@ -165,7 +166,7 @@ def _build(
     manifest = write_store(
         settings, spec, dimension, records, fresh, previous,
         posts=len(loaded.posts), passages=len(chunks), roots=root_names, fingerprints=loaded.fingerprints,
-        query_model_files=_query_model(settings, _export_of(settings, spec)),
+        query_model_files=_query_model(settings, export),
     )
     return manifest, len(missing)
 
@@ -185,13 +186,6 @@ def _current_manifest(settings: Settings) -> Manifest | None:
         return read_manifest(settings.index_dir)
     except (IndexMissing, IndexCorrupt):
         return None
-
-
-def _export_of(settings: Settings, spec: BuildSpec) -> Manifest | None:
-    """The current manifest when its ONNX export is of this model: a rebuild re-embeds, but the
-    export depends on the model alone and is reused while its checksums hold."""
-    manifest = _current_manifest(settings)
-    return manifest if manifest and manifest.spec.model == spec.model else None
 
 
 def _query_model(settings: Settings, previous: Manifest | None) -> list[FileEntry]:

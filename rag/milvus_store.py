@@ -33,10 +33,9 @@ from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, StoreUnavailable, UserError
 from .manifest import BuildSpec, Manifest, file_entry, read_manifest, verify_file, write_manifest
 from .records import (
-    IndexOptions, Record, all_records, built_at, keys_by_id, lexical, new_generation, open_records, passages,
-    refuse_foreign_files, write_records,
+    IndexOptions, Record, SqliteRecords, built_at, keys_by_id, new_generation, open_records, refuse_foreign_files,
+    write_records,
 )
-from .types import Passage
 
 _SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 _BATCH = 2000
@@ -174,7 +173,7 @@ def _search_params(kind: str, ef_search: int, k: int) -> dict:
     return {"metric_type": "IP", "params": {"ef": max(ef_search, k)} if kind == "hnsw" else {}}
 
 
-class MilvusStore:
+class MilvusStore(SqliteRecords):
     """A loaded generation whose vectors are in a Milvus collection."""
 
     name = "milvus"
@@ -233,9 +232,6 @@ class MilvusStore:
         hits = [(self._ids.get(hit["entity"][_KEY]), float(hit["distance"])) for hit in results[0]]
         return [(i, score) for i, score in hits if i is not None]  # keys of a newer, unpublished write
 
-    def lexical(self, terms: Sequence[str], n: int, weights: tuple[float, float, float]) -> list[tuple[int, float]]:
-        return lexical(self.db, terms, n, weights)
-
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         if not ids:
             return np.zeros((0, self.manifest.dimension), dtype=np.float32)
@@ -243,17 +239,11 @@ class MilvusStore:
         found = self.vectors_by_key(keys)
         return np.stack([found[key] for key in keys])
 
-    def passages(self, ids: Sequence[int]) -> list[Passage]:
-        return passages(self.db, ids)
-
     def count(self) -> int:
         return len(self._keys)
 
     def keys(self) -> set[str]:
         return set(self._keys)
-
-    def records(self) -> list[Record]:
-        return all_records(self.db)
 
     def vectors_by_key(self, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         keys = list(self._keys if keys is None else keys)

@@ -107,9 +107,8 @@ def keys_by_id(db: sqlite3.Connection) -> list[str]:
 
 def all_records(db: sqlite3.Connection) -> list[Record]:
     """Every record in id order, as an ingest would write it again (migrations copy these)."""
-    rows = db.execute("SELECT id, key, text, sources FROM passages ORDER BY id").fetchall()
-    return [Record(key, p.text, p.sources) for (_, key, _, _), p in
-            zip(rows, (_passage(i, text, sources) for i, _, text, sources in rows))]
+    rows = db.execute("SELECT id, key, text, sources FROM passages ORDER BY id")
+    return [Record(key, text, _passage(i, text, sources).sources) for i, key, text, sources in rows]
 
 
 def _passage(passage_id: int, text: str, sources_json: str) -> Passage:
@@ -118,6 +117,22 @@ def _passage(passage_id: int, text: str, sources_json: str) -> Passage:
     except (ValueError, TypeError) as exc:
         raise IndexCorrupt("a passage record is malformed") from exc
     return Passage(passage_id, text, sources)
+
+
+class SqliteRecords:
+    """What every backend reads from its generation's SQLite file (`self.db`): BM25, passages, records."""
+
+    db: sqlite3.Connection
+
+    def lexical(self, terms: Sequence[str], n: int, weights: tuple[float, float, float]) -> list[tuple[int, float]]:
+        """BM25 matches for any of the terms, best first, as (id, score) with higher better."""
+        return lexical(self.db, terms, n, weights)
+
+    def passages(self, ids: Sequence[int]) -> list[Passage]:
+        return passages(self.db, ids)
+
+    def records(self) -> list[Record]:
+        return all_records(self.db)
 
 
 def refuse_foreign_files(index_dir: Path) -> None:

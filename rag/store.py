@@ -16,18 +16,17 @@ import numpy as np
 
 from .errors import IndexCorrupt, IndexMismatch
 from .manifest import BuildSpec, Manifest, file_entry, publish, read_manifest, verify_file, write_manifest
-from .records import (  # noqa: F401 - re-exported: the shared record layer used to live here
-    INDEX_TYPES, LOCK_NAME, IndexOptions, Record, all_records, built_at, ingest_lock, keys_by_id, lexical,
-    new_generation, open_records, passages, refuse_foreign_files, remove_stale_files, write_records,
+from .records import (
+    INDEX_TYPES, IndexOptions, Record, SqliteRecords, built_at, keys_by_id, new_generation, open_records,
+    refuse_foreign_files, write_records,
 )
-from .types import Passage
 
 # Map the index file's vectors instead of copying them into the process (FAISS >= 1.10: flat codes, which
 # is also the storage of IndexHNSWFlat). A FAISS build without it falls back to an ordinary read.
 _MMAP_FLAGS = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY
 
 
-class FaissStore:
+class FaissStore(SqliteRecords):
     """A loaded and verified index: vectors in FAISS, records and BM25 in SQLite (rag.records)."""
 
     name = "faiss"
@@ -75,24 +74,14 @@ class FaissStore:
         scores, ids = search_index(self.index, vector.reshape(1, -1).astype(np.float32), k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-    def lexical(self, terms: Sequence[str], n: int, weights: tuple[float, float, float]) -> list[tuple[int, float]]:
-        """BM25 matches for any of the terms, best first, as (id, score) with higher better."""
-        return lexical(self.db, terms, n, weights)
-
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if ids else np.zeros((0, self.index.d))
-
-    def passages(self, ids: Sequence[int]) -> list[Passage]:
-        return passages(self.db, ids)
 
     def count(self) -> int:
         return int(self.index.ntotal)
 
     def keys(self) -> set[str]:
         return set(keys_by_id(self.db))
-
-    def records(self) -> list[Record]:
-        return all_records(self.db)
 
     def vectors_by_key(self, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Stored vectors by passage key (all, or those asked for), so an ingest re-embeds only what changed."""

@@ -11,7 +11,8 @@ import pytest
 
 from rag import Assistant, IndexCorrupt, Settings
 from rag.manifest import BuildSpec, Manifest, read_manifest
-from rag.store import FaissStore, IndexOptions, Record, build_index, write_generation
+from rag.records import IndexOptions, Record
+from rag.store import FaissStore, build_index, write_generation
 from rag.types import Source
 
 SPEC = BuildSpec("test-model", 1, 256)
