@@ -16,6 +16,7 @@ from .corpus import load_paths
 from .embeddings import Progress
 from .errors import RagError
 from .extractive import extractive_draft
+from .grounding import NameMatcher, context_of, question_names
 from .ingest import QUERY_MODEL_DIR, build_spec, changed_files, migrate, project_dir, recorded_roots, run_ingest
 from .manifest import read_manifest, verify_file
 from .prompts import ABSTAIN_TEXT, NO_ANSWER
@@ -34,6 +35,7 @@ class Assistant:
         self.settings = settings or Settings()
         self._store = None
         self._encoder = None
+        self._matcher: NameMatcher | None = None
 
     # ------------------------------------------------------------ index
 
@@ -122,7 +124,7 @@ class Assistant:
         if mode == "llm":
             draft, mode = yield from self._llm_draft(question, standalone, hits, notices)
         else:
-            draft = self._extractive_draft(question, standalone, hits)
+            draft = self._extractive_draft(question, standalone, hits, notices)
         timings["generate_ms"] = _ms(draft_started, time.perf_counter())
         answer = _logged(self._verified(question, standalone, draft, hits, mode, notices, timings, started))
         if mode != "llm":
@@ -167,11 +169,18 @@ class Assistant:
             if not self.settings.llm_fallback:
                 raise
             notices.append(f"the LLM failed, so this answer is extractive: {exc}")
-            return self._extractive_draft(question, standalone, hits), "extractive (LLM failed)"
+            return self._extractive_draft(question, standalone, hits, notices), "extractive (LLM failed)"
 
-    def _extractive_draft(self, question: str, standalone: str, hits) -> str:
+    def _extractive_draft(self, question: str, standalone: str, hits, notices: list[str]) -> str:
+        """Quote the passages that speak of everything the question names; none may (a near miss)."""
         _, encoder = self._loaded()
-        return extractive_draft([question, standalone], hits, encoder, self.settings.answer_max_sentences)
+        names = question_names(question)
+        missing = [self._matcher.missing(names, context_of(h.passage)) for h in hits] if names else []
+        if missing and all(missing):
+            notices.append("none of the passages found mentions " + ", ".join(min(missing, key=len)))
+            return NO_ANSWER
+        quotable = [not m for m in missing] if missing else None
+        return extractive_draft([question, standalone], hits, encoder, self.settings.answer_max_sentences, quotable)
 
     def _verified(self, question, standalone, draft, hits, mode, notices, timings, started) -> Answer:
         if NO_ANSWER.lower() in draft.lower():
@@ -250,6 +259,7 @@ class Assistant:
 
             store = open_store(self.settings, build_spec(self.settings))
             self._encoder = self._query_encoder(store.manifest)
+            self._matcher = NameMatcher(self._encoder)
             self._store = store
         return self._store, self._encoder
 

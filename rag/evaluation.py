@@ -121,6 +121,7 @@ def summarize(rows: list[dict], search_ms: list[float], ask_ms: list[float]) -> 
         "citation_precision": round(sum(r.get("cited_supporting", 0) for r in in_scope) / cited, 3) if cited else None,
         "abstention_precision": round(correct_abstentions / abstained, 3) if answered and abstained else None,
         "abstention_recall": round(correct_abstentions / len(out_scope), 3) if answered and out_scope else None,
+        "false_abstention_rate": mean("abstained_in_scope", in_scope),
         "search_p50_ms": round(_percentile(search_ms, 0.5), 2), "search_p95_ms": round(_percentile(search_ms, 0.95), 2),
         "ask_p50_ms": round(_percentile(ask_ms, 0.5), 2) if ask_ms else None,
         "ask_p95_ms": round(_percentile(ask_ms, 0.95), 2) if ask_ms else None,

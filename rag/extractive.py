@@ -23,13 +23,15 @@ _PASSAGE_FLOOR = 0.8
 
 
 def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: QueryEncoder,
-                     max_sentences: int) -> str:
+                     max_sentences: int, quotable: Sequence[bool] | None = None) -> str:
     """Pick sentences for the question as asked and as rewritten (a follow-up's own words say what it
-    wants, "how long"; the rewrite says about what)."""
-    floor = max(h.dense_score for h in hits) * _PASSAGE_FLOOR if hits else 0.0
+    wants, "how long"; the rewrite says about what), from the hits marked quotable (default: all)."""
+    quotable = quotable or [True] * len(hits)
+    scores = [h.dense_score for h, ok in zip(hits, quotable) if ok]
+    floor = max(scores) * _PASSAGE_FLOOR if scores else 0.0
     kind = wanted(questions[0])
     candidates = [(rank, order, sentence)
-                  for rank, hit in enumerate(hits) if hit.dense_score >= floor
+                  for rank, hit in enumerate(hits) if quotable[rank] and hit.dense_score >= floor
                   for order, sentence in enumerate(sentence_units(hit.passage.text))]
     if not candidates:
         return ""

@@ -80,4 +80,6 @@ def test_retrieval_gates_hold_on_a_second_larger_corpus(capsys):
     report = json.loads(capsys.readouterr().out)["rag"]
     assert report["in_scope"] >= 150
     assert report["hit@k"] >= 0.95 and report["all_sources@k"] >= 0.90
-    assert report["abstention_precision"] >= 0.90  # abstains rarely on answerable questions (recall: see README)
+    assert report["false_abstention_rate"] <= 0.05  # abstains rarely on answerable questions
+    # Near misses the offline answerer can catch (a name no passage mentions); the rest: see README.
+    assert report["abstention_recall"] >= 0.5

@@ -1,0 +1,99 @@
+"""Whether a passage speaks of the particular things a question names.
+
+A near miss reads like an answer: asked for the London office's desks, the closest passage counts the
+Berlin office's. Its words and its vector are close, so neither BM25 nor the cosine can tell; what
+gives it away is a name the question asks about (London, Redis, `default_pool_size`, API) that the
+passage never mentions. So the offline answerer only quotes passages that ground every such name:
+spelled the same or as a longer form (Postgres, PostgreSQL), spelled out (PR, pull request), or a
+near-synonym by the embedding model (iPhone, iOS). A sibling of the same kind (London, Berlin) is
+not close enough, which is the point.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from .types import Passage
+
+# Cosine between two names' vectors above which one stands for the other (Canadian/Canada 0.78,
+# iPhone/iOS 0.78, US/America 0.78), below which they are siblings (London/Berlin 0.60, India/Japan 0.67).
+SAME_THING = 0.75
+_TOKEN = re.compile(r"\w+(?:[-_.]\w+)*")
+_QUOTED = re.compile(r"(?<!\w)['‘\"“][^'‘’\"“”]+['’\"”](?!\w)")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)$")
+_STATUS_CLASS = re.compile(r"^\d[xX]{2}$")  # 5xx: a class of codes, not a name
+
+
+def question_names(question: str) -> list[str]:
+    """The particular things a question names: identifiers, acronyms, and capitalised words not
+    at the start of a sentence. Quoted titles and headings are left to retrieval."""
+    text = _QUOTED.sub(lambda m: " " * len(m.group()), question)
+    names = []
+    for match in _TOKEN.finditer(text):
+        word = match.group()
+        if _is_name(word, sentence_start=bool(_SENTENCE_START.search(text[: match.start()]))):
+            names.append(word)
+    return list(dict.fromkeys(names))
+
+
+def _is_name(word: str, sentence_start: bool) -> bool:
+    if _STATUS_CLASS.match(word) or word.isdigit() or len(word) < 2:
+        return False
+    mixed = any(any(c.isdigit() for c in part) and any(c.isalpha() for c in part) for part in word.split("-"))
+    if "_" in word or mixed:  # default_pool_size, p95, S3; not 14-day
+        return True
+    if sum(c.isupper() for c in word) >= 2 or (word[0].islower() and any(c.isupper() for c in word)):
+        return True
+    return word[0].isupper() and not sentence_start
+
+
+def context_of(passage: Passage) -> str:
+    """What a passage says and where: its text, post titles and section headings."""
+    places = [part for s in passage.sources for part in (s.title, s.section) if part]
+    return " ".join([passage.text, *dict.fromkeys(places)])
+
+
+class NameMatcher:
+    """Grounds question names in passages; word vectors are cached across questions."""
+
+    def __init__(self, encoder) -> None:
+        self._encoder = encoder
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def missing(self, names: Sequence[str], context: str) -> list[str]:
+        """The names the context does not speak of."""
+        words = [w.lower() for w in _TOKEN.findall(context)]
+        vocabulary = set(words)
+        unspelled = [n for n in names if not _spelled(n.lower(), vocabulary) and not _acronym_of(n, words)]
+        if not unspelled:
+            return []
+        tokens = _TOKEN.findall(context)
+        candidates = sorted({w.lower() for w in tokens + [p for w in tokens for p in w.split("-")] if len(w) > 1})
+        similarity = self._vectors_of([n.lower() for n in unspelled]) @ self._vectors_of(candidates).T
+        return [n for n, row in zip(unspelled, similarity) if row.max() < SAME_THING]
+
+    def _vectors_of(self, words: list[str]) -> np.ndarray:
+        new = [w for w in dict.fromkeys(words) if w not in self._vectors]
+        if new:
+            self._vectors.update(zip(new, self._encoder.encode(new)))
+        return np.array([self._vectors[w] for w in words])
+
+
+def _spelled(name: str, vocabulary: set[str]) -> bool:
+    """The same word, a longer form of it (Postgres: PostgreSQL) or its plural (APIs: API)."""
+    if name in vocabulary:
+        return True
+    return any((len(name) >= 3 and w.startswith(name)) or (len(w) >= 3 and name.startswith(w)
+                                                           and len(name) - len(w) <= 2) for w in vocabulary)
+
+
+def _acronym_of(name: str, words: Sequence[str]) -> bool:
+    """PR for "pull request", IdP for "identity provider", SSO for "single sign-on"."""
+    initials = "".join(c for c in name if c.isupper()).lower()
+    if len(initials) < 2:
+        return False
+    parts = [p for w in words for p in re.split(r"[-_.]", w) if p]
+    return initials in "".join(p[0] for p in parts)

@@ -1,0 +1,62 @@
+"""Near misses: an answer may only quote passages that speak of what the question names."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag import Assistant
+from rag.grounding import NameMatcher, question_names
+
+OFFICES = {
+    "berlin.md": "# Berlin Office Guide\n\n## Desks\n\nThe Berlin office has 60 desks for about 85 people, "
+                 "so desks are booked in Robin the day before.\n",
+    "toronto.md": "# Toronto Office Guide\n\n## Parking\n\nStaff who drive can use the Impark garage on "
+                  "Pearl Street; parking is reimbursed up to 150 CAD per month.\n",
+    "database.md": "# Database Runbook\n\n## Pooling\n\nThe billing service reaches PostgreSQL through "
+                   "PgBouncer with default_pool_size set to 40 and a pull request for every change.\n",
+}
+
+
+@pytest.mark.parametrize(("question", "names"), [
+    ("Which Redis eviction policy does the auth gateway's session cache use?", ["Redis"]),
+    ("What default_pool_size does the worker use, and what is its p95?", ["default_pool_size", "p95"]),
+    ("How often do the iPhone and Android apps ship?", ["iPhone", "Android"]),
+    ("If we force SSO, what if the IdP goes down?", ["SSO", "IdP"]),
+    # Sentence starts, quoted headings, 14-day, 5xx and plain numbers are not names.
+    ("What does the 'Unexpected Wins' section of the 14-day guide say? Where do 5xx errors in 2023 go?", []),
+])
+def test_question_names(question, names):
+    assert question_names(question) == names
+
+
+@pytest.fixture(scope="module")
+def matcher(shipped_index):
+    from rag import Settings
+
+    return NameMatcher(Assistant(Settings(index_dir=shipped_index))._loaded()[1])
+
+
+def test_a_name_is_grounded_by_its_spelling_a_longer_form_an_acronym_or_a_synonym(matcher):
+    context = "Larger changes go through a pull request. PostgreSQL backs the iOS app in Canada."
+    assert matcher.missing(["PR", "Postgres", "postgresql", "iPhone", "Canadian"], context) == []
+
+
+def test_a_sibling_of_the_same_kind_does_not_ground_a_name(matcher):
+    context = "The Berlin office has 60 desks; Japan trips get a daily allowance; sessions live in Memcached."
+    assert matcher.missing(["London", "India", "Redis"], context) == ["London", "India", "Redis"]
+
+
+def test_near_miss_on_a_name_abstains_and_says_which_name(make_settings, tmp_path):
+    folder = tmp_path / "offices"
+    folder.mkdir()
+    for name, text in OFFICES.items():
+        (folder / name).write_text(text)
+    assistant = Assistant(make_settings())
+    assistant.ingest([folder])
+    answer = assistant.ask("How many desks are there in the London office?")
+    assert answer.abstained and "none of the passages found mentions London" in answer.notices
+    assert answer.near_misses[0].passage.titles == ["Berlin Office Guide"]
+    answer = assistant.ask("How many desks are there in the Berlin office?")
+    assert not answer.abstained and "60 desks" in answer.text
+    answer = assistant.ask("Which pool size does the billing service's PgBouncer use for Postgres?")
+    assert not answer.abstained and "default_pool_size set to 40" in answer.text
