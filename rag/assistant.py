@@ -16,7 +16,7 @@ from .corpus import load_paths
 from .embeddings import Progress
 from .errors import RagError
 from .extractive import extractive_draft
-from .grounding import NameMatcher, context_of, question_names
+from .grounding import NameMatcher, compound_names, context_of, question_names
 from .ingest import QUERY_MODEL_DIR, build_spec, changed_files, migrate, project_dir, recorded_roots, run_ingest
 from .manifest import read_manifest, verify_file
 from .prompts import ABSTAIN_TEXT, NO_ANSWER
@@ -174,10 +174,13 @@ class Assistant:
     def _extractive_draft(self, question: str, standalone: str, hits, notices: list[str]) -> str:
         """Quote the passages that speak of everything the question names; none may (a near miss)."""
         _, encoder = self._loaded()
-        names = question_names(question)
-        missing = [self._matcher.missing(names, context_of(h.passage)) for h in hits] if names else []
+        contexts = [context_of(h.passage) for h in hits]
+        names = list(dict.fromkeys(question_names(question) + compound_names(question, contexts)))
+        missing = [self._matcher.missing(names, context) for context in contexts] if names else []
         if missing and all(missing):
-            notices.append("none of the passages found mentions " + ", ".join(min(missing, key=len)))
+            nowhere = [n for n in names if all(n in m for m in missing)]
+            notices.append("none of the passages found mentions " + ", ".join(nowhere) if nowhere else
+                           "no passage found mentions " + " and ".join(names) + " together")
             return NO_ANSWER
         quotable = [not m for m in missing] if missing else None
         return extractive_draft([question, standalone], hits, encoder, self.settings.answer_max_sentences, quotable)

@@ -39,6 +39,14 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def compound_names(question: str, contexts: Sequence[str]) -> list[str]:
+    """Words the passages write as one identifier: "notifications worker" is `notifications-worker`."""
+    identifiers = {w.lower() for c in contexts for w in _TOKEN.findall(c) if "-" in w or "_" in w}
+    words = [w.lower() for w in re.findall(r"\w+", question)]
+    return [joined for n in (3, 2) for i in range(len(words) - n + 1)
+            for joined in (sep.join(words[i:i + n]) for sep in "-_") if joined in identifiers]
+
+
 def _is_name(word: str, sentence_start: bool) -> bool:
     if _STATUS_CLASS.match(word) or word.isdigit() or len(word) < 2:
         return False

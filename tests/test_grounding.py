@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag import Assistant
-from rag.grounding import NameMatcher, question_names
+from rag.grounding import NameMatcher, compound_names, question_names
 
 OFFICES = {
     "berlin.md": "# Berlin Office Guide\n\n## Desks\n\nThe Berlin office has 60 desks for about 85 people, "
@@ -14,6 +14,8 @@ OFFICES = {
                   "Pearl Street; parking is reimbursed up to 150 CAD per month.\n",
     "database.md": "# Database Runbook\n\n## Pooling\n\nThe billing service reaches PostgreSQL through "
                    "PgBouncer with default_pool_size set to 40 and a pull request for every change.\n",
+    "notifications.md": "# Notifications Runbook\n\n## Overview\n\nnotifications-worker sends email through "
+                        "Postmark and runs with worker_concurrency=16 per pod.\n",
 }
 
 
@@ -27,6 +29,12 @@ OFFICES = {
 ])
 def test_question_names(question, names):
     assert question_names(question) == names
+
+
+def test_words_the_passages_write_as_one_identifier_are_a_name():
+    contexts = ["notifications-worker sends email", "The auth_gateway issues tokens"]
+    assert compound_names("Does the notifications worker or the auth gateway retry?", contexts) == [
+        "notifications-worker", "auth_gateway"]
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +68,7 @@ def test_near_miss_on_a_name_abstains_and_says_which_name(make_settings, tmp_pat
     assert not answer.abstained and "60 desks" in answer.text
     answer = assistant.ask("Which pool size does the billing service's PgBouncer use for Postgres?")
     assert not answer.abstained and "default_pool_size set to 40" in answer.text
+    # Each passage speaks of one of the two names, neither of both: a near miss.
+    answer = assistant.ask("What default_pool_size does the notifications worker use?")
+    assert answer.abstained and answer.notices == (
+        "no passage found mentions default_pool_size and notifications-worker together",)
