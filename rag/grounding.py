@@ -25,6 +25,8 @@ _TOKEN = re.compile(r"\w+(?:[-_.]\w+)*")
 _QUOTED = re.compile(r"(?<!\w)['‘\"“][^'‘’\"“”]+['’\"”](?!\w)")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)$")
 _STATUS_CLASS = re.compile(r"^\d[xX]{2}$")  # 5xx: a class of codes, not a name
+_CHAT_CAPS = {"ok", "asap", "fyi", "aka", "tldr"}
+_CACHED_WORDS = 50_000  # about 75 MB of word vectors for a long-running app
 
 
 def question_names(question: str) -> list[str]:
@@ -48,7 +50,7 @@ def compound_names(question: str, contexts: Sequence[str]) -> list[str]:
 
 
 def _is_name(word: str, sentence_start: bool) -> bool:
-    if _STATUS_CLASS.match(word) or word.isdigit() or len(word) < 2:
+    if _STATUS_CLASS.match(word) or word.isdigit() or len(word) < 2 or word.lower() in _CHAT_CAPS:
         return False
     mixed = any(any(c.isdigit() for c in part) and any(c.isalpha() for c in part) for part in word.split("-"))
     if "_" in word or mixed:  # default_pool_size, p95, S3; not 14-day
@@ -85,6 +87,8 @@ class NameMatcher:
 
     def _vectors_of(self, words: list[str]) -> np.ndarray:
         new = [w for w in dict.fromkeys(words) if w not in self._vectors]
+        if len(self._vectors) + len(new) > _CACHED_WORDS:
+            self._vectors.clear()
         if new:
             self._vectors.update(zip(new, self._encoder.encode(new)))
         return np.array([self._vectors[w] for w in words])
