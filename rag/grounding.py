@@ -80,8 +80,7 @@ class NameMatcher:
         unspelled = [n for n in names if not _spelled(n.lower(), vocabulary) and not _acronym_of(n, words)]
         if not unspelled:
             return []
-        tokens = _TOKEN.findall(context)
-        candidates = sorted({w.lower() for w in tokens + [p for w in tokens for p in w.split("-")] if len(w) > 1})
+        candidates = sorted({w for w in words + [p for w in words for p in w.split("-")] if len(w) > 1})
         similarity = self._vectors_of([n.lower() for n in unspelled]) @ self._vectors_of(candidates).T
         return [n for n, row in zip(unspelled, similarity) if row.max() < SAME_THING]
 
