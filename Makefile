@@ -8,7 +8,7 @@ PORT ?= 8501
 CHROMIUM := /usr/lib/chromium/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser index run test test-fast screenshot bench clean
+.PHONY: setup browser index run lint test test-fast screenshot bench clean
 
 setup: $(STAMP)
 
@@ -16,7 +16,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all,test]"
 	touch $@
 
 screenshot: setup browser index
@@ -34,7 +34,11 @@ browser:
 	test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
-test: setup browser
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: setup browser lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 test-fast: setup

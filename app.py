@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rag import Assistant, RagError
-from rag.config import load_settings
+from rag import Assistant, RagError, load_settings
 from rag.render import safe_markdown as safe
-from rag.types import Answer
 
 EXAMPLES = [
     "How did they cut cloud costs?",
@@ -58,7 +56,8 @@ def index_panel(assistant: Assistant) -> None:
 def reingest(assistant: Assistant) -> None:
     bar = st.progress(0.0, text="Reading the corpus…")
     try:
-        report = assistant.ingest(progress=lambda done, total: bar.progress(
+        # In a child process: the server never keeps torch loaded, and other sessions go on asking.
+        report = assistant.ingest(isolated=True, progress=lambda done, total: bar.progress(
             done / total, text=f"Embedding {done}/{total} passages"))
         assistant.load()
     except RagError as exc:
@@ -127,23 +126,15 @@ def respond(assistant: Assistant, question: str, options: dict) -> None:
     st.session_state.messages.append({"role": "user", "content": question})
     show_message(st.session_state.messages[-1])
     answer_only = {k: v for k, v in options.items() if k != "k"}
-    final: list[Answer] = []
-
-    def pieces():
-        for item in assistant.configured(**answer_only).stream(question, history=history, k=options["k"]):
-            if isinstance(item, Answer):
-                final.append(item)
-            else:
-                yield safe(item)
-
     with st.chat_message("assistant"):
         try:
-            st.write_stream(pieces())
+            stream = assistant.configured(**answer_only).stream(question, history=history, k=options["k"])
+            st.write_stream(safe(piece) for piece in stream)
+            answer = stream.answer
         except RagError as exc:
             st.error(str(exc))
             st.session_state.messages.pop()
             return
-    answer = final[0]
     st.session_state.messages.append({"role": "assistant", "content": answer.text, "answer": answer.to_dict()})
     st.rerun()  # redraw with the verified text and its sources
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def evaluate(assistant, rows) -> dict:
-    from rag.citations import support
+    from rag.answer.citations import support
 
     in_scope = [r for r in rows if r["fact"]]
     out_scope = [r for r in rows if not r["fact"]]
@@ -48,6 +48,7 @@ def evaluate(assistant, rows) -> dict:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fake_openai import FakeOpenAI, scripted_llm
+
     from rag import Assistant, Settings
 
     rows = [json.loads(line) for line in (ROOT / "tests/data/answer_questions.jsonl").open()]

@@ -101,13 +101,7 @@ def machine() -> dict:
             "ram_gib": round(int(mem.group(1)) / 2**20, 1) if mem else None, "python": sys.version.split()[0]}
 
 
-WORDS = (
-    "service database cache latency queue deploy rollback cluster region traffic shard replica index query "
-    "budget cost invoice vendor contract team review incident outage alert pager metric dashboard trace log "
-    "schema migration release canary feature flag backlog sprint estimate capacity storage bucket network "
-    "gateway proxy timeout retry client server request response build pipeline test coverage refactor module "
-    "library upgrade kernel container image registry scheduler worker batch stream event consumer producer"
-).split()
+WORDS = ["service", "database", "cache", "latency", "queue", "deploy", "rollback", "cluster", "region", "traffic", "shard", "replica", "index", "query", "budget", "cost", "invoice", "vendor", "contract", "team", "review", "incident", "outage", "alert", "pager", "metric", "dashboard", "trace", "log", "schema", "migration", "release", "canary", "feature", "flag", "backlog", "sprint", "estimate", "capacity", "storage", "bucket", "network", "gateway", "proxy", "timeout", "retry", "client", "server", "request", "response", "build", "pipeline", "test", "coverage", "refactor", "module", "library", "upgrade", "kernel", "container", "image", "registry", "scheduler", "worker", "batch", "stream", "event", "consumer", "producer"]
 
 
 def synthetic_corpus(folder: Path, passages: int = 2000, per_post: int = 20, seed: int = 7) -> Path:

@@ -21,15 +21,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import machine, ms, percentile
 from scale import DIM, FETCH_K, clustered
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.config import Settings  # noqa: E402
-from rag.manifest import BuildSpec  # noqa: E402
-from rag.records import Record  # noqa: E402
-from rag.stores import open_store, write_store  # noqa: E402
+from rag.index.manifest import BuildSpec  # noqa: E402
+from rag.index.records import Record  # noqa: E402
+from rag.index.registry import open_store, write_store  # noqa: E402
 from rag.types import Source  # noqa: E402
 
 SPEC = BuildSpec("synthetic", 1, 256)

@@ -16,7 +16,18 @@ import tempfile
 from pathlib import Path
 
 from common import (
-    PYTHON, QUESTIONS, RAG, SHIPPED_CORPUS, emit, env_for, fresh_process, machine, ms, percentile, ratio, timed,
+    PYTHON,
+    QUESTIONS,
+    RAG,
+    SHIPPED_CORPUS,
+    emit,
+    env_for,
+    fresh_process,
+    machine,
+    ms,
+    percentile,
+    ratio,
+    timed,
 )
 
 
@@ -48,7 +59,8 @@ def main() -> None:
     index_dir = build(args.index_dir)
     assistant = Assistant(Settings(corpus_dir=SHIPPED_CORPUS, index_dir=index_dir, answerer="extractive"))
     assistant.load()
-    store, encoder = assistant._loaded()
+    with assistant._index.borrow() as resources:
+        encoder, manifest = resources.encoder, resources.store.manifest
     floor = warm(lambda q: encoder.encode([q]), args.runs)
     search = warm(lambda q: assistant.search(q), args.runs)
     ask = warm(lambda q: assistant.ask(q), args.runs)
@@ -60,7 +72,7 @@ def main() -> None:
     st_import = fresh_process([PYTHON, "-c", "import sentence_transformers"], env, cwd, max(3, args.cold_runs // 2 + 1))
     emit({
         "benchmark": "query", "machine": machine(),
-        "index": {"passages": store.manifest.unique_passages, "type": store.manifest.index_type},
+        "index": {"passages": manifest.unique_passages, "type": manifest.index_type},
         "floor_query_embedding": floor,
         "search_warm": {**search, "p50_vs_floor": ratio(search["p50_ms"], floor["p50_ms"])},
         "ask_extractive_warm": {**ask, "p50_vs_floor": ratio(ask["p50_ms"], floor["p50_ms"])},

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
 from common import emit, machine, ms, percentile, ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rag.records import IndexOptions  # noqa: E402
-from rag.store import build_index, search_index  # noqa: E402
+from rag.index.faiss import build_index, search_index  # noqa: E402
+from rag.index.store import IndexOptions  # noqa: E402
 
 DIM, FETCH_K = 384, 30
 

@@ -8,46 +8,18 @@ sees all of its text. Identical paragraphs across posts become one passage with 
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Callable, Iterable
 
+from .text import normalize, split_sentences
 from .types import Chunk, Post, Source
 
 TokenCounter = Callable[[str], int]
 
 CHUNKING_VERSION = 1
-_MIN_SENTENCE_WORDS = 4
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
-
-
-def normalize_for_key(text: str) -> str:
-    """What counts as 'the same paragraph': Unicode NFKC, plain quotes and dashes, folded spaces."""
-    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY)
-    return " ".join(text.split())
 
 
 def passage_key(text: str) -> str:
-    return hashlib.sha256(normalize_for_key(text).encode()).hexdigest()[:32]
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
-def sentence_units(text: str) -> list[str]:
-    """Sentences, with a very short one ("The difference?") joined to the sentence that completes it."""
-    units: list[str] = []
-    carry = ""
-    for sentence in split_sentences(text):
-        sentence = f"{carry} {sentence}".strip()
-        carry = sentence if len(sentence.split()) < _MIN_SENTENCE_WORDS else ""
-        if not carry:
-            units.append(sentence)
-    if carry:
-        units.append(carry)
-    return units
+    return hashlib.sha256(normalize(text).encode()).hexdigest()[:32]
 
 
 def _pack(pieces: list[str], count_tokens: TokenCounter, max_tokens: int) -> list[str]:

@@ -19,6 +19,7 @@ from . import logs
 from .assistant import Assistant
 from .config import load_settings
 from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
+from .index.registry import BACKENDS
 from .types import Answer, IngestReport, SearchResult, Turn
 
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="files or folders to index (default: what the index was built from, "
                              "else RAG_CORPUS_DIR); the index mirrors exactly these")
     ingest.add_argument("--rebuild", action="store_true", help="start over and re-embed everything")
-    ingest.add_argument("--store", choices=["faiss", "milvus"], default=None,
+    ingest.add_argument("--store", choices=list(BACKENDS), default=None,
                         help="vector store to build (default RAG_STORE); switching reuses the stored vectors")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also run the plain LangChain recipe (1000/200 splitter, same model, FAISS)")
 
     migrate = commands.add_parser("migrate", help="copy the index into another vector store without re-embedding")
-    migrate.add_argument("--to", choices=["faiss", "milvus"], required=True,
+    migrate.add_argument("--to", choices=list(BACKENDS), required=True,
                          help="target store (Milvus: RAG_MILVUS_URI, RAG_MILVUS_TOKEN, RAG_MILVUS_COLLECTION)")
     migrate.add_argument("--json", action="store_true", help="print the migrated index's info as JSON")
 
@@ -270,15 +271,13 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
 
 def _chat_turn(assistant: Assistant, question: str, history: list[Turn], args: argparse.Namespace) -> Answer:
     streamed: list[str] = []
-    answer = None
-    for piece in assistant.stream(question, history=history, k=args.k, answerer=args.answerer):
-        if isinstance(piece, Answer):
-            answer = piece
-            break
+    stream = assistant.stream(question, history=history, k=args.k, answerer=args.answerer)
+    for piece in stream:
         if not streamed and piece:
             print("rag> ", end="", flush=True)
         streamed.append(piece)
         print(piece, end="", flush=True)
+    answer = stream.answer
     if answer.standalone_question != question:
         print(f"\n(searched for: {answer.standalone_question})", end="")
     if "".join(streamed).strip() != answer.text:

@@ -106,7 +106,7 @@ def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool = 
             continue
         try:
             posts = parse_text(text, path, name)
-        except Exception as exc:  # a parser bug on one file must not stop the rest
+        except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the rest
             result.skipped.append(Skipped(name, f"could not be parsed ({type(exc).__name__}: {exc})"))
             continue
         if not posts:
@@ -121,7 +121,8 @@ def read_text(path: Path, max_bytes: int) -> tuple[str | None, str, str]:
         size = path.stat().st_size
         if size > max_bytes:
             stat = path.stat()
-            return None, f"stat:{size}:{stat.st_mtime_ns}", f"larger than the {max_bytes}-byte limit (RAG_MAX_FILE_BYTES)"
+            limit = f"larger than the {max_bytes}-byte limit (RAG_MAX_FILE_BYTES)"
+            return None, f"stat:{size}:{stat.st_mtime_ns}", limit
         data = path.read_bytes()
     except OSError as exc:
         return None, "unreadable", f"unreadable ({exc.strerror or exc})"
@@ -156,10 +157,7 @@ def _posts(parsed: list[tuple[str, str, list[Paragraph]]], name: str) -> list[Po
     for title, category, paragraphs in parsed:
         if not paragraphs:
             continue
-        digest = hashlib.sha256()
-        for part in [title, category, *(f"{p.section}\x1f{p.text}" for p in paragraphs)]:
-            digest.update(part.encode() + b"\x1e")
-        posts.append(Post(title, category, name, digest.hexdigest(), tuple(paragraphs)))
+        posts.append(Post(title, category, name, tuple(paragraphs)))
     return posts
 
 
@@ -203,7 +201,8 @@ def _paragraphs(blocks: Iterable[str]) -> list[Paragraph]:
 def parse_listing(text: str) -> list[tuple[str, str, list[Paragraph]]]:
     """A category export: `Category: X`, then one post per `•` line, headings as short lines."""
     category, posts = "", []
-    title, body = None, []
+    title: str | None = None
+    body: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.lower().startswith("category:") and title is None and not category:

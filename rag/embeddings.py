@@ -17,7 +17,6 @@ import numpy as np
 from .config import BUNDLED_MODEL
 from .errors import ModelUnavailable
 
-
 Progress = bool | Callable[[int, int], None]
 
 
@@ -86,7 +85,7 @@ class SentenceEncoder:
         except Exception as exc:
             raise ModelUnavailable(str(model_path), f"{type(exc).__name__}: {exc}") from exc
         self.batch_size = batch_size
-        self.dimension = int(self.model.get_embedding_dimension())
+        self.dimension = int(self.model.get_embedding_dimension() or 0)
 
     def encode(self, texts: list[str], progress: Progress = False) -> np.ndarray:
         """Vectors for texts; progress is True for a terminal bar, or a callback(done, total)."""

@@ -51,6 +51,10 @@ class StoreUnavailable(UserError):
     """The configured vector store cannot be reached or opened (a Milvus server, a locked Milvus Lite file)."""
 
 
+class MissingExtra(UserError):
+    """A feature's optional package is not installed: the message names the extra that brings it."""
+
+
 class CorpusMissing(UserError):
     def __init__(self, path: object) -> None:
         super().__init__(f"corpus path {path} does not exist: pass existing files or folders to `rag ingest`")

@@ -25,7 +25,7 @@ def parse_html(markup: str) -> tuple[str, str, list[Paragraph]]:
     soup = BeautifulSoup(markup, "html.parser")
     title = _text(soup.title) if soup.title else ""
     meta = soup.find("meta", attrs={"name": "category"})
-    category = (meta.get("content") or "").strip() if meta else ""
+    category = str(meta.get("content") or "").strip() if meta else ""
     for element in soup.find_all(_DROP):
         element.decompose()
     paragraphs, section = [], ""

@@ -13,15 +13,18 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import logs
 from .chunking import CHUNKING_VERSION, chunk_posts, embedding_text, group_duplicates, passage_key
 from .config import Settings
 from .corpus import LoadResult, display_path, load_paths
 from .embeddings import Progress, load_encoder, model_window, resolve_model_path, token_counter
 from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, UserError
-from .manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
-from .records import Record, ingest_lock, remove_stale_files
-from .stores import VectorStore, location_of, open_store, write_store
-from .types import IngestReport
+from .index.files import ingest_lock, remove_stale_files
+from .index.manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
+from .index.records import Record
+from .index.registry import describe_location, location_of, open_store, write_store
+from .index.store import VectorStore
+from .types import IndexInfo, IngestReport
 
 log = logging.getLogger(__name__)
 QUERY_MODEL_DIR = "onnx"
@@ -78,6 +81,23 @@ def _open_previous(settings: Settings, spec: BuildSpec, current: Manifest | None
         if current.store == settings.store:
             raise  # e.g. the Milvus server is down: embedding everything again would not help
         return None
+
+
+def describe_index(settings: Settings) -> IndexInfo:
+    """What the index holds, where, and which corpus files changed since it was built."""
+    manifest = read_manifest(settings.index_dir)
+    roots = [p for p in recorded_roots(settings, manifest) if p.exists()]
+    current = load_paths(roots, settings.max_file_bytes, project_dir(settings), parse=False)
+    changed, removed = changed_files(manifest.fingerprints, current.fingerprints)
+    # Bytes on local disk: the records and BM25 file, and the vectors' file when they are local.
+    index_bytes = (manifest.index_file.bytes if manifest.index_file else 0) + manifest.records_file.bytes
+    return IndexInfo(
+        index_dir=str(settings.index_dir), model=manifest.spec.model, dimension=manifest.dimension,
+        posts=manifest.posts, passages=manifest.passages, unique_passages=manifest.unique_passages,
+        files=len(manifest.fingerprints), index_bytes=index_bytes, built_at=manifest.built_at,
+        changed_files=tuple(changed + removed), index_type=manifest.index_type,
+        store=manifest.store, location=describe_location(settings, manifest),
+    )
 
 
 def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = None) -> Manifest:
@@ -150,25 +170,34 @@ def _build(
     model_path = resolve_model_path(settings.embedding_model)
     chunks = chunk_posts(loaded.posts, token_counter(model_path), spec.max_tokens)
     # A record's key hashes the text the model reads, so a vector is reused exactly when it would not change.
-    records = []
+    embedded_texts = []
     for _, text, sources in group_duplicates(chunks):
         embedded = embedding_text(text, sources, settings.embed_context)
-        records.append((Record(passage_key(embedded), text, sources), embedded))
+        embedded_texts.append((Record(passage_key(embedded), text, sources), embedded))
     known = previous.keys() if previous else set()
-    missing = {record.key: embedded for record, embedded in records if record.key not in known}
+    missing = {record.key: embedded for record, embedded in embedded_texts if record.key not in known}
     if missing:
         encoder = load_encoder(model_path, settings.embed_batch_size)
         fresh = dict(zip(missing, encoder.encode(list(missing.values()), progress)))
         dimension = encoder.dimension
     else:
+        assert previous is not None  # nothing to embed: every passage is known to it
         fresh, dimension = {}, previous.manifest.dimension
-    records = [record for record, _ in records]
+    records = [record for record, _ in embedded_texts]
     manifest = write_store(
         settings, spec, dimension, records, fresh, previous,
         posts=len(loaded.posts), passages=len(chunks), roots=root_names, fingerprints=loaded.fingerprints,
         query_model_files=_query_model(settings, export),
     )
     return manifest, len(missing)
+
+
+def logged(report: IngestReport) -> IngestReport:
+    logs.event("ingest", files=report.files, posts=report.posts, passages=report.passages,
+               unique_passages=report.unique_passages, embedded=report.embedded, reused=report.reused,
+               changed_files=len(report.changed_files), removed_files=len(report.removed_files),
+               skipped_files=len(report.skipped), wrote_index=report.wrote_index, seconds=report.seconds)
+    return report
 
 
 def _report(loaded: LoadResult, manifest: Manifest, embedded: int, reused: int,

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Generator
+
+from .types import Answer
 
 log = logging.getLogger("rag")
 _INCLUDE_TEXT = False
@@ -40,3 +43,12 @@ def event(name: str, text: dict | None = None, **fields) -> None:
         if _INCLUDE_TEXT and text:
             fields.update(text)
         log.info(name, extra={"fields": fields})
+
+
+def answered(run: Generator[str, None, Answer]) -> Generator[str, None, Answer]:
+    """Pass a streamed answer through, and log it once it is finished."""
+    answer = yield from run
+    event("ask", {"question": answer.question, "answer": answer.text}, answerer=answer.answerer,
+          abstained=answer.abstained, abstain_reason=answer.abstain_reason, citations=len(answer.citations),
+          unsupported=len(answer.unsupported), notices=len(answer.notices), **answer.timings)
+    return answer

@@ -1,7 +1,7 @@
 """ONNX export of the sentence-embedding model and a torch-free encoder for the query path.
 
 Why: importing sentence-transformers costs ~5 s and ~410 MiB per process, while numpy + onnxruntime +
-tokenizers answer a query in a fraction of that (see DESIGN.md, "The fast query path"). So the model is
+tokenizers answer a query in a fraction of that (README, "Performance"). So the model is
 exported once at ingest time, where torch is loaded anyway, and `rag ask` only needs `OnnxEncoder`.
 
 The exported graph does the whole sentence-transformers pipeline of all-MiniLM-L6-v2 (BERT, mean pooling
@@ -23,7 +23,6 @@ import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 MODEL_FILE = "model.onnx"
-DATA_FILE = MODEL_FILE + ".data"  # the single external-data sidecar (loads 2.7x faster than one protobuf)
 OPSET = 17
 BATCH_SIZE = 32
 _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -81,6 +80,7 @@ def _export_into(model_path: Path, work_dir: Path) -> None:
             hidden_size=config.hidden_size,
         )
         raw_path.unlink()
+        # Weights in one external-data sidecar (model.onnx.data): loads 2.7x faster than one protobuf.
         fused.save_model_to_file(
             str(work_dir / MODEL_FILE), use_external_data_format=True, all_tensors_to_one_file=True
         )
@@ -89,7 +89,7 @@ def _export_into(model_path: Path, work_dir: Path) -> None:
 def _pooled_module(torch, bert):  # noqa: ANN001, ANN202 - torch types are deliberately not imported at module level
     """Wrap BERT so the graph returns what sentence-transformers returns: mean-pooled, L2-normalised."""
 
-    class MeanPooledNormalised(torch.nn.Module):
+    class MeanPooledNormalised(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.bert = bert

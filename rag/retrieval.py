@@ -12,9 +12,9 @@ from typing import Protocol
 
 import numpy as np
 
-from .citations import STOPWORDS
 from .config import Settings
-from .stores import VectorStore
+from .index.store import VectorStore
+from .text import STOPWORDS
 from .types import Hit
 
 # BM25 weights of the lexical table's columns: passage text, post titles, section headings.
@@ -61,13 +61,13 @@ def hybrid_search(store: VectorStore, encoder: QueryEncoder, question: str, k: i
     lexical = store.lexical(lexical_terms(question), fetch, _COLUMN_WEIGHTS) if settings.lexical_weight else []
     fused = fuse([([i for i, _ in dense], settings.dense_weight),
                   ([i for i, _ in lexical], settings.lexical_weight)], settings.rrf_k)
-    ids = sorted(fused, key=fused.get, reverse=True)
+    ids = sorted(fused, key=lambda i: fused[i], reverse=True)
     if not ids:
         return []
     vectors = store.vectors(ids)
     relevance = np.array([fused[i] for i in ids])
     order = diversify(relevance / relevance.max(), vectors, k, settings.mmr_lambda)
-    chosen = sorted((ids[p] for p in order), key=fused.get, reverse=True)  # MMR picks which; relevance orders
+    chosen = sorted((ids[p] for p in order), key=lambda i: fused[i], reverse=True)  # MMR picks which; relevance orders
     bm25 = dict(lexical)
     cosine = dict(zip(ids, (vectors @ query).tolist()))
     return [Hit(passage, fused[passage.id], cosine[passage.id], bm25.get(passage.id, 0.0))

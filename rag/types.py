@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+# Why an answer abstained (Answer.abstain_reason).
+LOW_SCORE = "low_score"  # no retrieved passage came close enough to the question
+NO_GROUNDED_PASSAGE = "no_grounded_passage"  # no passage speaks of every name the question asks about
+ANSWER_KIND = "answer_kind"  # no retrieved sentence is the kind of answer asked for (a number, a name)
+LLM_DECLINED = "llm_declined"  # the LLM said the passages do not hold the answer
+NOTHING_VERIFIED = "nothing_verified"  # no sentence of the draft was supported by the passages
+
 
 @dataclass(frozen=True, slots=True)
 class Paragraph:
@@ -16,7 +23,6 @@ class Post:
     title: str
     category: str
     path: str
-    content_hash: str
     paragraphs: tuple[Paragraph, ...]
 
 
@@ -123,6 +129,11 @@ class IngestReport:
         data["skipped"] = [asdict(s) for s in self.skipped]
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> IngestReport:
+        tuples = {name: tuple(data[name]) for name in ("changed_files", "removed_files")}
+        return cls(**{**data, **tuples, "skipped": tuple(Skipped(**s) for s in data["skipped"])})
+
 
 @dataclass(frozen=True, slots=True)
 class IndexInfo:
@@ -171,6 +182,7 @@ class Answer:
     abstained: bool
     answerer: str
     standalone_question: str = ""
+    abstain_reason: str | None = None  # one of the reasons at the top of this module
     near_misses: tuple[Hit, ...] = ()
     unsupported: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()
@@ -182,6 +194,7 @@ class Answer:
             "standalone_question": self.standalone_question or self.question,
             "answer": self.text,
             "abstained": self.abstained,
+            "abstain_reason": self.abstain_reason,
             "answerer": self.answerer,
             "citations": [c.to_dict() for c in self.citations],
             "near_misses": [h.to_dict() for h in self.near_misses],

@@ -91,3 +91,9 @@ def shipped(shipped_index):
     from rag import Assistant, Settings
 
     return Assistant(Settings(corpus_dir=SHIPPED_CORPUS, index_dir=shipped_index))
+
+
+def loaded(assistant):
+    """The assistant's loaded index generation and query encoder (loading them if needed)."""
+    with assistant._index.borrow() as resources:
+        return resources.store, resources.encoder

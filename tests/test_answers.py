@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SHIPPED_CORPUS
 from fake_openai import FakeOpenAI, scripted_llm, system_message, user_message
+
 from rag import Assistant, Settings
+from rag.answer.conversation import rule_rewrite
 from rag.cli import main
-from rag.conversation import rule_rewrite
 from rag.types import Answer, Turn
 
 QUESTIONS = [json.loads(line) for line in (Path(__file__).parent / "data" / "answer_questions.jsonl").open()]
@@ -54,7 +54,10 @@ def test_repeated_paragraph_is_cited_once_naming_every_post(shipped):
 
 
 def test_stream_yields_text_then_the_answer(shipped):
-    *pieces, answer = shipped.stream("How much notice do API consumers get before a breaking change?")
+    stream = shipped.stream("How much notice do API consumers get before a breaking change?")
+    pieces = list(stream)
+    assert all(isinstance(p, str) for p in pieces)
+    answer = stream.answer
     assert isinstance(answer, Answer) and "".join(pieces) == answer.text and answer.answerer == "extractive"
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
 from conftest import SHIPPED_CORPUS
 from fake_openai import FakeOpenAI, status
+from streamlit.testing.v1 import AppTest
+
 from rag.render import safe_markdown
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -131,12 +131,13 @@ def test_answer_text_cannot_render_links_or_images():
 
 
 def test_index_and_model_load_once_per_server_process(monkeypatch, shipped_index):
-    from rag import onnx_encoder, store
+    from rag import onnx_encoder
+    from rag.index import faiss
 
     opened = []
-    real_open, real_encoder = store.FaissStore.open.__func__, onnx_encoder.OnnxEncoder.__init__
-    monkeypatch.setattr(store.FaissStore, "open", classmethod(lambda cls, *a: opened.append("index") or
-                                                              real_open(cls, *a)))
+    real_open, real_encoder = faiss.FaissBackend.open.__func__, onnx_encoder.OnnxEncoder.__init__
+    monkeypatch.setattr(faiss.FaissBackend, "open", classmethod(lambda cls, *a: opened.append("index") or
+                                                                real_open(cls, *a)))
     monkeypatch.setattr(onnx_encoder.OnnxEncoder, "__init__", lambda self, *a: opened.append("model") or
                         real_encoder(self, *a))
     app = start(monkeypatch, RAG_INDEX_DIR=shipped_index)

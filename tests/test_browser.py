@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 def test_question_in_the_browser_shows_a_cited_answer(shipped_index, tmp_path):
     from playwright.sync_api import expect
 
-    assert Path(browser.CHROMIUM).exists(), "no Debian chromium: run `make test` (it installs it) or apt-get install chromium"
+    assert Path(browser.CHROMIUM).exists(), \
+        "no Debian chromium: run `make test` (it installs it) or apt-get install chromium"
     with browser.serve_app({"RAG_INDEX_DIR": str(shipped_index)}) as url, browser.browser_page() as page:
         page.goto(url)
         browser.wait_idle(page)

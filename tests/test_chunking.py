@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import SHIPPED_CORPUS
-from rag.chunking import chunk_posts, group_duplicates, normalize_for_key, split_long
+
+from rag.chunking import chunk_posts, group_duplicates, split_long
 from rag.corpus import load_paths
 from rag.embeddings import resolve_model_path, token_counter
+from rag.text import normalize
 from rag.types import Paragraph, Post
 
 
@@ -19,7 +20,7 @@ def count_tokens():
 
 
 def post(title, *texts, section=""):
-    return Post(title, "", f"{title}.md", title, tuple(Paragraph(t, section) for t in texts))
+    return Post(title, "", f"{title}.md", tuple(Paragraph(t, section) for t in texts))
 
 
 def test_short_paragraph_is_one_passage(count_tokens):
@@ -62,8 +63,8 @@ def test_identical_paragraphs_become_one_passage_with_every_source(count_tokens)
 
 
 def test_normalization_folds_unicode_forms_quotes_and_spaces():
-    assert normalize_for_key("We’re  “done” — ﬁnally") == normalize_for_key("We're \"done\" - finally")
-    assert normalize_for_key("done") != normalize_for_key("Done")
+    assert normalize("We’re  “done” — ﬁnally") == normalize("We're \"done\" - finally")
+    assert normalize("done") != normalize("Done")
 
 
 def test_shipped_corpus_groups_repeated_paragraphs(count_tokens):

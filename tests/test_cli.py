@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import SHIPPED_CORPUS
+
 from rag.cli import main
 
 

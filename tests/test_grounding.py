@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import loaded
 
 from rag import Assistant
-from rag.grounding import NameMatcher, compound_names, question_names
+from rag.answer.grounding import NameMatcher, compound_names, question_names
 
 OFFICES = {
     "berlin.md": "# Berlin Office Guide\n\n## Desks\n\nThe Berlin office has 60 desks for about 85 people, "
@@ -41,7 +42,7 @@ def test_words_the_passages_write_as_one_identifier_are_a_name():
 def matcher(shipped_index):
     from rag import Settings
 
-    return NameMatcher(Assistant(Settings(index_dir=shipped_index))._loaded()[1])
+    return NameMatcher(loaded(Assistant(Settings(index_dir=shipped_index)))[1])
 
 
 def test_a_name_is_grounded_by_its_spelling_a_longer_form_an_acronym_or_a_synonym(matcher):

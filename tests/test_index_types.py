@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from rag import Assistant, IndexCorrupt, Settings
-from rag.manifest import BuildSpec, Manifest, read_manifest
-from rag.records import IndexOptions, Record
-from rag.store import FaissStore, build_index, write_generation
+from rag.index.faiss import build_index
+from rag.index.manifest import BuildSpec, Manifest, read_manifest
+from rag.index.records import Record
+from rag.index.registry import open_store, write_store
+from rag.index.store import IndexOptions
 from rag.types import Source
 
 SPEC = BuildSpec("test-model", 1, 256)
@@ -29,14 +31,18 @@ def records(count: int) -> list[Record]:
             for i in range(count)]
 
 
-DEFAULT = IndexOptions()
-
-
-def write(index_dir, count: int, options: IndexOptions = DEFAULT, seed: int = 0) -> np.ndarray:
+def write(index_dir, count: int, seed: int = 0, **options) -> np.ndarray:
+    """A generation of `count` random vectors written as an ingest writes it, with these index settings."""
     vectors = unit_vectors(count, seed)
     index_dir.mkdir(parents=True, exist_ok=True)
-    write_generation(index_dir, SPEC, DIM, records(count), vectors, options, posts=7, passages=count)
+    written = records(count)
+    write_store(Settings(index_dir=index_dir, **options), SPEC, DIM, written,
+                {r.key: v for r, v in zip(written, vectors)}, None, posts=7, passages=count)
     return vectors
+
+
+def load(index_dir, **options):
+    return open_store(Settings(index_dir=index_dir, **options), SPEC)
 
 
 def recall_at_10(index: faiss.Index, exact: faiss.Index, queries: np.ndarray) -> float:
@@ -59,19 +65,20 @@ def test_hnsw_finds_nearly_what_exact_search_finds():
 
 
 def test_auto_chooses_by_size_and_the_manifest_records_it(tmp_path):
-    write(tmp_path / "small", 99, IndexOptions(hnsw_threshold=100))
-    write(tmp_path / "large", 100, IndexOptions(hnsw_threshold=100, m=16, ef_construction=40, ef_search=50))
-    assert (read_manifest(tmp_path / "small").index_type, read_manifest(tmp_path / "small").index_params) == ("flat", {})
-    large = json.loads((tmp_path / "large" / "manifest.json").read_text())
-    assert large["index_type"] == "hnsw"
-    assert large["index_params"] == {"m": 16, "ef_construction": 40, "ef_search": 50}
+    write(tmp_path / "small", 99, hnsw_threshold=100)
+    write(tmp_path / "large", 100, hnsw_threshold=100, hnsw_m=16, hnsw_ef_construction=40)
+    assert read_manifest(tmp_path / "small").index_type == "flat"
+    assert read_manifest(tmp_path / "large").index_type == "hnsw"
+    store = load(tmp_path / "large")
+    assert (store.index.hnsw.efConstruction, store.index.hnsw.nb_neighbors(1)) == (40, 16)  # built as configured
+    store.close()
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_the_setting_overrides_the_size_rule(tmp_path, monkeypatch, kind):
     monkeypatch.setenv("RAG_INDEX_TYPE", kind)
     monkeypatch.setenv("RAG_HNSW_THRESHOLD", "1" if kind == "flat" else "1000000")
-    write(tmp_path, 50, IndexOptions.from_settings(Settings()))  # what ingest passes: the settings decide
+    write(tmp_path, 50)  # the environment's settings decide, as in an ingest
     assert read_manifest(tmp_path).index_type == kind
     assert IndexOptions.from_settings(Settings()).choose(10**9) == kind
 
@@ -85,8 +92,8 @@ def test_default_threshold_keeps_small_corpora_exact():
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_reload_through_faiss_store(tmp_path, monkeypatch, kind):
-    vectors = write(tmp_path, 600, IndexOptions(type=kind, ef_search=40))
-    store = FaissStore.open(tmp_path, SPEC, Settings(hnsw_ef_search=77).hnsw_ef_search)
+    vectors = write(tmp_path, 600, index_type=kind, hnsw_ef_search=40)
+    store = load(tmp_path, hnsw_ef_search=77)
     try:
         assert store.manifest.index_type == kind
         if kind == "hnsw":
@@ -100,26 +107,27 @@ def test_reload_through_faiss_store(tmp_path, monkeypatch, kind):
     finally:
         store.close()
     if kind == "hnsw":
-        store = FaissStore.open(tmp_path, SPEC, ef_search=200)
+        store = load(tmp_path, hnsw_ef_search=200)
         assert store.index.hnsw.efSearch == 200
         store.close()
 
 
 def test_a_manifest_naming_another_index_type_is_refused(tmp_path):
-    write(tmp_path, 50, IndexOptions(type="hnsw"))
+    write(tmp_path, 50, index_type="hnsw")
     path = tmp_path / "manifest.json"
     manifest = Manifest.from_json(path.read_text())
     path.write_text(dataclasses.replace(manifest, index_type="flat").to_json())
     with pytest.raises(IndexCorrupt, match="hnsw index"):
-        FaissStore.open(tmp_path, SPEC)
+        load(tmp_path)
 
 
 def test_manifests_from_before_index_types_read_as_flat(tmp_path):
-    write(tmp_path, 20, IndexOptions(type="flat"))
+    write(tmp_path, 20, index_type="flat")
     data = json.loads((tmp_path / "manifest.json").read_text())
-    del data["index_type"], data["index_params"]
+    del data["index_type"]
+    data["index_params"] = {}  # a field of older manifests, ignored
     (tmp_path / "manifest.json").write_text(json.dumps(data))
-    store = FaissStore.open(tmp_path, SPEC)
+    store = load(tmp_path)
     assert store.manifest.index_type == "flat" and store.index.ntotal == 20
     store.close()
 

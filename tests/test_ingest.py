@@ -10,7 +10,7 @@ from filelock import FileLock
 
 from rag import Assistant, IndexCorrupt, IndexMismatch, IndexMissing
 from rag.errors import EmptyCorpus, IndexBusy
-from rag.manifest import read_manifest
+from rag.index.manifest import read_manifest
 
 
 def test_no_change_reingest_embeds_nothing_and_writes_nothing(make_settings, docs):
@@ -42,10 +42,10 @@ def test_failure_during_save_leaves_previous_index_loadable(make_settings, docs,
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr("rag.manifest.os.replace", failing_replace)
+    monkeypatch.setattr("rag.index.files.os.replace", failing_replace)
     with pytest.raises(OSError):
         Assistant(settings).ingest()
-    monkeypatch.setattr("rag.manifest.os.replace", real_replace)
+    monkeypatch.setattr("rag.index.files.os.replace", real_replace)
 
     after = Assistant(settings).search("replayable event streams", k=1).to_dict()
     assert after["passages"] == before["passages"]
@@ -128,9 +128,8 @@ def test_second_writer_waits_for_the_lock_then_gives_up(make_settings, docs):
     settings = make_settings(lock_timeout=0.3)
     settings.index_dir.mkdir()
     waited = []
-    with FileLock(str(settings.index_dir / ".lock")):
-        with pytest.raises(IndexBusy, match="RAG_LOCK_TIMEOUT"):
-            Assistant(settings).ingest(on_wait=lambda: waited.append(True))
+    with FileLock(str(settings.index_dir / ".lock")), pytest.raises(IndexBusy, match="RAG_LOCK_TIMEOUT"):
+        Assistant(settings).ingest(on_wait=lambda: waited.append(True))
     assert waited == [True]
     assert Assistant(settings).ingest().embedded == 4  # free again once released
 

@@ -8,11 +8,11 @@ import socket
 import time
 
 import pytest
-
 from fake_openai import FakeOpenAI, cut, garbage, passages_in, reply, scripted_llm, status, system_message, user_message
+
 from rag import Assistant, Settings
+from rag.answer.llm import LLMConfigError, LLMFailure
 from rag.cli import main
-from rag.llm import LLMConfigError, LLMFailure
 
 KEY = "sk-test-SENTINEL-7f3a9c"
 
@@ -38,8 +38,9 @@ def llm(fake, shipped_index):
 
 def test_answer_streams_token_by_token_and_is_verified(fake, llm):
     fake.then(reply("Connection pooling with PgBouncer eliminated the database connection limit issue [1]."))
-    pieces = list(llm().stream("Why did the database fail during traffic spikes?"))
-    *text, answer = pieces
+    stream = llm().stream("Why did the database fail during traffic spikes?")
+    text = list(stream)
+    answer = stream.answer
     assert len(text) > 5 and "".join(text).startswith("Connection pooling")  # many pieces, as they came
     assert answer.answerer == "llm" and not answer.abstained
     assert answer.text == "Connection pooling with PgBouncer eliminated the database connection limit issue [1]."
@@ -56,7 +57,8 @@ def test_prompt_keeps_passages_as_quoted_data(fake, llm):
     assert "Our cost optimization" not in system_message(request)
     passages = passages_in(request)
     assert sorted(passages) == [1, 2, 3]
-    assert user_message(request).startswith("<passages>") and "Question: How did they cut cloud costs?" in user_message(request)
+    assert user_message(request).startswith("<passages>")
+    assert "Question: How did they cut cloud costs?" in user_message(request)
 
 
 def test_markers_are_renumbered_and_only_cited_passages_listed(fake, llm):
@@ -75,7 +77,8 @@ def test_markers_are_renumbered_and_only_cited_passages_listed(fake, llm):
 
 @pytest.mark.parametrize("draft_marker", ["[0]", "[999]", "[1-999]"])
 def test_markers_pointing_nowhere_are_dropped(fake, llm, draft_marker):
-    fake.then(reply(f"Structured logging moved free-text log lines to JSON with consistent field names {draft_marker}."))
+    fake.then(reply("Structured logging moved free-text log lines to JSON with consistent field names "
+                    f"{draft_marker}."))
     answer = llm().ask("What made logs machine-readable?", k=3)
     assert not answer.abstained
     assert all(f"[{c.marker}]" in answer.text for c in answer.citations)

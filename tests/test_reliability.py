@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import SHIPPED_CORPUS
 from fake_openai import FakeOpenAI, reply, status
+
 from rag import Assistant, Settings
 from rag.cli import main
-from rag.manifest import read_manifest
+from rag.index.manifest import read_manifest
 
 RAG = str(Path(sys.executable).with_name("rag"))
 KEY = "sk-live-SENTINEL-0badc0ffee"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import SHIPPED_CORPUS  # noqa: F401  (the shipped fixture indexes it)
 
 RESILIENT = "Building Resilient Systems with Desktop App Frameworks and Remix"

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import loaded
 
 from rag import Assistant, IndexMismatch, Settings
 from rag.errors import UserError
-from rag.manifest import read_manifest
+from rag.index.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 STORES = ["faiss", "milvus"]
@@ -29,13 +30,13 @@ def store_name(request):
 
 
 def texts(assistant):
-    store, _ = assistant._loaded()
+    store, _ = loaded(assistant)
     return {p.text: p.titles for p in store.passages(list(range(store.count())))}
 
 
 def milvus_keys(settings) -> set[str]:
     """What the Milvus collection itself holds, read around the store (nothing left behind)."""
-    from rag.milvus_store import MilvusTarget, _all_keys
+    from rag.index.milvus import MilvusTarget, _all_keys
 
     target = MilvusTarget.from_settings(settings)
     with target.connect() as client:
@@ -47,7 +48,7 @@ def test_store_describes_its_backend_and_location(make_settings, docs, store_nam
     settings = make_settings(store=store_name)
     assistant = Assistant(settings)
     assistant.ingest()
-    store, _ = assistant._loaded()
+    store, _ = loaded(assistant)
     assert store.name == store_name and store.count() == 4 == len(store.keys())
     info = assistant.info()
     assert info.store == store_name and read_manifest(settings.index_dir).store == store_name
@@ -87,7 +88,7 @@ def test_edit_reembeds_only_changed_passages_and_delete_leaves_nothing(make_sett
     assert all(titles == ["Moving to Kafka"] for titles in current.values())
     hits = assistant.search("cache hit rate at the edge", k=10).hits
     assert all(h.passage.sources[0].path == "corpus/kafka.md" for h in hits)
-    store, _ = assistant._loaded()
+    store, _ = loaded(assistant)
     if store_name == "milvus":
         assert milvus_keys(settings) == store.keys()  # the collection holds exactly the current passages
     assistant.close()
@@ -99,7 +100,7 @@ def test_index_built_with_another_model_is_refused(make_settings, docs, store_na
     import rag.ingest
 
     real = rag.ingest.build_spec
-    monkeypatch.setattr("rag.assistant.build_spec",
+    monkeypatch.setattr("rag.resources.build_spec",
                         lambda s: real(s).__class__(**{**real(s).__dict__, "model": "another/model"}))
     with pytest.raises(IndexMismatch, match="rag ingest"):
         Assistant(settings).search("kafka")
@@ -107,7 +108,7 @@ def test_index_built_with_another_model_is_refused(make_settings, docs, store_na
 
 def test_milvus_collection_of_another_model_is_refused(make_settings, docs):
     """The collection itself records its model: a manifest that agrees cannot smuggle other vectors in."""
-    from rag.milvus_store import _MODEL, MilvusTarget
+    from rag.index.milvus import _MODEL, MilvusTarget
 
     settings = make_settings(store="milvus")
     Assistant(settings).ingest()
@@ -131,7 +132,7 @@ def test_lexical_and_dense_rankings_agree_between_backends(make_settings, docs, 
     for name in STORES:
         assistant = Assistant(make_settings(store=name, index_dir=tmp_path / name))
         assistant.ingest()
-        stores[name] = assistant._loaded()[0]
+        stores[name] = loaded(assistant)[0]
     faiss_store, milvus_store = stores["faiss"], stores["milvus"]
     assert faiss_store.lexical(["kafka", "cost"], 10, (1.0, 0.5, 0.5)) == \
         milvus_store.lexical(["kafka", "cost"], 10, (1.0, 0.5, 0.5))
@@ -172,7 +173,7 @@ def test_migrate_copies_without_embedding(make_settings, docs, monkeypatch):
 
 
 def test_milvus_settings_are_checked_and_the_token_never_shown(make_settings, docs):
-    from rag.milvus_store import MilvusTarget
+    from rag.index.milvus import MilvusTarget
 
     with pytest.raises(UserError, match="must end in .db"):
         MilvusTarget.from_settings(make_settings(store="milvus", milvus_uri="/tmp/somewhere"))

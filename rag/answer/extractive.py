@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..retrieval import QueryEncoder
+from ..text import sentence_units
+from ..types import ANSWER_KIND, NOTHING_VERIFIED, Hit
 from .answerability import can_answer, wanted
-from .chunking import sentence_units
-from .retrieval import QueryEncoder
-from .types import Hit
 
 # A sentence must come this close to the best one to join it: keeps answers short and on topic.
 _MARGIN = 0.12
@@ -23,9 +23,11 @@ _PASSAGE_FLOOR = 0.8
 
 
 def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: QueryEncoder,
-                     max_sentences: int, quotable: Sequence[bool] | None = None) -> str:
+                     max_sentences: int, quotable: Sequence[bool] | None = None) -> tuple[str, str | None]:
     """Pick sentences for the question as asked and as rewritten (a follow-up's own words say what it
-    wants, "how long"; the rewrite says about what), from the hits marked quotable (default: all)."""
+    wants, "how long"; the rewrite says about what), from the hits marked quotable (default: all).
+
+    Returns the draft, or "" and why nothing could be quoted."""
     quotable = quotable or [True] * len(hits)
     scores = [h.dense_score for h, ok in zip(hits, quotable) if ok]
     floor = max(scores) * _PASSAGE_FLOOR if scores else 0.0
@@ -34,7 +36,7 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
                   for rank, hit in enumerate(hits) if quotable[rank] and hit.dense_score >= floor
                   for order, sentence in enumerate(sentence_units(hit.passage.text))]
     if not candidates:
-        return ""
+        return "", NOTHING_VERIFIED
     # Each sentence is read with the one before it: "The migration took two weeks." only says *which*
     # migration next to its predecessor, and the detail a question asks for often sits there.
     in_context = [sentence if order == 0 else f"{previous} {sentence}"
@@ -42,7 +44,7 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
     # Only sentences of the wanted kind may answer (a quantity needs a number), read in context all the same.
     usable = [i for i, (_, _, sentence) in enumerate(candidates) if can_answer(kind, sentence, questions[0])]
     if not usable:
-        return ""
+        return "", ANSWER_KIND
     candidates, in_context = [candidates[i] for i in usable], [in_context[i] for i in usable]
     asked = list(dict.fromkeys(questions))
     vectors = encoder.encode(asked + in_context)
@@ -57,4 +59,4 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
             break
         if sum(1 for r, _, _ in chosen if r == rank) < _PER_PASSAGE:
             chosen.append((rank, order, sentence))
-    return " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in sorted(chosen))
+    return " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in sorted(chosen)), None

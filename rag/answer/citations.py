@@ -12,20 +12,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .chunking import sentence_units
+from ..text import STOPWORDS, sentence_units
 
 MARKER = re.compile(r"\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\]")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\])+")
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
-STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been
-before being below between both but by can could did do does doing down during each few for from further had
-has have having he her here hers him his how i if in into is it its itself just me more most my no nor not
-now of off on once only or other our ours out over own same she should so some such than that the their
-them then there these they this those through to too under until up very was we were what when where which
-while who whom why will with would you your yours""".split())
-
-
 @dataclass
 class Checked:
     """A verified draft: final text, the passage indexes it cites in marker order, what was removed."""
@@ -33,19 +25,15 @@ class Checked:
     text: str
     cited: list[int] = field(default_factory=list)  # 0-based passage indexes; marker n is cited[n-1]
     unsupported: list[str] = field(default_factory=list)
-    dropped_markers: list[str] = field(default_factory=list)
 
 
-def parse_marker(marker: str, limit: int) -> tuple[list[int], bool]:
-    """Numbers in '[1]', '[1, 3]', '[1-2]' that fall in 1..limit, and whether any fell outside."""
-    numbers, outside = [], False
+def parse_marker(marker: str, limit: int) -> list[int]:
+    """Numbers in '[1]', '[1, 3]', '[1-2]' that fall in 1..limit (the rest point at no passage)."""
+    numbers: list[int] = []
     for part in re.split(r"\s*,\s*", marker.strip("[] \t")):
         bounds = [int(x) for x in re.split(r"\s*[-–]\s*", part)]
-        low, high = bounds[0], bounds[-1]
-        if low > high or low < 1 or high > limit:
-            outside = True
-        numbers.extend(range(max(low, 1), min(high, limit) + 1))  # clamped: [1-999] costs nothing
-    return list(dict.fromkeys(numbers)), outside
+        numbers.extend(range(max(bounds[0], 1), min(bounds[-1], limit) + 1))  # clamped: [1-999] costs nothing
+    return list(dict.fromkeys(numbers))
 
 
 def find_markers(text: str) -> list[re.Match]:
@@ -82,7 +70,7 @@ def check(draft: str, passages: Sequence[str], min_support: float) -> Checked:
     result = Checked(text="")
     kept: list[tuple[str, list[int]]] = []
     for sentence in sentences_with_markers(draft):
-        claim, wanted = _strip_markers(sentence, len(passages), result)
+        claim, wanted = _strip_markers(sentence, len(passages))
         if not claim:
             continue
         valid = [n for n in wanted if support(claim, passages[n - 1]) >= min_support]
@@ -97,13 +85,11 @@ def check(draft: str, passages: Sequence[str], min_support: float) -> Checked:
     return result
 
 
-def _strip_markers(sentence: str, limit: int, result: Checked) -> tuple[str, list[int]]:
+def _strip_markers(sentence: str, limit: int) -> tuple[str, list[int]]:
     wanted: list[int] = []
     for match in find_markers(sentence):
-        numbers, outside = parse_marker(match.group(0), limit)
+        numbers = parse_marker(match.group(0), limit)
         wanted.extend(n for n in numbers if n not in wanted)
-        if outside:
-            result.dropped_markers.append(match.group(0))
     claim = sentence
     for match in reversed(find_markers(sentence)):
         claim = claim[:match.start()] + claim[match.end():]

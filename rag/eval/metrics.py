@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .types import Hit
+from ..errors import UserError
+from ..types import Hit
 
 
 @dataclass(frozen=True)

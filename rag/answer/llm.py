@@ -10,10 +10,11 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit
 
-from .config import Settings
-from .errors import RagError, UserError
+from ..config import Settings
+from ..errors import RagError, UserError
+from ..extras import require
+from ..types import Hit, Turn
 from .prompts import ANSWER_SYSTEM, ANSWER_USER, CONDENSE_SYSTEM, CONDENSE_USER, PASSAGE
-from .types import Hit, Turn
 
 
 class LLMFailure(RagError):
@@ -36,11 +37,7 @@ def chat_model(settings: Settings, streaming: bool = True):
     if settings.openai_api_key is None:
         raise LLMConfigError("the LLM answerer needs OPENAI_API_KEY (and OPENAI_BASE_URL for a server "
                              "other than OpenAI's); set them, or use the extractive answerer")
-    try:
-        from langchain_openai import ChatOpenAI
-    except ImportError as exc:
-        raise LLMConfigError(f"the LLM answerer needs {exc.name}: pip install -e . in the project's "
-                             "virtual environment") from None
+    ChatOpenAI = require("langchain_openai", "llm", "the LLM answerer").ChatOpenAI
     return ChatOpenAI(
         model=settings.llm_model, api_key=settings.openai_api_key, base_url=settings.openai_base_url,
         temperature=settings.llm_temperature, timeout=settings.llm_timeout,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from .types import Turn
+from ..types import Turn
 
 _FOLLOW_UP = re.compile(
     r"^\s*(and|but|also|so|then|what about|how about|why|how long|how much)\b"

@@ -9,11 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .evaluation import Result
-from .types import Post
+from ..config import Settings
+from ..extras import require
+from ..types import Post
+from .metrics import Result
+
+
+def baseline_for(settings: Settings, k: int) -> Callable[[str], list[Result]]:
+    """The recipe over the posts the index was built from, with the same embedding model."""
+    from ..corpus import load_paths
+    from ..embeddings import load_encoder, resolve_model_path
+    from ..index.manifest import read_manifest
+    from ..ingest import project_dir, recorded_roots
+
+    manifest = read_manifest(settings.index_dir)
+    posts = load_paths(recorded_roots(settings, manifest), settings.max_file_bytes, project_dir(settings)).posts
+    search = baseline_search(posts, load_encoder(resolve_model_path(settings.embedding_model),
+                                                 settings.embed_batch_size))
+    return lambda question: search(question, k)
 
 
 def baseline_search(posts: Sequence[Post], encoder) -> Callable[[str, int], list[Result]]:
+    require("langchain_community", "eval", "the LangChain baseline")
+    require("langchain_text_splitters", "eval", "the LangChain baseline")
     from langchain_community.vectorstores import FAISS
     from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings

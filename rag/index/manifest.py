@@ -1,4 +1,4 @@
-"""The index manifest and the atomic file writes the store is built on (plain JSON, no pickle).
+"""The index manifest (plain JSON, no pickle) and the checksums of the files it names.
 
 The manifest is written last and names the generation of files it belongs to, so replacing it is
 the one atomic step that switches readers from the old index to the new one.
@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .errors import IndexCorrupt, IndexMismatch, IndexMissing
+from ..errors import IndexCorrupt, IndexMismatch, IndexMissing
+from .files import MANIFEST_NAME, publish
 
 FORMAT_VERSION = 2  # 2: FTS5 lexical table beside the passage records
-MANIFEST_NAME = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,8 @@ class Manifest:
     fingerprints: dict[str, str] = field(default_factory=dict)
     # The torch-free export of the model for queries; empty when it could not be made.
     query_model_files: list[FileEntry] = field(default_factory=list)
-    # The FAISS index kind ("flat" or "hnsw") and its build parameters (HNSW: m, ef_construction, ef_search).
-    # Manifests written before index types existed held a flat index.
+    # The vector index kind ("flat" or "hnsw"); manifests written before index types existed held a flat index.
     index_type: str = "flat"
-    index_params: dict[str, int] = field(default_factory=dict)
     # Which backend holds the vectors ("faiss" or "milvus") and, for Milvus, where: the URI as configured
     # (credentials never written) and the collection. Manifests written before backends existed are FAISS.
     store: str = "faiss"
@@ -78,7 +75,8 @@ class Manifest:
             data["index_file"] = FileEntry(**data["index_file"]) if data["index_file"] is not None else None
             data["records_file"] = FileEntry(**data["records_file"])
             data["query_model_files"] = [FileEntry(**f) for f in data.get("query_model_files", [])]
-            return cls(**data)
+            known = {f.name for f in fields(cls)}  # fields of older formats (index_params) are ignored
+            return cls(**{name: value for name, value in data.items() if name in known})
         except (ValueError, TypeError, KeyError) as exc:
             raise IndexCorrupt(f"unreadable {MANIFEST_NAME}: {type(exc).__name__}") from exc
 
@@ -124,29 +122,6 @@ def verify_file(index_dir: Path, entry: FileEntry) -> Path:
     if path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
         raise IndexCorrupt(f"{entry.name} does not match its checksum")
     return path
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def publish(tmp: Path, final: Path) -> None:
-    """Make a fully written temp file durable, then give it its final name in one step."""
-    fsync_file(tmp)
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
 
 
 def write_manifest(index_dir: Path, manifest: Manifest) -> None:

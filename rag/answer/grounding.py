@@ -12,11 +12,12 @@ not close enough, which is the point.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 
-from .types import Passage
+from ..types import Passage
 
 # Cosine between two names' vectors above which one stands for the other (Canadian/Canada 0.78,
 # iPhone/iOS 0.78, US/America 0.78), below which they are siblings (London/Berlin 0.60, India/Japan 0.67).
@@ -67,11 +68,14 @@ def context_of(passage: Passage) -> str:
 
 
 class NameMatcher:
-    """Grounds question names in passages; word vectors are cached across questions."""
+    """Grounds question names in passages; word vectors are cached across questions and shared by every
+    thread that asks (the cache is read and changed under a lock, and emptied when it is full)."""
 
-    def __init__(self, encoder) -> None:
+    def __init__(self, encoder, max_words: int = _CACHED_WORDS) -> None:
         self._encoder = encoder
+        self._max_words = max_words
         self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
 
     def missing(self, names: Sequence[str], context: str) -> list[str]:
         """The names the context does not speak of."""
@@ -85,12 +89,17 @@ class NameMatcher:
         return [n for n, row in zip(unspelled, similarity) if row.max() < SAME_THING]
 
     def _vectors_of(self, words: list[str]) -> np.ndarray:
-        new = [w for w in dict.fromkeys(words) if w not in self._vectors]
-        if len(self._vectors) + len(new) > _CACHED_WORDS:
-            self._vectors.clear()
+        with self._lock:
+            known = {w: self._vectors[w] for w in words if w in self._vectors}
+        new = [w for w in dict.fromkeys(words) if w not in known]
         if new:
-            self._vectors.update(zip(new, self._encoder.encode(new)))
-        return np.array([self._vectors[w] for w in words])
+            fresh = dict(zip(new, self._encoder.encode(new)))  # outside the lock: other threads go on
+            known.update(fresh)
+            with self._lock:
+                if len(self._vectors) + len(fresh) > self._max_words:
+                    self._vectors.clear()
+                self._vectors.update(fresh)
+        return np.array([known[w] for w in words])
 
 
 def _spelled(name: str, vocabulary: set[str]) -> bool:

@@ -29,13 +29,11 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from .config import Settings
-from .errors import IndexCorrupt, IndexMismatch, StoreUnavailable, UserError
-from .manifest import BuildSpec, Manifest, file_entry, read_manifest, verify_file, write_manifest
-from .records import (
-    IndexOptions, Record, SqliteRecords, built_at, keys_by_id, new_generation, open_records, refuse_foreign_files,
-    write_records,
-)
+from ..config import Settings
+from ..errors import IndexCorrupt, IndexMismatch, StoreUnavailable, UserError
+from .manifest import Manifest
+from .records import Record, Records
+from .store import IndexOptions, VectorStore
 
 _SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 _BATCH = 2000
@@ -85,10 +83,6 @@ class MilvusTarget:
 
     def location(self) -> dict[str, str]:
         return {"uri": self.display_uri, "collection": self.collection}
-
-    def describe(self) -> str:
-        kind = "Milvus Lite" if self.local else "Milvus server"
-        return f"{kind} {self.display_uri}, collection {self.collection}"
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.token, "***") if self.token else text
@@ -173,59 +167,36 @@ def _search_params(kind: str, ef_search: int, k: int) -> dict:
     return {"metric_type": "IP", "params": {"ef": max(ef_search, k)} if kind == "hnsw" else {}}
 
 
-class MilvusStore(SqliteRecords):
+class MilvusStore(VectorStore):
     """A loaded generation whose vectors are in a Milvus collection."""
 
     name = "milvus"
 
-    def __init__(self, settings: Settings, manifest: Manifest, target: MilvusTarget, client: MilvusClient, db):
-        self.index_dir = Path(settings.index_dir)
-        self.manifest = manifest
+    def __init__(self, settings: Settings, manifest: Manifest, records: Records, target: MilvusTarget,
+                 client: MilvusClient) -> None:
+        super().__init__(manifest, records)
         self.target = target
-        self.client = client
-        self.db = db
+        self.client: MilvusClient | None = client
         self.ef_search = settings.hnsw_ef_search
-        self._keys = keys_by_id(db)
+        self._keys = records.keys()
         self._ids = {key: i for i, key in enumerate(self._keys)}
 
-    @classmethod
-    def open(cls, settings: Settings, expected: BuildSpec) -> MilvusStore:
-        index_dir = Path(settings.index_dir)
-        manifest = read_manifest(index_dir)
-        manifest.check_spec(expected)
-        manifest.check_store("milvus")
-        target = MilvusTarget.from_settings(settings)
-        if manifest.store_location != target.location():
-            raise IndexMismatch(f"Milvus location: index is in {manifest.store_location}, settings want "
-                                f"{target.location()}")
-        refuse_foreign_files(index_dir)
-        db = open_records(verify_file(index_dir, manifest.records_file))
-        try:
-            client = target.open_client()
-        except BaseException:
-            db.close()
-            raise
-        try:
-            with target.errors():
-                check_collection(client, target, manifest.spec.model, manifest.dimension)
-                client.load_collection(target.collection)
-            return cls(settings, manifest, target, client, db)
-        except BaseException:
-            target.close_client(client)
-            db.close()
-            raise
-
-    def close(self) -> None:
-        self.db.close()
+    def _close_vectors(self) -> None:
         if self.client is not None:
             self.target.close_client(self.client)
             self.client = None
 
+    def _client(self) -> MilvusClient:
+        if self.client is None:
+            raise StoreUnavailable("the Milvus connection of this index generation is closed")
+        return self.client
+
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         if vector.shape[-1] != self.manifest.dimension:
-            raise IndexMismatch(f"query vectors have {vector.shape[-1]} dimensions, the index {self.manifest.dimension}")
+            raise IndexMismatch(f"query vectors have {vector.shape[-1]} dimensions, "
+                                f"the index {self.manifest.dimension}")
         with self.target.errors():
-            results = self.client.search(
+            results = self._client().search(
                 self.target.collection, data=[np.asarray(vector, dtype=np.float32).tolist()], limit=k,
                 anns_field=_VECTOR, output_fields=[_KEY],
                 search_params=_search_params(self.manifest.index_type, self.ef_search, k))
@@ -239,23 +210,87 @@ class MilvusStore(SqliteRecords):
         found = self.vectors_by_key(keys)
         return np.stack([found[key] for key in keys])
 
-    def count(self) -> int:
-        return len(self._keys)
-
     def keys(self) -> set[str]:
         return set(self._keys)
 
     def vectors_by_key(self, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         keys = list(self._keys if keys is None else keys)
         with self.target.errors():
-            found = fetch_vectors(self.client, self.target.collection, keys)
+            found = fetch_vectors(self._client(), self.target.collection, keys)
         if len(found) != len(set(keys)):
             raise IndexCorrupt(f"{len(set(keys)) - len(found)} passage vectors are missing from Milvus "
                                f"collection {self.target.collection}")
         return found
 
-    def describe(self) -> dict[str, str]:
-        return {"store": "milvus", "location": self.target.describe()}
+
+class MilvusBackend:
+    name = "milvus"
+
+    @classmethod
+    def open(cls, settings: Settings, manifest: Manifest, records: Records) -> MilvusStore:
+        target = MilvusTarget.from_settings(settings)
+        if manifest.store_location != target.location():
+            raise IndexMismatch(f"Milvus location: index is in {manifest.store_location}, settings want "
+                                f"{target.location()}")
+        client = target.open_client()
+        try:
+            with target.errors():
+                check_collection(client, target, manifest.spec.model, manifest.dimension)
+                client.load_collection(target.collection)
+            return MilvusStore(settings, manifest, records, target, client)
+        except BaseException:
+            target.close_client(client)
+            raise
+
+    @classmethod
+    @contextlib.contextmanager
+    def writer(cls, settings: Settings, model: str, dimension: int, kind: str,
+               options: IndexOptions) -> Iterator[MilvusWriter]:
+        target = MilvusTarget.from_settings(settings)
+        with target.connect() as client, target.errors():
+            yield MilvusWriter(client, target, model, dimension, kind, options)
+
+    @classmethod
+    def location(cls, settings: Settings) -> dict[str, str]:
+        return MilvusTarget.from_settings(settings).location()
+
+    @classmethod
+    def describe(cls, settings: Settings, manifest: Manifest) -> str:
+        uri = manifest.store_location.get("uri", "")
+        kind = "Milvus server" if uri.startswith(_SERVER_SCHEMES) else "Milvus Lite"
+        return f"{kind} {uri}, collection {manifest.store_location.get('collection')}"
+
+
+class MilvusWriter:
+    """Updates the collection in place: upserts before the generation is published, deletes after."""
+
+    def __init__(self, client: MilvusClient, target: MilvusTarget, model: str, dimension: int, kind: str,
+                 options: IndexOptions) -> None:
+        self.client, self.target, self.model, self.dimension = client, target, model, dimension
+        self.kind, self.options = kind, options
+        reusable = _reusable_keys(client, target, model, dimension, kind)
+        self._recreate = reusable is None
+        self.existing: set[str] = reusable or set()
+
+    def write(self, generation: str, records: Sequence[Record], vectors: dict[str, np.ndarray]) -> None:
+        if self._recreate:
+            if self.client.has_collection(self.target.collection):
+                self.client.drop_collection(self.target.collection)
+            _create(self.client, self.target, self.model, self.dimension, self.kind, self.options)
+        rows = [r.key for r in records if r.key in vectors]
+        for start in range(0, len(rows), _BATCH):
+            self.client.upsert(self.target.collection, [
+                {_KEY: key, _VECTOR: np.asarray(vectors[key], np.float32).tolist()}
+                for key in rows[start:start + _BATCH]])
+
+    def location(self) -> dict[str, str]:
+        return self.target.location()
+
+    def finish(self, records: Sequence[Record]) -> None:
+        # After publishing: readers of the old generation lose little, and drop keys they do not know.
+        stale = sorted(self.existing - {r.key for r in records})
+        for start in range(0, len(stale), _BATCH):
+            self.client.delete(self.target.collection, ids=stale[start:start + _BATCH])
 
 
 def fetch_vectors(client: MilvusClient, collection: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -281,44 +316,6 @@ def check_collection(client: MilvusClient, target: MilvusTarget, model: str, dim
 
 
 # ---------------------------------------------------------------- writing
-
-
-def write_milvus_store(settings: Settings, spec: BuildSpec, dimension: int, records: Sequence[Record],
-                       fresh: dict[str, np.ndarray], previous, **manifest_fields) -> Manifest:
-    """Bring the collection to exactly these records, publishing the generation before deleting."""
-    target = MilvusTarget.from_settings(settings)
-    options = IndexOptions.from_settings(settings)
-    kind = options.choose(len(records))
-    wanted = [r.key for r in records]
-    with target.connect() as client, target.errors():
-        existing = _reusable_keys(client, target, spec.model, dimension, kind)
-        need = [key for key in wanted if key not in fresh and (existing is None or key not in existing)]
-        old = previous.vectors_by_key(need) if need and previous is not None else {}  # before any drop
-        if len(old) < len(need):
-            raise IndexCorrupt(f"{len(need) - len(old)} passage vectors to reuse are missing")
-        if existing is None:
-            if client.has_collection(target.collection):
-                client.drop_collection(target.collection)
-            _create(client, target, spec.model, dimension, kind, options)
-            existing = set()
-        rows = [key for key in wanted if key in fresh or key not in existing]
-        for start in range(0, len(rows), _BATCH):
-            client.upsert(target.collection, [
-                {_KEY: key, _VECTOR: np.asarray(fresh[key] if key in fresh else old[key], np.float32).tolist()}
-                for key in rows[start:start + _BATCH]])
-        generation = new_generation()
-        records_path = Path(settings.index_dir) / f"passages-{generation}.sqlite"
-        write_records(records_path, records)
-        manifest = Manifest(
-            spec=spec, dimension=dimension, generation=generation, built_at=built_at(), index_file=None,
-            records_file=file_entry(records_path), unique_passages=len(records), index_type=kind,
-            index_params=options.params(kind), store="milvus", store_location=target.location(), **manifest_fields,
-        )
-        write_manifest(Path(settings.index_dir), manifest)
-        stale = sorted(existing - set(wanted))  # after publishing: readers of the old generation lose little
-        for start in range(0, len(stale), _BATCH):
-            client.delete(target.collection, ids=stale[start:start + _BATCH])
-    return manifest
 
 
 def _reusable_keys(client: MilvusClient, target: MilvusTarget, model: str, dimension: int,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from .errors import EmptyQuestion
+from ..errors import EmptyQuestion
 
 
 def clean_question(text: str, max_chars: int) -> tuple[str, list[str]]:

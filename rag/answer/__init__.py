@@ -1,0 +1,1 @@
+"""Answering one question: clean, rewrite, retrieve, draft, verify, finish (see pipeline)."""

@@ -1,0 +1,123 @@
+"""Who writes the draft answer: the extractive answerer (offline), an LLM, or the LLM with the
+extractive answerer to fall back on. The pipeline talks to the `Answerer` interface only."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..config import Settings
+from ..errors import RagError
+from ..retrieval import QueryEncoder
+from ..types import LLM_DECLINED, NO_GROUNDED_PASSAGE, Hit, Turn
+from .conversation import rule_rewrite
+from .extractive import extractive_draft
+from .grounding import NameMatcher, compound_names, context_of, question_names
+from .prompts import NO_ANSWER
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An answerer's draft: sentences with [n] markers, or the reason it declined (an abstain reason)."""
+
+    text: str
+    answerer: str
+    declined: str | None = None
+
+
+class Answerer(Protocol):
+    name: str
+
+    def rewrite(self, history: Sequence[Turn], question: str, notices: list[str]) -> str:
+        """The follow-up `question` as a standalone question."""
+
+    def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
+              notices: list[str]) -> Generator[str, None, Draft]:
+        """Yield the draft's text as it is written (if it is written piece by piece); return the Draft."""
+
+
+class ExtractiveAnswerer:
+    """Quotes the retrieved sentences that best answer the question, only from passages that speak of
+    everything the question names (the grounding gate: a near miss about Berlin does not answer London)."""
+
+    name = "extractive"
+
+    def __init__(self, encoder: QueryEncoder, matcher: NameMatcher, max_sentences: int) -> None:
+        self.encoder, self.matcher, self.max_sentences = encoder, matcher, max_sentences
+
+    def rewrite(self, history: Sequence[Turn], question: str, notices: list[str]) -> str:
+        return rule_rewrite(history, question)
+
+    def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
+              notices: list[str]) -> Generator[str, None, Draft]:
+        contexts = [context_of(h.passage) for h in hits]
+        names = list(dict.fromkeys(question_names(asked) + compound_names(asked, contexts)))
+        missing = [self.matcher.missing(names, context) for context in contexts] if names else []
+        if missing and all(missing):
+            nowhere = [n for n in names if all(n in m for m in missing)]
+            notices.append("none of the passages found mentions " + ", ".join(nowhere) if nowhere else
+                           "no passage found mentions " + " and ".join(names) + " together")
+            return Draft("", self.name, NO_GROUNDED_PASSAGE)
+        quotable = [not m for m in missing] if missing else None
+        text, declined = extractive_draft([asked, standalone], hits, self.encoder, self.max_sentences, quotable)
+        if declined:
+            notices.append("no retrieved sentence answers this")
+        return Draft(text, self.name, declined)
+        yield  # a generator like every answerer's draft; the extractive text comes whole
+
+
+class LLMAnswerer:
+    """A LangChain chain over any OpenAI-compatible endpoint (rag.answer.llm), streamed as it writes."""
+
+    name = "llm"
+
+    def __init__(self, settings: Settings) -> None:
+        from .llm import chat_model
+
+        chat_model(settings)  # fails now, with what to set, when the endpoint is not configured
+        self.settings = settings
+
+    def rewrite(self, history: Sequence[Turn], question: str, notices: list[str]) -> str:
+        from .llm import condense
+
+        return condense(self.settings, history, question)
+
+    def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
+              notices: list[str]) -> Generator[str, None, Draft]:
+        from .llm import stream_answer
+
+        pieces: list[str] = []
+        for piece in stream_answer(self.settings, standalone, hits):
+            pieces.append(piece)
+            yield piece
+        text = "".join(pieces)
+        return Draft(text, self.name, LLM_DECLINED if NO_ANSWER.lower() in text.lower() else None)
+
+
+class Fallback:
+    """The primary answerer, and the secondary one when the primary fails (RAG_LLM_FALLBACK)."""
+
+    def __init__(self, primary: Answerer, secondary: Answerer) -> None:
+        self.primary, self.secondary = primary, secondary
+        self.name = primary.name
+
+    def rewrite(self, history: Sequence[Turn], question: str, notices: list[str]) -> str:
+        try:
+            return self.primary.rewrite(history, question, notices)
+        except RagError as exc:
+            notices.append(f"the {self._primary} could not rewrite the follow-up ({exc}); used a simple rule")
+        return self.secondary.rewrite(history, question, notices)
+
+    def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
+              notices: list[str]) -> Generator[str, None, Draft]:
+        try:
+            return (yield from self.primary.draft(asked, standalone, hits, notices))
+        except RagError as exc:
+            notices.append(f"the {self._primary} failed, so this answer is {self.secondary.name}: {exc}")
+        draft = yield from self.secondary.draft(asked, standalone, hits, notices)
+        return Draft(draft.text, f"{draft.answerer} ({self._primary} failed)", draft.declined)
+
+    @property
+    def _primary(self) -> str:
+        return self.primary.name.upper() if self.primary.name == "llm" else self.primary.name

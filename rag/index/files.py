@@ -1,0 +1,88 @@
+"""The index folder's files: atomic publishing, the writers' lock, generations and their clean-up.
+
+Every write makes a new generation of files and publishes it by replacing the manifest, so a crash at
+any moment leaves the previous index loadable. Writers are serialized by a file lock; readers never
+lock, and the previous generation is kept so a reader that raced a writer still finds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ..errors import IndexBusy, IndexCorrupt
+
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".lock"
+_FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".npy", ".npz")
+
+
+def new_generation() -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+
+
+def built_at() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Make a fully written temp file durable, then give it its final name in one step."""
+    _fsync(tmp)
+    os.replace(tmp, final)
+    _fsync(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+
+@contextlib.contextmanager
+def ingest_lock(index_dir: Path, timeout: float, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(index_dir / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait:
+            on_wait()
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise IndexBusy(timeout) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def refuse_foreign_files(index_dir: Path) -> None:
+    """Serialized Python objects have no business in the index folder: never load around them."""
+    for path in index_dir.iterdir():
+        if path.suffix.lower() in _FORBIDDEN_SUFFIXES:
+            raise IndexCorrupt(f"unexpected file {path.name} in the index folder (this index never uses pickle)")
+
+
+def remove_stale_files(index_dir: Path, keep_generations: set[str]) -> None:
+    """Drop temp files left by a killed ingest and generations no reader can still be using."""
+    for path in index_dir.iterdir():
+        if path.is_dir():
+            if path.name.startswith(".") and (".tmp-" in path.name or ".old-" in path.name):
+                shutil.rmtree(path, ignore_errors=True)  # a half-made export from a killed ingest
+            continue
+        if path.name in (MANIFEST_NAME, LOCK_NAME):
+            continue
+        is_ours = path.suffix in (".faiss", ".sqlite", ".tmp") and path.name.startswith(
+            ("index-", "passages-", MANIFEST_NAME))
+        if is_ours and not any(g in path.name and not path.name.endswith(".tmp") for g in keep_generations):
+            path.unlink(missing_ok=True)

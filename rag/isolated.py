@@ -1,0 +1,86 @@
+"""An ingest in a child process, for long-running servers (the app): torch and the embedding model
+load in the child and go away with it, instead of staying in the server for good (~500 MiB).
+
+The parent sends the settings and the request as one JSON object on the child's stdin (secrets never
+touch the command line or the environment) and reads JSON lines back: progress, waiting for the lock,
+then the report or the error.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from .config import Settings
+from .embeddings import Progress
+from .errors import RagError, UserError
+from .types import IngestReport
+
+
+def ingest_in_child(settings: Settings, paths: Sequence[Path], rebuild: bool, progress: Progress,
+                    on_wait: Callable[[], None] | None) -> IngestReport:
+    request = {"settings": _plain(settings), "paths": [str(p) for p in paths], "rebuild": rebuild}
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen([sys.executable, "-m", "rag.isolated"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=errors, text=True)
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(request))
+        child.stdin.close()
+        outcome = None
+        for line in child.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # a library printed to stdout
+            if message["event"] == "progress" and callable(progress):
+                progress(message["done"], message["total"])
+            elif message["event"] == "waiting" and on_wait:
+                on_wait()
+            elif message["event"] in ("report", "error"):
+                outcome = message
+        code = child.wait()
+        errors.seek(0)
+        detail = errors.read().decode(errors="replace").strip().splitlines()
+    if outcome is None:
+        raise RagError(f"the ingest process ended without a report (exit {code}"
+                       f"{': ' + detail[-1] if detail else ''})")
+    if outcome["event"] == "error":
+        raise (UserError if outcome["exit_code"] == 2 else RagError)(outcome["message"])
+    return IngestReport.from_dict(outcome["report"])
+
+
+def _plain(settings: Settings) -> dict:
+    data = settings.model_dump(mode="json")
+    for name, value in settings:
+        if isinstance(value, SecretStr):
+            data[name] = value.get_secret_value()
+    return data
+
+
+def _send(**message) -> None:
+    print(json.dumps(message), flush=True)
+
+
+def main() -> int:
+    from .ingest import run_ingest
+
+    request = json.loads(sys.stdin.read())
+    try:
+        report = run_ingest(Settings(**request["settings"]), [Path(p) for p in request["paths"]],
+                            request["rebuild"], lambda done, total: _send(event="progress", done=done, total=total),
+                            lambda: _send(event="waiting"))
+    except RagError as exc:
+        _send(event="error", message=str(exc), exit_code=exc.exit_code)
+        return exc.exit_code
+    _send(event="report", report=report.to_dict())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

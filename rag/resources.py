@@ -1,0 +1,69 @@
+"""What questions read, loaded once and lent out: the index generation, the query encoder and the
+extractive answerer's name matcher (whose word vectors are cached across questions)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .answer.grounding import NameMatcher
+from .config import Settings
+from .index.manifest import FileEntry, Manifest, verify_file
+from .index.registry import open_store
+from .index.store import VectorStore
+from .ingest import QUERY_MODEL_DIR, build_spec
+from .retrieval import QueryEncoder
+
+
+@dataclass
+class Loaded:
+    store: VectorStore
+    encoder: QueryEncoder
+    matcher: NameMatcher
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class Loader:
+    """Opens the current generation; keeps the query encoder (and its matcher) while its files are the same,
+    so a re-ingest that leaves the model alone does not reload it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._encoder: tuple[tuple[FileEntry, ...], QueryEncoder, NameMatcher] | None = None
+
+    def __call__(self) -> Loaded:
+        store = open_store(self.settings, build_spec(self.settings))
+        try:
+            encoder, matcher = self._encoder_for(store.manifest)
+        except BaseException:
+            store.close()
+            raise
+        return Loaded(store, encoder, matcher)
+
+    def _encoder_for(self, manifest: Manifest) -> tuple[QueryEncoder, NameMatcher]:
+        files = tuple(manifest.query_model_files)
+        with self._lock:
+            if self._encoder is None or self._encoder[0] != files:
+                encoder = query_encoder(self.settings, manifest)
+                self._encoder = (files, encoder, NameMatcher(encoder))
+            return self._encoder[1], self._encoder[2]
+
+
+def query_encoder(settings: Settings, manifest: Manifest) -> QueryEncoder:
+    """The ONNX export made at ingest (no torch: a fast cold start), else sentence-transformers."""
+    from .embeddings import model_window, resolve_model_path
+
+    model_path = resolve_model_path(settings.embedding_model)
+    if manifest.query_model_files and settings.query_backend == "onnx":
+        from .onnx_encoder import OnnxEncoder
+
+        for entry in manifest.query_model_files:
+            verify_file(Path(settings.index_dir), entry)
+        return OnnxEncoder(Path(settings.index_dir) / QUERY_MODEL_DIR, model_path, model_window(model_path))
+    from .embeddings import load_encoder
+
+    return load_encoder(model_path, settings.embed_batch_size)

@@ -1,0 +1,43 @@
+"""Plain-text helpers shared by ingest, retrieval and answering: sentences, normalizing, stopwords."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_MIN_SENTENCE_WORDS = 4
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
+
+STOPWORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further had has
+have having he her here hers him his how i if in into is it its itself just me more most my no nor
+not now of off on once only or other our ours out over own same she should so some such than that
+the their them then there these they this those through to too under until up very was we were what
+when where which while who whom why will with would you your yours
+""".split())
+
+
+def normalize(text: str) -> str:
+    """What counts as 'the same text': Unicode NFKC, plain quotes and dashes, folded spaces."""
+    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY)
+    return " ".join(text.split())
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def sentence_units(text: str) -> list[str]:
+    """Sentences, with a very short one ("The difference?") joined to the sentence that completes it."""
+    units: list[str] = []
+    carry = ""
+    for sentence in split_sentences(text):
+        sentence = f"{carry} {sentence}".strip()
+        carry = sentence if len(sentence.split()) < _MIN_SENTENCE_WORDS else ""
+        if not carry:
+            units.append(sentence)
+    if carry:
+        units.append(carry)
+    return units
