@@ -101,11 +101,25 @@ def show_sources(answer: dict) -> None:
                 st.markdown(safe(hit["text"]))
                 st.caption(safe(" · ".join(where(s) for s in hit["sources"])))
         return
-    st.caption("Sources")
+    st.caption("Sources (the sentences that support the answer in bold)")
     for citation in answer["citations"]:
         with st.expander(f"[{citation['marker']}] {'; '.join(citation['titles'])}"):
-            st.markdown(safe(citation["text"]))
+            st.markdown(highlighted(citation["text"], citation["evidence"]))
             st.caption(safe(" · ".join(where(s) for s in citation["sources"])))
+    if answer["removed"]:
+        with st.expander(f"Removed {len(answer['removed'])} claim(s) the sources do not support"):
+            for claim in answer["removed"]:
+                st.markdown(f"~~{safe(claim['text'])}~~ — {safe(claim['reason'])}")
+
+
+def highlighted(text: str, evidence: list[dict]) -> str:
+    """The passage, escaped, with its supporting spans in bold."""
+    out, at = [], 0
+    for span in sorted(evidence, key=lambda s: s["start"]):
+        if span["start"] >= at:
+            out += [safe(text[at:span["start"]]), "**" + safe(text[span["start"]:span["end"]]) + "**"]
+            at = span["end"]
+    return "".join(out + [safe(text[at:])])
 
 
 def show_message(message: dict) -> None:
@@ -127,14 +141,18 @@ def respond(assistant: Assistant, question: str, options: dict) -> None:
     show_message(st.session_state.messages[-1])
     answer_only = {k: v for k, v in options.items() if k != "k"}
     with st.chat_message("assistant"):
+        checking = st.empty()
+        checking.caption("Checking each sentence against its sources…")
         try:
             stream = assistant.configured(**answer_only).stream(question, history=history, k=options["k"])
-            st.write_stream(safe(piece) for piece in stream)
+            st.write_stream(safe(piece) for piece in stream)  # only sentences that passed the check
             answer = stream.answer
         except RagError as exc:
             st.error(str(exc))
             st.session_state.messages.pop()
             return
+        finally:
+            checking.empty()
     st.session_state.messages.append({"role": "assistant", "content": answer.text, "answer": answer.to_dict()})
     st.rerun()  # redraw with the verified text and its sources
 

@@ -19,7 +19,7 @@ from common import machine
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SCRIPTS = ["ingest", "query", "app_memory", "scale"]
+SCRIPTS = ["ingest", "query", "app_memory", "scale", "verification"]
 
 
 def run(name: str) -> None:
@@ -86,8 +86,25 @@ def scale_table(scale) -> list[str]:
     return rows
 
 
+def verification_table(result) -> list[str]:
+    keys = ["clean_kept", "hallucinated_removed", "response_precision", "response_recall", "response_f1",
+            "p50_ms", "p95_ms"]
+    bars = result["bars"]
+    rows = [f"Verifier `{result['verifier']}` on RAGTruth QA (dev split, human labels); bars: clean kept ≥ "
+            f"{bars['clean_kept']}, hallucinated removed ≥ {bars['hallucinated_removed']}, response F1 ≥ "
+            f"{bars['response_f1']}, p95 ≤ {bars['p95_ms']} ms.", "",
+            "| part | answers | sentences (hallucinated) | " + " | ".join(keys) + " |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in keys) + " |"]
+    parts = [("held-out", result["held_out"]), ("whole file", result["whole_file"]),
+             *((f"model {m}", f) for m, f in result["per_model"].items())]
+    for name, f in parts:
+        rows.append(f"| {name} | {f['answers']} | {f['sentences']} ({f['hallucinated_sentences']}) | "
+                    + " | ".join(str(f[k]) for k in keys) + " |")
+    return rows
+
+
 def render() -> str:
-    ing, qry, app, scale = (load(n) for n in SCRIPTS)
+    ing, qry, app, scale, verification = (load(n) for n in SCRIPTS)
     m = next((r["machine"] for r in (ing, qry, app, scale) if r), machine())
     lines = ["## Performance, measured", "",
              f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, CPU only, Python {m['python']}. "
@@ -100,6 +117,8 @@ def render() -> str:
                       f"corpus ({qry['index']['passages'] if qry else '?'} unique passages, {qry['index']['type'] if qry else '?'} index)."]
     if scale:
         lines += ["", "### Dense search at scale", ""] + scale_table(scale)
+    if verification:
+        lines += ["", "### Claim verification", ""] + verification_table(verification)
     return "\n".join(lines) + "\n"
 
 

@@ -12,6 +12,7 @@ from .answer import pipeline
 from .answer.answerers import Answerer, ExtractiveAnswerer, Fallback, LLMAnswerer
 from .answer.questions import clean_question
 from .answer.stream import AnswerStream
+from .answer.verify import load_verifier, verify_answer
 from .config import Settings
 from .embeddings import Progress
 from .extras import require
@@ -19,11 +20,11 @@ from .index.shared import SharedIndex
 from .ingest import describe_index, logged, migrate, run_ingest
 from .resources import Loaded, Loader
 from .retrieval import hybrid_search
-from .types import Answer, IndexInfo, IngestReport, SearchResult
+from .types import Answer, IndexInfo, IngestReport, SearchResult, Verification
 
 # Settings that change which index or query model is loaded: a copy that changes one loads its own.
 _INDEX_SETTINGS = {"index_dir", "embedding_model", "query_backend", "store", "milvus_uri", "milvus_token",
-                   "milvus_collection"}
+                   "milvus_collection", "verifier_model"}
 
 
 class Assistant:
@@ -94,6 +95,10 @@ class Assistant:
         run = pipeline.answer(question, history, k or self.settings.top_k, self.settings, self._index.borrow, writer)
         return AnswerStream(logs.answered(run))
 
+    def verify(self, answer: str, passages: Sequence[str]) -> Verification:
+        """Check an answer written elsewhere, sentence by sentence, against the passages it was given."""
+        return verify_answer(answer, list(passages), load_verifier(self.settings))
+
     def evaluate(self, questions_file: Path | str, k: int | None = None, baseline: bool = False) -> dict:
         """Quality figures on a question set (see rag.eval), and the LangChain recipe's if asked."""
         from .eval.report import evaluate_assistant
@@ -124,6 +129,12 @@ class Assistant:
     def close(self) -> None:
         """Release the loaded index once the questions still reading it are done."""
         self._index.close()
+
+
+def verify(answer: str, passages: Sequence[str], settings: Settings | None = None) -> Verification:
+    """`from rag import verify`: each sentence of `answer` checked against `passages` (its [n] markers,
+    1-based, say which; an unmarked sentence may be supported by any); verdicts, evidence, supported answer."""
+    return Assistant(settings).verify(answer, passages)
 
 
 def _ms(start: float, end: float) -> float:

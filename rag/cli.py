@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--k", type=_positive_k, default=None, help="passages to answer from (default RAG_TOP_K)")
     chat.add_argument("--answerer", choices=["auto", "extractive", "llm"], help="override RAG_ANSWERER")
 
+    verify = commands.add_parser("verify", help="check answers written elsewhere against their passages")
+    verify.add_argument("--batch", metavar="FILE", required=True,
+                        help='JSON lines {"question", "passages": [str, ...], "answer"} (\'-\' for stdin); '
+                             'one JSON line out each')
+    verify.add_argument("--json", action="store_true", help="JSON out (always, with --batch)")
+
     evaluate = commands.add_parser("eval", help="retrieval and answer quality on a question set")
     evaluate.add_argument("questions", type=Path, help='JSON lines: {"question", "gold_titles" or "gold_files", '
                           '"answers"}; empty gold = out of scope')
@@ -184,15 +190,16 @@ def _read_lines(source: str) -> Iterator[str]:
         raise UserError(f"cannot read the batch file {source}: {exc}") from exc
 
 
-def _batch(args: argparse.Namespace, run) -> int:
-    """One JSON line out per line in; a bad line gets an error object and the rest go on."""
+def _batch(args: argparse.Namespace, run, errors: tuple[type[Exception], ...] = (EmptyQuestion,),
+           label: str = "question") -> int:
+    """One JSON line out per line in; a bad line gets an error object (naming it) and the rest go on."""
     failures = 0
     for line in _read_lines(args.batch):
         try:
             _print_json(run(line).to_dict())
-        except EmptyQuestion as exc:
+        except errors as exc:
             failures += 1
-            _print_json({"question": line, "error": str(exc)})
+            _print_json({label: line, "error": str(exc)})
     return 2 if failures else 0
 
 
@@ -231,6 +238,10 @@ def _describe_sources(answer: Answer) -> str:
         lines.append(f"  [{citation.marker}] {_where(citation.hit.passage)}")
         lines.append(textwrap.fill(citation.hit.passage.text, width=100, initial_indent="      ",
                                    subsequent_indent="      "))
+        lines += [f"      supported by: \"{citation.hit.passage.text[start:end]}\"" for start, end in citation.evidence]
+    if answer.removed:
+        lines.append("Removed (the sources do not support them):")
+        lines += [f"  - {claim.text} ({claim.reason})" for claim in answer.removed]
     return "\n".join(lines)
 
 
@@ -287,6 +298,22 @@ def _chat_turn(assistant: Assistant, question: str, history: list[Turn], args: a
     return answer
 
 
+def cmd_verify(assistant: Assistant, args: argparse.Namespace) -> int:
+    return _batch(args, lambda line: assistant.verify(*_verify_request(line)), (UserError,), label="input")
+
+
+def _verify_request(line: str) -> tuple[str, list[str]]:
+    try:
+        request = json.loads(line)
+        answer, passages = request["answer"], request["passages"]
+    except (ValueError, KeyError, TypeError):
+        raise UserError('each line must be a JSON object {"question", "passages": [str, ...], "answer": str}'
+                        ) from None
+    if not isinstance(answer, str) or not isinstance(passages, list) or not all(isinstance(p, str) for p in passages):
+        raise UserError('"answer" must be a string and "passages" a list of strings')
+    return answer, passages
+
+
 def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.corpus:
         with tempfile.TemporaryDirectory(prefix="rag-eval-") as folder:
@@ -340,5 +367,6 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval,
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "verify": cmd_verify,
+            "eval": cmd_eval,
             "migrate": cmd_migrate, "info": cmd_info}

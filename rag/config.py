@@ -104,9 +104,17 @@ class Settings(BaseSettings):
         description="Abstain when no retrieved passage has a cosine similarity to the question of at least "
         "this (calibrated on tests/data: answerable case-study questions scored 0.27 and up).",
     )
-    citation_min_support: float = Field(
-        0.5, ge=0, le=1,
-        description="A cited sentence must share at least this fraction of its content words with its passage.",
+    verifier_model: str = Field(
+        "overlap",
+        description="What checks every answer sentence against its passages: 'overlap' (shared content words and "
+        "quantities), or a cross-encoder that reads claim and evidence together: a folder with an ONNX export "
+        "(model.onnx, tokenizer.json, meta.json), or a sentence-transformers/Hugging Face cross-encoder or NLI "
+        "model (a folder or a Hub name), exported to ONNX once into RAG_INDEX_DIR.",
+    )
+    verifier_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description="Keep a sentence when the verifier's P(supported) reaches this; unset uses the model's own "
+        "threshold (tuned with it). Higher removes more.",
     )
     answer_max_sentences: int = Field(3, ge=1, le=10, description="Most sentences the extractive answerer writes.")
     history_turns: int = Field(6, ge=0, le=50, description="Earlier messages used to rewrite a follow-up question.")

@@ -73,3 +73,9 @@ class ModelUnavailable(UserError):
             f"cannot load embedding model {model!r} ({reason}): set RAG_EMBEDDING_MODEL to a local "
             "model folder, or unset it to use the bundled all-MiniLM-L6-v2"
         )
+
+
+class VerifierUnavailable(UserError):
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(f"cannot load the claim verifier {model!r} ({reason}): set RAG_VERIFIER_MODEL to a "
+                         "cross-encoder folder or name, or to overlap")

@@ -41,3 +41,28 @@ def sentence_units(text: str) -> list[str]:
     if carry:
         units.append(carry)
     return units
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of the sentence units of `text` (as sentence_units joins them)."""
+    bounds, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        bounds.append((start, match.start()))
+        start = match.end()
+    bounds.append((start, len(text)))
+    spans: list[tuple[int, int]] = []
+    carry: int | None = None
+    for begin, end in bounds:
+        piece = text[begin:end]
+        if not piece.strip():
+            continue
+        begin, end = begin + len(piece) - len(piece.lstrip()), begin + len(piece.rstrip())
+        begin = begin if carry is None else carry
+        if len(text[begin:end].split()) < _MIN_SENTENCE_WORDS:
+            carry = begin
+            continue
+        carry = None
+        spans.append((begin, end))
+    if carry is not None:
+        spans.append((carry, len(text.rstrip())))
+    return spans

@@ -165,11 +165,33 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
+    """Marker [n] of an answer: the passage, and the (start, end) characters in it that support the answer."""
+
     marker: int
     hit: Hit
+    evidence: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict:
-        return {"marker": self.marker, **self.hit.to_dict()}
+        return {"marker": self.marker, **self.hit.to_dict(),
+                "evidence": [{"start": start, "end": end} for start, end in self.evidence]}
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedClaim:
+    """A sentence of the draft that did not pass: "unsupported" (no source says this) or "contradicted"
+    (with the conflicting characters of retrieved passage `conflict_passage`, 1-based)."""
+
+    text: str
+    verdict: str
+    reason: str
+    conflict_passage: int | None = None
+    conflict: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict:
+        data: dict = {"text": self.text, "verdict": self.verdict, "reason": self.reason}
+        if self.conflict is not None:
+            data["conflict"] = {"passage": self.conflict_passage, "start": self.conflict[0], "end": self.conflict[1]}
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +206,10 @@ class Answer:
     standalone_question: str = ""
     abstain_reason: str | None = None  # one of the reasons at the top of this module
     near_misses: tuple[Hit, ...] = ()
-    unsupported: tuple[str, ...] = ()
+    unsupported: tuple[str, ...] = ()  # the removed sentences' text (`removed` says why)
     notices: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    removed: tuple[RemovedClaim, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -199,6 +222,41 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "near_misses": [h.to_dict() for h in self.near_misses],
             "unsupported": list(self.unsupported),
+            "removed": [r.to_dict() for r in self.removed],
             "notices": list(self.notices),
             "timings": self.timings,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceCheck:
+    """One sentence of a checked answer. `citations` are the 1-based passages that support it, `evidence`
+    the supporting characters in them, `score` the judge's confidence that it is supported."""
+
+    text: str
+    verdict: str  # "supported", "unsupported" or "contradicted"
+    score: float
+    citations: tuple[int, ...] = ()
+    evidence: tuple[tuple[int, int, int], ...] = ()  # (passage, start, end)
+    reason: str = ""
+
+    @property
+    def supported(self) -> bool:
+        return self.verdict == "supported"
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "supported": self.supported, "verdict": self.verdict,
+                "score": round(self.score, 4), "citations": list(self.citations),
+                "evidence": [{"passage": p, "start": s, "end": e} for p, s, e in self.evidence],
+                "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """An answer written elsewhere, checked sentence by sentence against the passages it was given."""
+
+    sentences: tuple[SentenceCheck, ...]
+    supported_answer: str
+
+    def to_dict(self) -> dict:
+        return {"sentences": [s.to_dict() for s in self.sentences], "supported_answer": self.supported_answer}

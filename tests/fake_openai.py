@@ -23,10 +23,11 @@ class Action:
     status: int = 200
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    pace: float = 0.0  # seconds between streamed pieces
 
 
-def reply(text: str, delay: float = 0.0) -> Action:
-    return Action("reply", text, delay=delay)
+def reply(text: str, delay: float = 0.0, pace: float = 0.0) -> Action:
+    return Action("reply", text, delay=delay, pace=pace)
 
 
 def status(code: int, headers: dict | None = None) -> Action:
@@ -116,6 +117,7 @@ class FakeOpenAI:
                     pieces = pieces[: max(1, len(pieces) // 2)]
                 for piece in pieces:
                     self._event(chunk(body, {"content": piece}, None))
+                    time.sleep(action.pace)
                 if action.kind == "cut":
                     self.close_connection = True
                     return

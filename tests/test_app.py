@@ -115,7 +115,8 @@ def test_reingest_builds_a_missing_index_then_answers(monkeypatch, tmp_path):
     shutil.copytree(SHIPPED_CORPUS, tmp_path / "corpus")
     app = start(monkeypatch, RAG_INDEX_DIR=tmp_path / "vectorstore", RAG_CORPUS_DIR=tmp_path / "corpus")
     assert "rag ingest" in app.sidebar.error[0].value
-    next(b for b in app.sidebar.button if b.label == "Re-ingest").click().run()
+    # The ingest runs in a child process (torch, the model and the ONNX export load there): give it time.
+    next(b for b in app.sidebar.button if b.label == "Re-ingest").click().run(timeout=300)
     assert not app.exception
     assert "Embedded 25, reused 0" in app.sidebar.success[0].value
     ask(app, "How much notice do API consumers get before a breaking change?")

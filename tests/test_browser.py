@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import screenshot as browser  # noqa: E402
 
 pytestmark = pytest.mark.slow
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+# The visible text of the answer's chat message (collapsed expanders show their label only), or null.
+VISIBLE_ANSWER = """() => {
+    const messages = document.querySelectorAll('[data-testid="stChatMessageContent"]');
+    return messages.length < 2 ? null : messages[1].innerText;
+}"""
 
 
 def test_question_in_the_browser_shows_a_cited_answer(shipped_index, tmp_path):
@@ -32,3 +40,36 @@ def test_question_in_the_browser_shows_a_cited_answer(shipped_index, tmp_path):
         browser.screenshot(page, tmp_path / "answer.png")
     assert (tmp_path / "answer.png").stat().st_size > 10_000
     print(f"first answer {first:.2f}s, second {second:.2f}s")
+
+
+def test_the_browser_never_shows_an_unchecked_sentence(shipped_index):
+    """A sloppy LLM streams slowly; the answer on the page is polled while it streams."""
+    from fake_openai import FakeOpenAI, reply
+    from playwright.sync_api import expect
+    from test_llm import SLOPPY
+
+    removed = ("Kubernetes", "[9]", "evil.example", "pixel", "three million", "Unicorns")
+    with FakeOpenAI() as fake:
+        fake.then(reply(SLOPPY, pace=0.05))
+        env = {"RAG_INDEX_DIR": str(shipped_index), "OPENAI_API_KEY": "sk-browser-test", "OPENAI_BASE_URL": fake.url,
+               "RAG_ANSWERER": "llm", "RAG_LLM_FALLBACK": "false"}
+        with browser.serve_app(env) as url, browser.browser_page() as page:
+            page.goto(url)
+            browser.wait_idle(page)
+            box = page.get_by_test_id("stChatInputTextArea")
+            box.fill("Why did the database fail during traffic spikes?")
+            box.press("Enter")
+            seen: list[str] = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # everything the answer's message shows, as it is drawn
+                text = page.evaluate(VISIBLE_ANSWER)
+                if text is not None:
+                    seen.append(text)
+                    assert not [word for word in removed if word in text], text
+                    if "Removed 2 claim(s)" in text and page.locator(IDLE).count():
+                        break
+                time.sleep(0.02)
+            answer = page.get_by_test_id("stChatMessageContent").nth(1)
+            expect(answer).to_contain_text("PgBouncer")
+            expect(answer.get_by_test_id("stExpander").last).to_contain_text("Removed 2 claim(s)")
+    assert len(set(seen)) >= 3, seen  # it was watched while it changed

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from rag.answer.citations import check, find_markers, parse_marker, support
+from rag.answer.citations import find_markers, parse_marker, support
+from rag.answer.verify import AnswerChecker, OverlapVerifier
+
+
+def check(draft: str, passages: list[str], min_support: float) -> SimpleNamespace:
+    """A whole draft through the sentence-by-sentence checker, with the word-overlap judge."""
+    checker = AnswerChecker(OverlapVerifier(min_support), passages)
+    checker.feed(draft)
+    checker.finish()
+    return SimpleNamespace(text=checker.text, cited=checker.cited, unsupported=[c.text for c in checker.removed])
 
 PASSAGES = [
     "Database connection pooling was our biggest blind spot. A simple PgBouncer setup eliminated the issue.",

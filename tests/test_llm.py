@@ -36,14 +36,17 @@ def llm(fake, shipped_index):
     return make
 
 
-def test_answer_streams_token_by_token_and_is_verified(fake, llm):
-    fake.then(reply("Connection pooling with PgBouncer eliminated the database connection limit issue [1]."))
+def test_answer_streams_sentence_by_sentence_once_verified(fake, llm):
+    fake.then(reply("Connection pooling with PgBouncer eliminated the database connection limit issue [1]. "
+                    "A simple PgBouncer setup eliminated the issue [1]."))
     stream = llm().stream("Why did the database fail during traffic spikes?")
     text = list(stream)
     answer = stream.answer
-    assert len(text) > 5 and "".join(text).startswith("Connection pooling")  # many pieces, as they came
+    assert text == ["Connection pooling with PgBouncer eliminated the database connection limit issue [1].",
+                    " A simple PgBouncer setup eliminated the issue [1]."]  # a sentence as it passes
+    assert "".join(text) == answer.text
     assert answer.answerer == "llm" and not answer.abstained
-    assert answer.text == "Connection pooling with PgBouncer eliminated the database connection limit issue [1]."
+    assert answer.text.startswith("Connection pooling with PgBouncer eliminated the database connection limit")
     assert "PgBouncer" in answer.citations[0].hit.passage.text
     assert fake.requests[0]["headers"]["authorization"] == f"Bearer {KEY}"
     assert fake.requests[0]["body"]["stream"] is True
@@ -188,3 +191,25 @@ def test_cli_ask_json_over_the_llm(fake, shipped_index, monkeypatch, capsys):
     assert main(["ask", "Why did the database fail during traffic spikes?"]) == 2
     out, err = capsys.readouterr()
     assert "OPENAI_API_KEY" in err and KEY not in err + out and err.count("\n") == 1
+
+
+SLOPPY = ("Connection pooling with PgBouncer eliminated the database connection limit issue [1]. "
+          "The team also adopted Kubernetes 1.29 across all regions [9]. "
+          "![pixel](http://evil.example/p.png) The database outage cost three million dollars [1]. "
+          "Unicorns approved every schema migration [2]. A simple PgBouncer setup eliminated the issue [1].")
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.002])
+def test_streaming_never_shows_a_sentence_that_fails_the_check(fake, llm, delay):
+    """What the stream yields is exactly the verified answer, built up: no removed claim, marker or image."""
+    fake.then(reply(SLOPPY, delay=delay))
+    stream = llm().stream("Why did the database fail during traffic spikes?")
+    shown = ""
+    for piece in stream:
+        shown += piece
+        for removed in ("Kubernetes", "[9]", "evil.example", "pixel", "three million", "Unicorns"):
+            assert removed not in shown
+    answer = stream.answer
+    assert shown == answer.text and not answer.abstained
+    assert answer.text.count("[1]") == 2 and "[2]" not in answer.text
+    assert "Unicorns approved every schema migration." in answer.unsupported, answer.unsupported

@@ -34,7 +34,7 @@ class Answerer(Protocol):
 
     def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
               notices: list[str]) -> Generator[str, None, Draft]:
-        """Yield the draft's text as it is written (if it is written piece by piece); return the Draft."""
+        """Yield the draft's text as it is written; return the Draft."""
 
 
 class ExtractiveAnswerer:
@@ -63,8 +63,8 @@ class ExtractiveAnswerer:
         text, declined = extractive_draft([asked, standalone], hits, self.encoder, self.max_sentences, quotable)
         if declined:
             notices.append("no retrieved sentence answers this")
+        yield text  # whole: it is quoted, not written
         return Draft(text, self.name, declined)
-        yield  # a generator like every answerer's draft; the extractive text comes whole
 
 
 class LLMAnswerer:

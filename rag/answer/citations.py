@@ -1,16 +1,14 @@
-"""Citation markers: parse, check against the passages they name, renumber (pure functions).
+"""Citation markers and the text around them (pure functions): find and parse [n] markers, split a draft
+into sentences that carry their markers, content words and their overlap, links a passage does not hold.
 
 A draft answer (from the LLM or the extractive answerer) marks each sentence with [n] pointing at the
-n-th retrieved passage. Markers that point nowhere are dropped; a sentence keeps only the markers whose
-passage really shares its wording; a sentence no passage supports is removed and reported. Kept markers
-are renumbered 1, 2, ... in order of first use, and only cited passages are listed.
+n-th retrieved passage; rag.answer.verify checks each sentence and renumbers what it keeps.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from ..text import STOPWORDS, sentence_units
 
@@ -18,13 +16,6 @@ MARKER = re.compile(r"\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\]")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\])+")
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
-@dataclass
-class Checked:
-    """A verified draft: final text, the passage indexes it cites in marker order, what was removed."""
-
-    text: str
-    cited: list[int] = field(default_factory=list)  # 0-based passage indexes; marker n is cited[n-1]
-    unsupported: list[str] = field(default_factory=list)
 
 
 def parse_marker(marker: str, limit: int) -> list[int]:
@@ -66,26 +57,7 @@ def sentences_with_markers(draft: str) -> list[str]:
     return sentences
 
 
-def check(draft: str, passages: Sequence[str], min_support: float) -> Checked:
-    result = Checked(text="")
-    kept: list[tuple[str, list[int]]] = []
-    for sentence in sentences_with_markers(draft):
-        claim, wanted = _strip_markers(sentence, len(passages))
-        if not claim:
-            continue
-        valid = [n for n in wanted if support(claim, passages[n - 1]) >= min_support]
-        if not valid and content_words(claim):
-            best = max(range(len(passages)), key=lambda i: support(claim, passages[i]), default=None)
-            if best is None or support(claim, passages[best]) < min_support:
-                result.unsupported.append(claim)
-                continue
-            valid = [best + 1]  # the draft named the wrong passage; this one says it
-        kept.append((claim, valid))
-    result.text = _renumber(kept, result.cited)
-    return result
-
-
-def _strip_markers(sentence: str, limit: int) -> tuple[str, list[int]]:
+def strip_markers(sentence: str, limit: int) -> tuple[str, list[int]]:
     wanted: list[int] = []
     for match in find_markers(sentence):
         numbers = parse_marker(match.group(0), limit)
@@ -97,24 +69,15 @@ def _strip_markers(sentence: str, limit: int) -> tuple[str, list[int]]:
     return claim, wanted
 
 
-def _renumber(kept: list[tuple[str, list[int]]], cited: list[int]) -> str:
-    out = []
-    for claim, numbers in kept:
-        for n in numbers:
-            if n - 1 not in cited:
-                cited.append(n - 1)
-        if not numbers:
-            out.append(claim)
-            continue
-        marker = "[" + ", ".join(str(m) for m in sorted(cited.index(n - 1) + 1 for n in numbers)) + "]"
-        body, end = (claim[:-1], claim[-1]) if claim[-1:] in ".!?" else (claim, "")
-        out.append(f"{body} {marker}{end}")
-    return " ".join(out)
-
-
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)")
 _URL = re.compile(r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>()\[\]\"']+")
+
+
+def without_links(text: str) -> str:
+    """The words of a sentence with its images and URLs taken out (a link's text stays): what a claim says."""
+    text = _MD_LINK.sub(lambda m: m.group(1), _IMAGE.sub("", text))
+    return " ".join(_URL.sub("", text).split())
 
 
 def strip_links(text: str, sources: Sequence[str]) -> tuple[str, int]:

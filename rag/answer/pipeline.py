@@ -6,7 +6,6 @@ recorded on the Answer.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager
@@ -16,16 +15,16 @@ from typing import Any, Protocol, TypeVar
 from ..config import Settings
 from ..index.store import VectorStore
 from ..retrieval import QueryEncoder, hybrid_search
-from ..types import LOW_SCORE, NOTHING_VERIFIED, Answer, Citation, Hit
+from ..types import LOW_SCORE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
 from .answerers import Answerer, Draft
-from .citations import check, strip_links
 from .conversation import as_turns, looks_like_follow_up
 from .prompts import ABSTAIN_TEXT
 from .questions import clean_question
+from .verify import AnswerChecker, Check, load_verifier
 
 
 class Loaded(Protocol):
-    """What a run reads: the index generation and the query encoder (borrowed for the whole run)."""
+    """What a run reads (borrowed for the whole run): the index generation and the query encoder."""
 
     store: VectorStore
     encoder: QueryEncoder
@@ -54,10 +53,10 @@ class Run:
 def answer(question: str, history: Any, k: int, settings: Settings,
            borrow: Callable[[], AbstractContextManager[L]],
            answerer: Callable[[L], Answerer]) -> Generator[str, None, Answer]:
-    """Yield the answer's text as it is written, then return the final, verified Answer.
+    """Yield the answer's verified sentences as they pass, then return the final Answer.
 
-    `borrow()` lends the loaded index (with `.store` and `.encoder`) for the rest of the run; `answerer(loaded)`
-    gives who writes the draft.
+    `borrow()` lends the loaded index (with `.store` and `.encoder`) for the rest of the run;
+    `answerer(loaded)` gives who writes the draft. Nothing the draft says is yielded before it is verified.
     """
     cleaned, notices = clean_question(question, settings.max_question_chars)
     run = Run(cleaned, notices)
@@ -69,12 +68,26 @@ def answer(question: str, history: Any, k: int, settings: Settings,
         since = run.lap("retrieve_ms", since)
         if not run.hits or max(h.dense_score for h in run.hits) < settings.min_score:
             return _abstain(run, writer.name, LOW_SCORE)
-        draft = yield from writer.draft(run.question, run.standalone, run.hits, notices)
-        run.lap("generate_ms", since)
-    final = _finish(run, draft, settings)
-    if draft.answerer != "llm":
-        yield from re.findall(r"\S+\s*", final.text)  # the text as it is written, like the LLM's
-    return final
+        checker = AnswerChecker(load_verifier(settings), [h.passage.text for h in run.hits])
+        draft = yield from _verified(writer.draft(run.question, run.standalone, run.hits, notices), checker)
+        run.lap("answer_ms", since)
+    return _finish(run, draft, checker)
+
+
+def _verified(draft: Generator[str, None, Draft], checker: AnswerChecker) -> Generator[str, None, Draft]:
+    """Pass the draft through the checker: only sentences that passed come out, each as it passes."""
+    while True:
+        try:
+            piece = next(draft)
+        except StopIteration as stop:
+            yield from _spaced(checker, checker.finish())
+            return stop.value
+        yield from _spaced(checker, checker.feed(piece))
+
+
+def _spaced(checker: AnswerChecker, sentences: list[str]) -> Generator[str, None, None]:
+    for sentence in sentences:
+        yield sentence if checker.sentences[0] is sentence else " " + sentence
 
 
 def _standalone(writer: Answerer, turns: Sequence, question: str, notices: list[str]) -> str:
@@ -83,28 +96,36 @@ def _standalone(writer: Answerer, turns: Sequence, question: str, notices: list[
     return writer.rewrite(turns, question, notices)
 
 
-def _finish(run: Run, draft: Draft, settings: Settings) -> Answer:
-    """Verify the draft's citations; abstain when the answerer declined or nothing survived."""
+def _finish(run: Run, draft: Draft, checker: AnswerChecker) -> Answer:
+    """The verified sentences and their citations; abstain when the answerer declined or nothing passed."""
+    removed = tuple(map(_removed, checker.removed))
     if draft.declined:
         return _abstain(run, draft.answerer, draft.declined)
-    checked = check(draft.text, [h.passage.text for h in run.hits], settings.citation_min_support)
-    if not checked.cited:
+    if not checker.kept:
         run.notices.append("no sentence of the draft answer was supported by the passages" if draft.text.strip()
                            else "no retrieved sentence answers this")
-        return _abstain(run, draft.answerer, NOTHING_VERIFIED, checked.unsupported)
-    if checked.unsupported:
-        run.notices.append(f"removed {len(checked.unsupported)} sentence(s) no passage supports")
-    citations = tuple(Citation(n, run.hits[i]) for n, i in enumerate(checked.cited, 1))
-    text, removed = strip_links(checked.text, [c.hit.passage.text for c in citations])
+        return _abstain(run, draft.answerer, NOTHING_VERIFIED, removed)
     if removed:
-        run.notices.append(f"removed {removed} link(s) or image(s) that no cited passage contains")
+        run.notices.append(f"removed {len(removed)} sentence(s) no passage supports")
+    if checker.links_removed:
+        run.notices.append(f"removed {checker.links_removed} link(s) or image(s) that no cited passage contains")
+    citations = tuple(Citation(n, run.hits[i], tuple(checker.evidence.get(i, ())))
+                      for n, i in enumerate(checker.cited, 1))
     run.lap("total_ms", run.started)
-    return Answer(run.question, text, citations, False, draft.answerer, run.standalone,
-                  unsupported=tuple(checked.unsupported), notices=tuple(run.notices), timings=run.timings)
+    return Answer(run.question, checker.text, citations, False, draft.answerer, run.standalone,
+                  unsupported=tuple(r.text for r in removed), removed=removed, notices=tuple(run.notices),
+                  timings=run.timings)
 
 
-def _abstain(run: Run, answerer: str, reason: str, unsupported: Sequence[str] = ()) -> Answer:
+def _removed(check: Check) -> RemovedClaim:
+    if check.conflict is None:
+        return RemovedClaim(check.text, check.verdict, check.reason)
+    span = check.conflict
+    return RemovedClaim(check.text, check.verdict, check.reason, span.passage + 1, (span.start, span.end))
+
+
+def _abstain(run: Run, answerer: str, reason: str, removed: Sequence[RemovedClaim] = ()) -> Answer:
     run.lap("total_ms", run.started)
     return Answer(run.question, ABSTAIN_TEXT, (), True, answerer, run.standalone, abstain_reason=reason,
-                  near_misses=run.hits[:3], unsupported=tuple(unsupported), notices=tuple(run.notices),
-                  timings=run.timings)
+                  near_misses=run.hits[:3], unsupported=tuple(r.text for r in removed), removed=tuple(removed),
+                  notices=tuple(run.notices), timings=run.timings)

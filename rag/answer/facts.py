@@ -1,0 +1,83 @@
+"""The checkable facts of a claim: quantities (numbers, money, percentages, durations, dates) and names.
+
+A cross-encoder can miss that "three engineers six months" is not "one engineer two weeks"; a claim's
+quantities and names must also be found in the evidence that supports it, and a different quantity of
+the same unit there is a contradiction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..text import STOPWORDS
+
+_WORDS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+          "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
+          "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
+          "million": 10**6, "billion": 10**9, "half": 0.5, "dozen": 12, "single": 1, "twice": 2, "double": 2,
+          "triple": 3, "a": 1, "an": 1}
+_SCALE = {"hundred": 100, "thousand": 1000, "k": 1000, "million": 10**6, "m": 10**6, "billion": 10**9, "bn": 10**9}
+_QUANTITY = re.compile(
+    r"(?P<money>[$€£])?(?P<value>\d[\d,]*(?:\.\d+)?|\b(?:" + "|".join(w for w in _WORDS if len(w) > 2) + r")\b)"
+    r"(?:[\s-]*(?P<scale>hundred|thousand|million|billion|k|m|bn)\b)?"
+    r"(?:[\s-]*(?P<unit>%|percent|x\b|times\b|[a-z]+))?", re.I)
+_UNITS = {"percent": "%", "times": "x", "seconds": "second", "secs": "second", "minutes": "minute", "mins": "minute",
+          "hours": "hour", "hrs": "hour", "days": "day", "weeks": "week", "months": "month", "years": "year",
+          "ms": "millisecond", "milliseconds": "millisecond", "dollars": "$", "usd": "$"}
+_TIME_UNITS = {"second", "minute", "hour", "day", "week", "month", "year", "millisecond"}
+_NAME = re.compile(r"(?<![\w.])(?:[A-Z][a-z]*[A-Z0-9][\w-]*|[A-Za-z]+_[\w]+|[A-Z]{2,}s?)(?![\w])")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    value: float
+    unit: str  # "", "%", "$", "x", or a word such as "week" or "engineer"
+    start: int
+    end: int
+
+
+def quantities(text: str) -> list[Quantity]:
+    found = []
+    for match in _QUANTITY.finditer(text):
+        raw = match.group("value").lower()
+        is_word = not raw[0].isdigit()
+        if is_word and (match.group("unit") or "").lower() in STOPWORDS | {""}:
+            continue  # "one of the reasons", "half": a figure of speech more often than a figure
+        value = float(_WORDS[raw]) if is_word else float(raw.replace(",", ""))
+        if match.group("scale"):
+            value *= _SCALE[match.group("scale").lower()]
+        unit = (match.group("unit") or "").lower()
+        unit = "" if unit in STOPWORDS else unit
+        unit = "$" if match.group("money") else _UNITS.get(unit, unit.rstrip("s") if len(unit) > 3 else unit)
+        found.append(Quantity(value, unit, match.start(), match.end()))
+    return found
+
+
+def missing_quantities(claim: str, evidence: str) -> tuple[list[Quantity], list[Quantity]]:
+    """The claim's quantities the evidence does not state, and the evidence's quantities that conflict
+    with them (same unit, other value)."""
+    stated = quantities(evidence)
+    missing, conflicting = [], []
+    for quantity in quantities(claim):
+        if any(q.value == quantity.value and _same_unit(q.unit, quantity.unit) for q in stated):
+            continue
+        missing.append(quantity)
+        conflicting += [q for q in stated if q.unit == quantity.unit and q.unit and q.value != quantity.value
+                        or (quantity.unit in _TIME_UNITS and q.unit in _TIME_UNITS)]
+    return missing, conflicting
+
+
+def _same_unit(a: str, b: str) -> bool:
+    return a == b or not a or not b
+
+
+def names(text: str) -> list[str]:
+    """Identifiers and acronyms (PgBouncer, p95, default_pool_size, API): spelled names a claim must not invent."""
+    return list(dict.fromkeys(m.group() for m in _NAME.finditer(text)))
+
+
+def missing_names(claim: str, evidence: str) -> list[str]:
+    lowered = evidence.lower()
+    return [n for n in names(claim) if n.lower().rstrip("s") not in lowered]

@@ -1,0 +1,293 @@
+"""Claim verification: each answer sentence is checked against the passages it cites (and, failing
+those, the other retrieved passages), down to the sentence(s) that support it.
+
+A cross-encoder reads claim and evidence together (rag.answer.crossencoder); the claim's quantities and
+names must also be stated by that evidence (rag.answer.facts). Each claim ends supported (with its
+evidence spans and the passages it cites), unsupported ("no source says this") or contradicted (with
+the conflicting span).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..config import Settings
+from ..text import STOPWORDS, sentence_spans
+from ..types import SentenceCheck, Verification
+from .citations import content_words, sentences_with_markers, strip_links, strip_markers, support, without_links
+from .crossencoder import CONTRADICTED, SUPPORTED, CrossEncoder
+from .facts import missing_names, missing_quantities
+
+SUPPORTED_VERDICT, UNSUPPORTED_VERDICT, CONTRADICTED_VERDICT = "supported", "unsupported", "contradicted"
+OVERLAP = "overlap"
+_CANDIDATES = 3  # evidence windows scored per round: the best two sentences and the two together
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Characters start..end of retrieved passage `passage` (0-based)."""
+
+    passage: int
+    start: int
+    end: int
+
+    def to_dict(self, marker_base: int = 1) -> dict:
+        return {"passage": self.passage + marker_base, "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One claim's verdict. `citations` are the 0-based passages that support it."""
+
+    text: str
+    verdict: str
+    score: float  # P(supported) of the best evidence
+    citations: tuple[int, ...] = ()
+    evidence: tuple[Span, ...] = ()
+    conflict: Span | None = None
+    reason: str = ""
+
+    @property
+    def supported(self) -> bool:
+        return self.verdict == SUPPORTED_VERDICT
+
+
+@dataclass
+class _Sentence:
+    passage: int
+    start: int
+    end: int
+    words: set[str] = field(default_factory=set)
+
+
+class ClaimVerifier(Protocol):
+    def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = ()) -> Check:
+        """Verify `claim` against the cited passages (0-based), then against all of them."""
+
+
+def load_verifier(settings: Settings) -> ClaimVerifier:
+    """RAG_VERIFIER_MODEL: `overlap` (shared words), else a cross-encoder (rag.answer.crossencoder)."""
+    if settings.verifier_model == OVERLAP:
+        return OverlapVerifier()
+    from .crossencoder import load_cross_encoder
+
+    model = load_cross_encoder(settings.verifier_model, Path(settings.index_dir) / "verifier")
+    return Verifier(model, settings.verifier_threshold)
+
+
+class OverlapVerifier:
+    """A claim is supported by a passage that holds at least half of its content words and states its
+    quantities; a passage stating other quantities of the same unit contradicts it. Blind to negation,
+    antonyms and paraphrase: the cross-encoder `Verifier` reads claim and evidence together."""
+
+    def __init__(self, min_support: float = 0.5) -> None:
+        self.min_support = min_support
+
+    def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = ()) -> Check:
+        if not content_words(claim):  # "In short:" says nothing to check
+            return Check(claim, SUPPORTED_VERDICT, 1.0, tuple(cited))
+        shares = [support(claim, passage) for passage in passages]
+        closest = sorted(range(len(passages)), key=lambda i: -shares[i])[:1]
+        found = [i for i in cited if shares[i] >= self.min_support] or [
+            i for i in closest if shares[i] >= self.min_support]
+        conflict = None
+        for i in dict.fromkeys([*cited, *closest]):  # the passages the claim is about
+            missing, conflicting = missing_quantities(claim, passages[i])
+            if conflicting and conflict is None:
+                conflict = Span(i, conflicting[0].start, conflicting[0].end)
+            if missing:
+                found = [j for j in found if j != i]
+        if found:
+            evidence = tuple(_best_span(claim, passages, i) for i in found)
+            return Check(claim, SUPPORTED_VERDICT, max(shares[i] for i in found), tuple(found), evidence)
+        if conflict is not None:
+            quoted = passages[conflict.passage][conflict.start:conflict.end]
+            return Check(claim, CONTRADICTED_VERDICT, 0.0, conflict=conflict, reason=f"contradicts: '{quoted}'")
+        return Check(claim, UNSUPPORTED_VERDICT, max(shares, default=0.0), reason="no source says this")
+
+
+def _best_span(claim: str, passages: Sequence[str], passage: int) -> Span:
+    text = passages[passage]
+    sentences = [_Sentence(passage, start, end, _words(text[start:end])) for start, end in sentence_spans(text)]
+    best = _candidates(claim, sentences)[0][0] if sentences else _Sentence(passage, 0, len(text))
+    return Span(passage, best.start, best.end)
+
+
+class Verifier:
+    """Checks claims against passages with a cross-encoder and the claims' facts."""
+
+    def __init__(self, model: CrossEncoder, threshold: float | None = None) -> None:
+        self.model = model
+        self.threshold = model.threshold if threshold is None else threshold
+
+    def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = ()) -> Check:
+        """Verify `claim` against the cited passages (0-based), then against all of them."""
+        sentences = _sentences(passages)
+        first = [s for s in sentences if s.passage in cited] if cited else sentences
+        rest = [s for s in sentences if s.passage not in cited] if cited else []
+        best: Check | None = None
+        for group in (first, rest):
+            found = self._check_in(claim, passages, group)
+            if found is not None and (best is None or _rank(found) > _rank(best)):
+                best = found
+            if best is not None and best.supported:
+                break
+        return best or Check(claim, UNSUPPORTED_VERDICT, 0.0, reason="no source says this")
+
+    def _check_in(self, claim: str, passages: Sequence[str], sentences: list[_Sentence]) -> Check | None:
+        windows = _candidates(claim, sentences)
+        if not windows:
+            return None
+        texts = [" ".join(passages[w[0].passage][s.start:s.end] for s in w) for w in windows]
+        probabilities = self.model.scores([(claim, text) for text in texts])
+        checks = [self._verdict(claim, window, text, p, passages)
+                  for window, text, p in zip(windows, texts, probabilities)]
+        return max(checks, key=_rank)
+
+    def _verdict(self, claim: str, window: list[_Sentence], text: str, p, passages: Sequence[str]) -> Check:
+        spans = tuple(Span(s.passage, s.start, s.end) for s in window)
+        score = float(p[SUPPORTED])
+        missing, conflicting = missing_quantities(claim, text)
+        names = missing_names(claim, passages[window[0].passage])
+        if score >= self.threshold and not missing and not names:
+            return Check(claim, SUPPORTED_VERDICT, score, (window[0].passage,), spans)
+        if conflicting or float(p[CONTRADICTED]) > max(score, 1 - score - float(p[CONTRADICTED])):
+            conflict = _conflict_span(window, text, conflicting) if conflicting else spans[0]
+            quoted = passages[conflict.passage][conflict.start:conflict.end]
+            return Check(claim, CONTRADICTED_VERDICT, min(score, 0.5), conflict=conflict,
+                         reason=f"contradicts: '{quoted}'")
+        return Check(claim, UNSUPPORTED_VERDICT, score, reason="no source says this" if not names else
+                     "no source names " + ", ".join(names))
+
+
+def _rank(check: Check) -> tuple[int, float]:
+    order = {SUPPORTED_VERDICT: 2, CONTRADICTED_VERDICT: 1, UNSUPPORTED_VERDICT: 0}
+    return order[check.verdict], check.score
+
+
+def _sentences(passages: Sequence[str]) -> list[_Sentence]:
+    return [_Sentence(i, start, end, _words(text[start:end]))
+            for i, text in enumerate(passages) for start, end in sentence_spans(text)]
+
+
+def _words(text: str) -> set[str]:
+    return {w[:6] for w in _WORD.findall(text.lower()) if w not in STOPWORDS}
+
+
+def _candidates(claim: str, sentences: list[_Sentence]) -> list[list[_Sentence]]:
+    """The two sentences sharing the most (rarest) words with the claim, and the two together (in
+    passage order) when they are neighbours in one passage or a claim needs both."""
+    if not sentences:
+        return []
+    wanted = _words(claim)
+    frequency: dict[str, int] = {}
+    for sentence in sentences:
+        for word in sentence.words:
+            frequency[word] = frequency.get(word, 0) + 1
+    weight = {w: math.log(1 + len(sentences) / (1 + frequency.get(w, 0))) for w in wanted}
+    ranked = sorted(range(len(sentences)), key=lambda i: -sum(weight[w] for w in wanted & sentences[i].words))
+    top = [sentences[i] for i in ranked[:2]]
+    windows = [[s] for s in top]
+    if len(top) == 2:
+        pair = sorted(top, key=lambda s: (s.passage, s.start))
+        windows.append(pair)
+    return windows[:_CANDIDATES]
+
+
+def _conflict_span(window: list[_Sentence], text: str, conflicting) -> Span:
+    """The conflicting quantity's characters in its passage (the window's text joins its sentences)."""
+    offset = 0
+    quantity = conflicting[0]
+    for sentence in window:
+        length = sentence.end - sentence.start
+        if quantity.start < offset + length:
+            start = sentence.start + quantity.start - offset
+            return Span(sentence.passage, start, start + quantity.end - quantity.start)
+        offset += length + 1
+    return Span(window[0].passage, window[0].start, window[0].end)
+
+
+class AnswerChecker:
+    """Verifies a draft sentence by sentence as it arrives: `feed` and `finish` return only sentences
+    that passed, with markers renumbered 1, 2, ... in order of first use and pointing at the passages
+    that support them. Removed claims are kept, with their reasons, in `removed`."""
+
+    def __init__(self, verifier: ClaimVerifier, passages: Sequence[str]) -> None:
+        self.verifier = verifier
+        self.passages = list(passages)
+        self.cited: list[int] = []  # 0-based passages in marker order: marker n is cited[n-1]
+        self.kept: list[Check] = []
+        self.sentences: list[str] = []  # what passed, as shown
+        self.evidence: dict[int, list[tuple[int, int]]] = {}  # per passage, the spans that support the answer
+        self.removed: list[Check] = []
+        self.links_removed = 0
+        self._pending = ""
+
+    def feed(self, piece: str) -> list[str]:
+        self._pending += piece
+        sentences = sentences_with_markers(self._pending)
+        # The last sentence may still grow; one that opens with "[" is a marker still arriving.
+        if len(sentences) < 2 or sentences[-1].lstrip().startswith("["):
+            return []
+        start = self._pending.rfind(sentences[-1])  # the raw rest: its spaces matter to the next piece
+        self._pending = self._pending[start:] if start >= 0 else sentences[-1] + self._pending[
+            len(self._pending.rstrip()):]
+        return [text for text in map(self._verify, sentences[:-1]) if text]
+
+    def finish(self) -> list[str]:
+        sentences, self._pending = sentences_with_markers(self._pending), ""
+        return [text for text in map(self._verify, sentences) if text]
+
+    def _verify(self, sentence: str) -> str:
+        claim, wanted = strip_markers(sentence, len(self.passages))
+        if not without_links(claim):
+            return ""
+        check = self.verifier.check(without_links(claim), self.passages, [n - 1 for n in wanted])
+        if not check.supported:
+            self.removed.append(check)
+            return ""
+        self.kept.append(check)
+        for span in check.evidence:
+            spans = self.evidence.setdefault(span.passage, [])
+            if (span.start, span.end) not in spans:
+                spans.append((span.start, span.end))
+        for passage in check.citations:
+            if passage not in self.cited:
+                self.cited.append(passage)
+        text, removed = strip_links(claim, [self.passages[p] for p in check.citations])
+        self.links_removed += removed
+        marker = "[" + ", ".join(str(self.cited.index(p) + 1) for p in sorted(
+            check.citations, key=self.cited.index)) + "]"
+        body, end = (text[:-1], text[-1]) if text[-1:] in ".!?" else (text, "")
+        self.sentences.append(f"{body} {marker}{end}")
+        return self.sentences[-1]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier) -> Verification:
+    """Check every sentence of `answer` (markers [n] name passages, 1-based; an unmarked sentence may be
+    supported by any passage). The supported answer keeps the sentences that passed, each marked with
+    the passages that support it."""
+    checked, kept = [], []
+    for sentence in sentences_with_markers(answer):
+        claim, wanted = strip_markers(sentence, len(passages))
+        if not without_links(claim):
+            continue
+        check = verifier.check(without_links(claim), passages, [n - 1 for n in wanted])
+        citations = tuple(p + 1 for p in check.citations)
+        checked.append(SentenceCheck(sentence, check.verdict, check.score, citations,
+                                     tuple((s.passage + 1, s.start, s.end) for s in check.evidence), check.reason))
+        if check.supported:
+            marker = " [" + ", ".join(map(str, citations)) + "]" if citations else ""
+            body, end = (claim[:-1], claim[-1]) if claim[-1:] in ".!?" else (claim, "")
+            kept.append(f"{body}{marker}{end}")
+    return Verification(tuple(checked), " ".join(kept))
