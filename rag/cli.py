@@ -281,18 +281,17 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def _chat_turn(assistant: Assistant, question: str, history: list[Turn], args: argparse.Namespace) -> Answer:
-    streamed: list[str] = []
+    print("rag> ", end="", flush=True)
     stream = assistant.stream(question, history=history, k=args.k, answerer=args.answerer)
-    for piece in stream:
-        if not streamed and piece:
-            print("rag> ", end="", flush=True)
-        streamed.append(piece)
+    shown = False
+    for piece in stream:  # each sentence once it has passed the check
+        shown = True
         print(piece, end="", flush=True)
     answer = stream.answer
+    if not shown:  # an abstention: nothing of the draft passed
+        print(answer.text, end="")
     if answer.standalone_question != question:
         print(f"\n(searched for: {answer.standalone_question})", end="")
-    if "".join(streamed).strip() != answer.text:
-        print(f"\n\nChecked answer: {answer.text}", end="")
     print("\n" + _describe_sources(answer) + "\n")
     _print_notices(answer.notices)
     return answer

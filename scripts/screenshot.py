@@ -98,7 +98,7 @@ def screenshot(page, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
-    parser.add_argument("--question", default="Which cheap, unexciting changes reduced the cloud bill?")
+    parser.add_argument("--question", default="How long did the move to structured logging take?")
     args = parser.parse_args()
     with serve_app({}) as url, browser_page() as page:
         page.goto(url)

@@ -142,3 +142,4 @@ def test_cli_chat_keeps_history_and_shows_the_rewrite(shipped_index, monkeypatch
     assert out.count("(searched for:") == 1  # after /new, nothing to follow up on
     assert "(searched for: and how long did that take? (following up on: How did they move" in out
     assert "two weeks" in out and "(new conversation)" in out
+    assert out.count("rag> ") == 3  # every turn shows its checked answer (or the abstention) once

@@ -28,6 +28,23 @@ def test_quantities_must_agree_with_the_evidence(claim, wanted):
         assert check.reason.startswith("contradicts: '")
 
 
+@pytest.mark.parametrize("claim, conflict", [
+    ("The migration took three engineers six months.", "one engineer"),
+    ("Structured logging was the lowest-ROI investment we made all year.", "highest"),
+    ("Moving to JSON logs made dashboards worse overnight.", "better"),
+])
+def test_the_issues_false_claims_are_contradicted_and_say_by_what(claim, conflict):
+    check = OverlapVerifier().check(claim, [LOGGING], cited=[0])
+    assert check.verdict == "contradicted" and check.reason == f"contradicts: '{conflict}'"
+    assert LOGGING[check.conflict.start:check.conflict.end] == conflict
+
+
+def test_the_passages_own_sentences_are_supported():
+    for claim in ("The migration took one engineer two weeks.",
+                  "Structured logging was the single highest-ROI infrastructure investment we made all year."):
+        assert OverlapVerifier().check(claim, [LOGGING], cited=[0]).supported
+
+
 def test_a_supported_claim_points_at_its_sentence():
     check = OverlapVerifier().check("The migration took one engineer two weeks.", [POOLING, LOGGING], cited=[1])
     assert check.citations == (1,)

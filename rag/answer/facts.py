@@ -81,3 +81,25 @@ def names(text: str) -> list[str]:
 def missing_names(claim: str, evidence: str) -> list[str]:
     lowered = evidence.lower()
     return [n for n in names(claim) if n.lower().rstrip("s") not in lowered]
+
+
+# Words whose swap reverses a claim ("highest-ROI" / "lowest-ROI", "better" / "worse").
+_OPPOSITES = [("higher", "lower"), ("highest", "lowest"), ("better", "worse"), ("best", "worst"),
+              ("increase", "decrease"), ("increased", "decreased"), ("increases", "decreases"),
+              ("faster", "slower"), ("fastest", "slowest"), ("improved", "worsened"), ("improved", "degraded"),
+              ("rose", "fell"), ("gained", "lost"), ("success", "failure"), ("succeeded", "failed"),
+              ("cheaper", "costlier"), ("easier", "harder"), ("larger", "smaller"), ("more", "fewer"),
+              ("always", "never"), ("up", "down"), ("reduced", "increased"), ("cut", "raised")]
+_OPPOSITE = {a: b for pair in _OPPOSITES for a, b in (pair, pair[::-1])}
+_TOKEN = re.compile(r"[a-z]+")
+
+
+def opposite_word(claim: str, evidence: str) -> re.Match | None:
+    """Where the evidence says the opposite of a word of the claim (and never the word itself)."""
+    said = set(_TOKEN.findall(claim.lower()))
+    stated = set(_TOKEN.findall(evidence.lower()))
+    for word in said - stated:
+        opposite = _OPPOSITE.get(word)
+        if opposite and opposite in stated and opposite not in said:
+            return re.search(rf"\b{opposite}\b", evidence, re.I)
+    return None

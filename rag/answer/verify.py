@@ -21,7 +21,7 @@ from ..text import STOPWORDS, sentence_spans
 from ..types import SentenceCheck, Verification
 from .citations import content_words, sentences_with_markers, strip_links, strip_markers, support, without_links
 from .crossencoder import CONTRADICTED, SUPPORTED, CrossEncoder
-from .facts import missing_names, missing_quantities
+from .facts import missing_names, missing_quantities, opposite_word
 
 SUPPORTED_VERDICT, UNSUPPORTED_VERDICT, CONTRADICTED_VERDICT = "supported", "unsupported", "contradicted"
 OVERLAP = "overlap"
@@ -83,8 +83,9 @@ def load_verifier(settings: Settings) -> ClaimVerifier:
 
 class OverlapVerifier:
     """A claim is supported by a passage that holds at least half of its content words and states its
-    quantities; a passage stating other quantities of the same unit contradicts it. Blind to negation,
-    antonyms and paraphrase: the cross-encoder `Verifier` reads claim and evidence together."""
+    quantities; a passage stating other quantities of the same unit, or the opposite word in the
+    supporting sentence (lowest for highest, worse for better), contradicts it. Blind to negation and
+    paraphrase: the cross-encoder `Verifier` reads claim and evidence together."""
 
     def __init__(self, min_support: float = 0.5) -> None:
         self.min_support = min_support
@@ -103,8 +104,12 @@ class OverlapVerifier:
                 conflict = Span(i, conflicting[0].start, conflicting[0].end)
             if missing:
                 found = [j for j in found if j != i]
-        if found:
-            evidence = tuple(_best_span(claim, passages, i) for i in found)
+        evidence = tuple(_best_span(claim, passages, i) for i in found)
+        for span in evidence:  # "lowest-ROI" where the sentence says "highest-ROI"
+            opposite = opposite_word(claim, passages[span.passage][span.start:span.end])
+            if opposite and conflict is None:
+                conflict = Span(span.passage, span.start + opposite.start(), span.start + opposite.end())
+        if found and conflict is None:
             return Check(claim, SUPPORTED_VERDICT, max(shares[i] for i in found), tuple(found), evidence)
         if conflict is not None:
             quoted = passages[conflict.passage][conflict.start:conflict.end]
