@@ -101,7 +101,7 @@ def _finish(run: Run, draft: Draft, checker: AnswerChecker) -> Answer:
     removed = tuple(map(_removed, checker.removed))
     if draft.declined:
         return _abstain(run, draft.answerer, draft.declined)
-    if not checker.kept:
+    if not checker.sentences:
         run.notices.append("no sentence of the draft answer was supported by the passages" if draft.text.strip()
                            else "no retrieved sentence answers this")
         return _abstain(run, draft.answerer, NOTHING_VERIFIED, removed)

@@ -187,7 +187,7 @@ def _words(text: str) -> set[str]:
 
 def _candidates(claim: str, sentences: list[_Sentence]) -> list[list[_Sentence]]:
     """The two sentences sharing the most (rarest) words with the claim, and the two together (in
-    passage order) when they are neighbours in one passage or a claim needs both."""
+    passage order), for a claim that needs both."""
     if not sentences:
         return []
     wanted = _words(claim)
@@ -227,7 +227,6 @@ class AnswerChecker:
         self.verifier = verifier
         self.passages = list(passages)
         self.cited: list[int] = []  # 0-based passages in marker order: marker n is cited[n-1]
-        self.kept: list[Check] = []
         self.sentences: list[str] = []  # what passed, as shown
         self.evidence: dict[int, list[tuple[int, int]]] = {}  # per passage, the spans that support the answer
         self.removed: list[Check] = []
@@ -250,14 +249,12 @@ class AnswerChecker:
         return [text for text in map(self._verify, sentences) if text]
 
     def _verify(self, sentence: str) -> str:
-        claim, wanted = strip_markers(sentence, len(self.passages))
-        if not without_links(claim):
+        claim, check = _checked(sentence, self.passages, self.verifier)
+        if check is None:
             return ""
-        check = self.verifier.check(without_links(claim), self.passages, [n - 1 for n in wanted])
         if not check.supported:
             self.removed.append(check)
             return ""
-        self.kept.append(check)
         for span in check.evidence:
             spans = self.evidence.setdefault(span.passage, [])
             if (span.start, span.end) not in spans:
@@ -267,10 +264,7 @@ class AnswerChecker:
                 self.cited.append(passage)
         text, removed = strip_links(claim, [self.passages[p] for p in check.citations])
         self.links_removed += removed
-        marker = "[" + ", ".join(str(self.cited.index(p) + 1) for p in sorted(
-            check.citations, key=self.cited.index)) + "]"
-        body, end = (text[:-1], text[-1]) if text[-1:] in ".!?" else (text, "")
-        self.sentences.append(f"{body} {marker}{end}")
+        self.sentences.append(_marked(text, sorted(self.cited.index(p) + 1 for p in check.citations)))
         return self.sentences[-1]
 
     @property
@@ -284,15 +278,27 @@ def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier)
     the passages that support it."""
     checked, kept = [], []
     for sentence in sentences_with_markers(answer):
-        claim, wanted = strip_markers(sentence, len(passages))
-        if not without_links(claim):
+        claim, check = _checked(sentence, passages, verifier)
+        if check is None:
             continue
-        check = verifier.check(without_links(claim), passages, [n - 1 for n in wanted])
         citations = tuple(p + 1 for p in check.citations)
         checked.append(SentenceCheck(sentence, check.verdict, check.score, citations,
                                      tuple((s.passage + 1, s.start, s.end) for s in check.evidence), check.reason))
         if check.supported:
-            marker = " [" + ", ".join(map(str, citations)) + "]" if citations else ""
-            body, end = (claim[:-1], claim[-1]) if claim[-1:] in ".!?" else (claim, "")
-            kept.append(f"{body}{marker}{end}")
+            kept.append(_marked(claim, citations))
     return Verification(tuple(checked), " ".join(kept))
+
+
+def _checked(sentence: str, passages: Sequence[str], verifier: ClaimVerifier) -> tuple[str, Check | None]:
+    """The sentence without its markers, and its verdict (None for a sentence with nothing to check).
+    The markers say which passages to try first; links and images are not part of what is judged."""
+    claim, wanted = strip_markers(sentence, len(passages))
+    judged = without_links(claim)
+    return claim, verifier.check(judged, passages, [n - 1 for n in wanted]) if judged else None
+
+
+def _marked(text: str, markers: Sequence[int]) -> str:
+    """The sentence with its [n, m] marker before its closing punctuation (none without markers)."""
+    marker = " [" + ", ".join(map(str, markers)) + "]" if markers else ""
+    body, end = (text[:-1], text[-1]) if text[-1:] in ".!?" else (text, "")
+    return f"{body}{marker}{end}"
