@@ -15,12 +15,13 @@ from .answer.stream import AnswerStream
 from .answer.verify import load_verifier, verify_answer
 from .config import Settings
 from .embeddings import Progress
+from .errors import UserError
 from .extras import require
 from .index.shared import SharedIndex
-from .ingest import describe_index, logged, migrate, run_ingest
+from .ingest import describe_index, list_documents, logged, migrate, run_ingest, run_remove
 from .resources import Loaded, Loader
 from .retrieval import hybrid_search
-from .types import Answer, IndexInfo, IngestReport, SearchResult, Verification
+from .types import Answer, Document, IndexInfo, IngestReport, SearchResult, Verification
 
 # Settings that change which index or query model is loaded: a copy that changes one loads its own.
 _INDEX_SETTINGS = {"index_dir", "embedding_model", "query_backend", "store", "milvus_uri", "milvus_token",
@@ -39,20 +40,43 @@ class Assistant:
         self._index: SharedIndex[Loaded] = SharedIndex(Loader(self.settings))
 
     def ingest(self, paths: Sequence[Path | str] | None = None, rebuild: bool = False, progress: Progress = False,
-               on_wait: Callable[[], None] | None = None, isolated: bool = False) -> IngestReport:
-        """Index these files or folders (default: what the index was built from). `isolated` runs it in a
-        child process, so a long-running server never loads torch."""
+               on_wait: Callable[[], None] | None = None, isolated: bool = False, sync: bool = False) -> IngestReport:
+        """Add or update these files or folders and keep every other document (`sync`: the index then
+        holds exactly these); no paths re-reads the documents the index holds (a new index: the corpus
+        folder). `isolated` runs it in a child process, so a long-running server never loads torch."""
+        arguments = (self.settings, [Path(p) for p in paths or []], rebuild, progress, on_wait, sync)
         if isolated:
-            from .isolated import ingest_in_child as run
+            from .isolated import ingest_in_child
+
+            report = ingest_in_child(*arguments)
         else:
-            run = run_ingest
-        report = run(self.settings, [Path(p) for p in paths or []], rebuild, progress, on_wait)
+            report = run_ingest(*arguments)
+        return self._ingested(report)
+
+    def remove(self, paths: Sequence[Path | str], on_wait: Callable[[], None] | None = None,
+               isolated: bool = False) -> IngestReport:
+        """Remove these files or folders, and only their passages, from the index."""
+        if not paths:
+            raise UserError("name the files or folders to remove; `rag sources` lists what is indexed")
+        if isolated:
+            from .isolated import ingest_in_child
+
+            report = ingest_in_child(self.settings, [Path(p) for p in paths], on_wait=on_wait, remove=True)
+        else:
+            report = run_remove(self.settings, [Path(p) for p in paths], on_wait)
+        return self._ingested(report)
+
+    def _ingested(self, report: IngestReport) -> IngestReport:
         if report.wrote_index:
             self._index.refresh()
         return logged(report)
 
     def info(self) -> IndexInfo:
         return describe_index(self.settings)
+
+    def sources(self) -> list[Document]:
+        """Every indexed file: path, format, pages, posts, passages, when added and last updated."""
+        return list_documents(self.settings)
 
     def migrate(self, to: str, on_wait: Callable[[], None] | None = None) -> IndexInfo:
         """Copy the index into another backend (RAG_STORE value) with its stored vectors: nothing is

@@ -52,10 +52,16 @@ def chunk_posts(posts: Iterable[Post], count_tokens: TokenCounter, max_tokens: i
     for post in posts:
         position = 0
         for paragraph in post.paragraphs:
+            start = 0
             for piece in split_long(paragraph.text, count_tokens, max_tokens):
-                source = Source(post.title, post.path, paragraph.section, post.category, position)
+                # Pieces are the paragraph's words in order, so each one's pages follow from where it starts.
+                start = max(paragraph.text.find(piece.split(" ", 1)[0], start), start)
+                end = start + len(piece) - 1
+                source = Source(post.title, post.path, paragraph.section, post.category, position,
+                                paragraph.page_at(start), paragraph.page_at(end))
                 chunks.append(Chunk(piece, source))
                 position += 1
+                start = end
     return chunks
 
 

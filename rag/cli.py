@@ -41,14 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --log-json, include question and answer text in the events")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ingest = commands.add_parser("ingest", help="index the corpus (incremental; only changes are embedded)")
+    ingest = commands.add_parser("ingest", help="add or update documents (incremental; only changes are embedded)")
     ingest.add_argument("paths", nargs="*", type=Path,
-                        help="files or folders to index (default: what the index was built from, "
-                             "else RAG_CORPUS_DIR); the index mirrors exactly these")
+                        help="files or folders to add or update, keeping every other document (default: "
+                             "re-read what the index holds; a new index reads RAG_CORPUS_DIR)")
+    ingest.add_argument("--sync", action="store_true",
+                        help="make the index hold exactly the given paths (drops every other document)")
     ingest.add_argument("--rebuild", action="store_true", help="start over and re-embed everything")
     ingest.add_argument("--store", choices=list(BACKENDS), default=None,
                         help="vector store to build (default RAG_STORE); switching reuses the stored vectors")
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    remove = commands.add_parser("remove", help="remove files or folders (and only their passages) from the index")
+    remove.add_argument("paths", nargs="+", type=Path, help="indexed files or folders (see `rag sources`)")
+    remove.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    sources = commands.add_parser("sources", help="list the indexed documents")
+    sources.add_argument("--json", action="store_true", help="print one JSON object")
 
     search = commands.add_parser("search", help="find the passages that best match a question")
     search.add_argument("question", nargs="?", help="the question (omit with --batch)")
@@ -131,29 +140,63 @@ def cmd_ingest(assistant: Assistant, args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() and not args.json
     if args.store:
         assistant = assistant.configured(store=args.store)
-    report = assistant.ingest(
-        args.paths, rebuild=args.rebuild, progress=progress,
-        on_wait=lambda: print("rag: another ingest is running; waiting for its lock...", file=sys.stderr),
-    )
+    if args.sync and not args.paths:
+        raise UserError("--sync needs the paths the index should hold, e.g. rag ingest --sync corpus/")
+    report = assistant.ingest(args.paths, rebuild=args.rebuild, progress=progress, on_wait=_waiting, sync=args.sync)
+    return _print_report(report, args.json)
+
+
+def _waiting() -> None:
+    print("rag: another ingest is running; waiting for its lock...", file=sys.stderr)
+
+
+def cmd_remove(assistant: Assistant, args: argparse.Namespace) -> int:
+    return _print_report(assistant.remove(args.paths, on_wait=_waiting), args.json)
+
+
+def _print_report(report: IngestReport, as_json: bool) -> int:
+    if as_json:
+        _print_json(report.to_dict())
+        return 0
+    for name in report.indexed:
+        print(f"  read     {name}")
+    for name in report.removed_files:
+        print(f"  removed  {name}")
     for skipped in report.skipped:
         print(f"rag: warning: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
-    if args.json:
-        _print_json(report.to_dict())
-    else:
-        print(_describe_ingest(report))
+    for warning in report.warnings:
+        print(f"rag: warning: {warning.path}: {warning.message}", file=sys.stderr)
+    print(_describe_ingest(report))
     return 0
 
 
 def _describe_ingest(report: IngestReport) -> str:
     if not report.wrote_index:
-        return (f"index is up to date: {report.posts} posts, {report.unique_passages} passages; "
-                f"nothing to embed ({report.seconds:.2f}s)")
+        return (f"index is up to date: {_count(report.files, 'document')}, {report.posts} posts, "
+                f"{report.unique_passages} passages; nothing to embed ({report.seconds:.2f}s)")
     changes = ""
     if report.changed_files or report.removed_files:
         changes = f"; {len(report.changed_files)} files new or changed, {len(report.removed_files)} removed"
-    return (f"indexed {report.posts} posts from {report.files} files: {report.passages} passages, "
+    return (f"index holds {report.posts} posts from {_count(report.files, 'document')}: {report.passages} passages, "
             f"{report.unique_passages} unique; embedded {report.embedded}, reused {report.reused}"
             f"{changes} ({report.seconds:.2f}s)")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def cmd_sources(assistant: Assistant, args: argparse.Namespace) -> int:
+    documents = assistant.sources()
+    if args.json:
+        _print_json({"sources": [d.to_dict() for d in documents]})
+        return 0
+    if not documents:
+        print("no documents indexed")
+    for d in documents:
+        size = _count(d.pages, "page") if d.pages is not None else _count(d.posts, "post")
+        print(f"{d.path}  ({d.kind}, {size}, {_count(d.passages, 'passage')}, added {d.added})")
+    return 0
 
 
 def cmd_search(assistant: Assistant, args: argparse.Namespace) -> int:
@@ -246,7 +289,15 @@ def _describe_sources(answer: Answer) -> str:
 
 
 def _where(passage) -> str:
-    return "; ".join(s.title + (f" › {s.section}" if s.section else "") for s in passage.sources)
+    return "; ".join(s.title + (f" › {s.section}" if s.section else "") + _pages(s) for s in passage.sources)
+
+
+def _pages(source) -> str:
+    if source.page is None:
+        return ""
+    if source.page_end and source.page_end != source.page:
+        return f", pp. {source.page}–{source.page_end}"
+    return f", p. {source.page}"
 
 
 def _clip(text: str, width: int = 120) -> str:
@@ -360,12 +411,13 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
         index:      {info.index_dir} ({info.index_type}, {info.index_bytes / 1e6:.2f} MB, built {info.built_at})
         store:      {info.store}: {info.location}
         model:      {info.model} ({info.dimension} dimensions)
-        posts:      {info.posts} from {info.files} files
+        posts:      {info.posts} from {info.files} documents
         passages:   {info.passages} ({info.unique_passages} unique)
         changed since: {changed}"""))
+    for name, pages in sorted(info.pdf_pages.items()):
+        print(f"pdf:        {name} ({pages} pages)")
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat, "verify": cmd_verify,
-            "eval": cmd_eval,
-            "migrate": cmd_migrate, "info": cmd_info}
+COMMANDS = {"ingest": cmd_ingest, "remove": cmd_remove, "sources": cmd_sources, "search": cmd_search, "ask": cmd_ask,
+            "chat": cmd_chat, "verify": cmd_verify, "eval": cmd_eval, "migrate": cmd_migrate, "info": cmd_info}

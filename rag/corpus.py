@@ -1,7 +1,7 @@
-"""Corpus loaders: the case-study listing format, Markdown, plain text and HTML.
+"""Corpus loaders: the case-study listing format, Markdown, plain text, HTML, PDF and Word .docx.
 
-A bad file (empty, binary, not UTF-8, too large, unparsable, a link out of its folder) is skipped
-with a reason; it never stops the others.
+A bad file (empty, binary, not UTF-8, too large, encrypted, unparsable, a link out of its folder) is
+skipped with a reason; it never stops the others.
 """
 
 from __future__ import annotations
@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .types import Paragraph, Post, Skipped
+from .formats import Unreadable
+from .types import FileWarning, Paragraph, Post, Skipped
 
 TEXT_SUFFIXES = {".txt", ".text"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES
+PDF_SUFFIXES = {".pdf"}
+DOCX_SUFFIXES = {".docx"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES
 
 _END_PUNCTUATION = tuple(".,;:!?…\"'”’)]}")
 _MAX_HEADING_WORDS = 10
@@ -26,12 +29,22 @@ _MAX_HEADING_CHARS = 80
 _BULLET = "•"
 
 
+@dataclass(frozen=True)
+class FileKind:
+    """What a read file is: its format and, for a paged document, how many pages it has."""
+
+    kind: str
+    pages: int | None = None
+
+
 @dataclass
 class LoadResult:
     posts: list[Post] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[FileWarning] = field(default_factory=list)
     # Fingerprint of every file considered, read or skipped: what "changed since" compares.
     fingerprints: dict[str, str] = field(default_factory=dict)
+    read: dict[str, FileKind] = field(default_factory=dict)  # the files that gave posts
 
 
 def display_path(path: Path, base: Path) -> str:
@@ -44,6 +57,23 @@ def display_path(path: Path, base: Path) -> str:
         return absolute.relative_to(os.path.abspath(base)).as_posix()
     except ValueError:
         return absolute.as_posix()
+
+
+def under(name: str, prefix: str) -> bool:
+    """Whether the file or folder `name` is `prefix` or inside it ("." holds every relative name)."""
+    if prefix == ".":
+        return not name.startswith("/")
+    return name == prefix or name.startswith(prefix.rstrip("/") + "/")
+
+
+def under_any(name: str, prefixes: Iterable[str]) -> bool:
+    return any(under(name, prefix) for prefix in prefixes)
+
+
+def walk_exclusions(root: str, excluded: Iterable[str]) -> list[str]:
+    """The exclusions that apply while walking `root`: those strictly inside it (a root added by name
+    is read even when a folder around it was removed)."""
+    return [e for e in excluded if under(e, root) and e != root]
 
 
 def normalize_space(text: str) -> str:
@@ -64,25 +94,37 @@ def is_heading(line: str) -> bool:
 # ---------------------------------------------------------------- walking
 
 
-def iter_files(paths: Iterable[Path], base: Path, skipped: list[Skipped]) -> Iterator[tuple[Path, str]]:
-    """Yield (file, display name) for every supported file under the given files or folders."""
+def iter_files(paths: Iterable[Path], base: Path, skipped: list[Skipped],
+               excluded: Sequence[str] = ()) -> Iterator[tuple[Path, str]]:
+    """Yield (file, display name) for every supported file under the given files or folders, leaving
+    out the excluded names inside them."""
     for root in paths:
         if root.is_file():
             if root.suffix.lower() in SUPPORTED_SUFFIXES:
                 yield root, display_path(root, base)
             else:
-                skipped.append(Skipped(display_path(root, base), f"unsupported file type {root.suffix or '(none)'}"))
+                skipped.append(Skipped(display_path(root, base), _unsupported(root)))
         elif root.is_dir():
-            yield from _walk_folder(root, base, skipped)
+            inside = walk_exclusions(display_path(root, base), excluded)
+            yield from _walk_folder(root, base, skipped, inside)
 
 
-def _walk_folder(root: Path, base: Path, skipped: list[Skipped]) -> Iterator[tuple[Path, str]]:
+def _unsupported(path: Path) -> str:
+    kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
+    return f"unsupported file type {path.suffix or '(none)'} (rag reads {kinds})"
+
+
+def _walk_folder(root: Path, base: Path, skipped: list[Skipped], excluded: list[str]) -> Iterator[tuple[Path, str]]:
     real_root = root.resolve()
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink())
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink()
+                         and not under_any(display_path(Path(folder) / d, base), excluded))
         for name in sorted(files):
             path = Path(folder) / name
-            if name.startswith(".") or path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            if name.startswith(".") or under_any(display_path(path, base), excluded):
+                continue
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                skipped.append(Skipped(display_path(path, base), _unsupported(path)))
                 continue
             if path.is_symlink() and not path.resolve().is_relative_to(real_root):
                 skipped.append(Skipped(display_path(path, base), "link to a file outside the corpus folder"))
@@ -93,63 +135,98 @@ def _walk_folder(root: Path, base: Path, skipped: list[Skipped]) -> Iterator[tup
 # ---------------------------------------------------------------- reading
 
 
-def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool = True) -> LoadResult:
-    """Read every supported file under paths; with parse=False only fingerprint them."""
+def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool = True,
+               excluded: Sequence[str] = ()) -> LoadResult:
+    """Read every supported file under paths (less the excluded names); with parse=False only
+    fingerprint them."""
     result = LoadResult()
-    for path, name in iter_files(paths, base, result.skipped):
-        text, fingerprint, reason = read_text(path, max_bytes)
+    for path, name in iter_files(paths, base, result.skipped, excluded):
+        data, fingerprint, reason = read_bytes(path, max_bytes)
         result.fingerprints[name] = fingerprint
-        if text is None:
+        if data is None:
             result.skipped.append(Skipped(name, reason))
-            continue
-        if not parse:
-            continue
-        try:
-            posts = parse_text(text, path, name)
-        except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the rest
-            result.skipped.append(Skipped(name, f"could not be parsed ({type(exc).__name__}: {exc})"))
-            continue
-        if not posts:
-            result.skipped.append(Skipped(name, "no paragraphs of text found"))
-        result.posts.extend(posts)
+        elif parse:
+            _parse_into(result, data, path, name)
     return result
 
 
-def read_text(path: Path, max_bytes: int) -> tuple[str | None, str, str]:
-    """Return (text or None, fingerprint, reason when None)."""
+def _parse_into(result: LoadResult, data: bytes, path: Path, name: str) -> None:
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            stat = path.stat()
-            limit = f"larger than the {max_bytes}-byte limit (RAG_MAX_FILE_BYTES)"
-            return None, f"stat:{size}:{stat.st_mtime_ns}", limit
+        posts, kind, notes = parse_file(data, path, name)
+    except Unreadable as exc:
+        result.skipped.append(Skipped(name, str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the rest
+        result.skipped.append(Skipped(name, f"could not be parsed ({type(exc).__name__}: {exc})"))
+        return
+    result.warnings += [FileWarning(name, note) for note in notes]
+    if not posts:
+        result.skipped.append(Skipped(name, "no paragraphs of text found"))
+        return
+    result.posts.extend(posts)
+    result.read[name] = kind
+
+
+def read_bytes(path: Path, max_bytes: int) -> tuple[bytes | None, str, str]:
+    """Return (bytes or None, fingerprint, reason when None)."""
+    try:
+        stat = path.stat()
+        if stat.st_size > max_bytes:
+            limit = f"larger than the {max_bytes}-byte limit (raise RAG_MAX_FILE_BYTES to read it)"
+            return None, f"stat:{stat.st_size}:{stat.st_mtime_ns}", limit
         data = path.read_bytes()
     except OSError as exc:
         return None, "unreadable", f"unreadable ({exc.strerror or exc})"
-    fingerprint = hashlib.sha256(data).hexdigest()
+    if not data.strip():
+        return None, hashlib.sha256(data).hexdigest(), "empty file"
+    return data, hashlib.sha256(data).hexdigest(), ""
+
+
+def decode_text(data: bytes) -> str:
     if b"\x00" in data[:8192]:
-        return None, fingerprint, "binary file"
+        raise Unreadable("binary file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return None, fingerprint, "not UTF-8 text (convert it to UTF-8)"
+        raise Unreadable("not UTF-8 text (convert it to UTF-8)") from None
     if not text.strip():
-        return None, fingerprint, "empty file"
-    return text, fingerprint, ""
+        raise Unreadable("empty file")
+    return text
 
 
-def parse_text(text: str, path: Path, name: str) -> list[Post]:
+def parse_file(data: bytes, path: Path, name: str) -> tuple[list[Post], FileKind, list[str]]:
+    """(posts, what the file is, warnings about parts of it that could not be read)."""
     suffix = path.suffix.lower()
+    if suffix in PDF_SUFFIXES:
+        from .formats.pdf import read_pdf
+
+        title, paragraphs, empty, pages = read_pdf(data, is_heading)
+        notes = [f"no extractable text on page{'s' if len(empty) > 1 else ''} {_numbers(empty)} "
+                 "(scanned images? run OCR first)"] if empty and len(empty) < pages else []
+        if len(empty) == pages:
+            raise Unreadable("no extractable text on any page (a scanned PDF? run OCR first)")
+        return _posts([(title or _title_from_name(path), "", paragraphs)], name), FileKind("pdf", pages), notes
+    if suffix in DOCX_SUFFIXES:
+        from .formats.word import read_docx
+
+        title, paragraphs = read_docx(data)
+        return _posts([(title or _title_from_name(path), "", paragraphs)], name), FileKind("docx"), []
+    text = decode_text(data)
     if suffix in HTML_SUFFIXES:
         from .htmltext import parse_html
 
         title, category, paragraphs = parse_html(text)
-        return _posts([(title or _title_from_name(path), category, paragraphs)], name)
+        return _posts([(title or _title_from_name(path), category, paragraphs)], name), FileKind("html"), []
     if suffix in MARKDOWN_SUFFIXES:
-        return _posts([parse_markdown(text, path)], name)
+        return _posts([parse_markdown(text, path)], name), FileKind("markdown"), []
     if is_listing(text):
-        return _posts(parse_listing(text), name)
-    return _posts([parse_plain(text, path)], name)
+        return _posts(parse_listing(text), name), FileKind("listing"), []
+    return _posts([parse_plain(text, path)], name), FileKind("text"), []
+
+
+def _numbers(pages: list[int]) -> str:
+    shown = ", ".join(str(p) for p in pages[:10])
+    return shown + (f" and {len(pages) - 10} more" if len(pages) > 10 else "")
 
 
 def _posts(parsed: list[tuple[str, str, list[Paragraph]]], name: str) -> list[Post]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class RagError(Exception):
     """Base of every error the assistant raises on purpose."""
@@ -61,10 +63,10 @@ class CorpusMissing(UserError):
 
 
 class EmptyCorpus(UserError):
-    def __init__(self, paths: object) -> None:
-        super().__init__(
-            f"no readable posts in {paths}: add .txt, .md or .html files (see the warnings above)"
-        )
+    def __init__(self, paths: object, skipped: Sequence = ()) -> None:
+        why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        super().__init__(f"no readable text in {paths}" + (f" ({why})" if why else "")
+                         + ": add PDF, Word .docx, Markdown, HTML or text files")
 
 
 class ModelUnavailable(UserError):

@@ -16,15 +16,16 @@ from pathlib import Path
 from . import logs
 from .chunking import CHUNKING_VERSION, chunk_posts, embedding_text, group_duplicates, passage_key
 from .config import Settings
-from .corpus import LoadResult, display_path, load_paths
+from .corpus import LoadResult, display_path, load_paths, under
 from .embeddings import Progress, load_encoder, model_window, resolve_model_path, token_counter
 from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, UserError
-from .index.files import ingest_lock, remove_stale_files
+from .index.files import built_at, ingest_lock, remove_stale_files
 from .index.manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
 from .index.records import Record
 from .index.registry import describe_location, location_of, open_store, write_store
 from .index.store import VectorStore
-from .types import IndexInfo, IngestReport
+from .sources import Plan, add_plan, catalogue, kept_chunks, remove_plan, scanned_documents, sync_plan
+from .types import Chunk, Document, IndexInfo, IngestReport
 
 log = logging.getLogger(__name__)
 QUERY_MODEL_DIR = "onnx"
@@ -45,18 +46,33 @@ def recorded_roots(settings: Settings, manifest: Manifest) -> list[Path]:
     return [project_dir(settings) / p for p in manifest.roots]
 
 
-def corpus_roots(settings: Settings, paths: Sequence[Path] | None) -> list[Path]:
-    """The given paths, else the ones the index was built from, else the configured corpus."""
-    if not paths:
-        try:
-            paths = recorded_roots(settings, read_manifest(settings.index_dir))
-        except (IndexMissing, IndexCorrupt):
-            paths = []
-        paths = paths or [settings.corpus_dir]
+def _names(settings: Settings, paths: Sequence[Path]) -> list[str]:
+    return list(dict.fromkeys(display_path(path, project_dir(settings)) for path in paths))
+
+
+def _plan(settings: Settings, current: Manifest | None, reusable: bool, paths: Sequence[Path], sync: bool) -> Plan:
+    """What this ingest reads and keeps. A plain ingest re-reads the recorded roots (a new index: the
+    corpus folder); given paths are added to them, or with sync replace them. Without a usable previous
+    index there is nothing to keep, so an added path is read together with the recorded roots."""
     for path in paths:
         if not path.exists():
             raise CorpusMissing(path)
-    return list(paths)
+    roots = (current.roots if current else []) or _names(settings, [settings.corpus_dir])
+    excluded = current.excluded if current else []
+    if sync and paths:
+        return sync_plan(_names(settings, paths), [])
+    if not paths:
+        for root in roots:
+            if current and current.roots and not (project_dir(settings) / root).exists():
+                raise UserError(f"{root} was indexed but no longer exists: restore it, or `rag remove {root}` "
+                                "to drop its documents from the index")
+            if not (project_dir(settings) / root).exists():
+                raise CorpusMissing(project_dir(settings) / root)
+        return sync_plan(roots, excluded)
+    plan = add_plan(roots, excluded, _names(settings, paths))
+    if reusable:
+        return plan
+    return sync_plan(plan.roots, plan.excluded)
 
 
 def changed_files(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], list[str]]:
@@ -87,7 +103,8 @@ def describe_index(settings: Settings) -> IndexInfo:
     """What the index holds, where, and which corpus files changed since it was built."""
     manifest = read_manifest(settings.index_dir)
     roots = [p for p in recorded_roots(settings, manifest) if p.exists()]
-    current = load_paths(roots, settings.max_file_bytes, project_dir(settings), parse=False)
+    current = load_paths(roots, settings.max_file_bytes, project_dir(settings), parse=False,
+                         excluded=manifest.excluded)
     changed, removed = changed_files(manifest.fingerprints, current.fingerprints)
     # Bytes on local disk: the records and BM25 file, and the vectors' file when they are local.
     index_bytes = (manifest.index_file.bytes if manifest.index_file else 0) + manifest.records_file.bytes
@@ -97,7 +114,20 @@ def describe_index(settings: Settings) -> IndexInfo:
         files=len(manifest.fingerprints), index_bytes=index_bytes, built_at=manifest.built_at,
         changed_files=tuple(changed + removed), index_type=manifest.index_type,
         store=manifest.store, location=describe_location(settings, manifest),
+        pdf_pages={name: doc["pages"] for name, doc in manifest.documents.items() if doc.get("kind") == "pdf"},
     )
+
+
+def list_documents(settings: Settings) -> list[Document]:
+    manifest = read_manifest(settings.index_dir)
+    records = None
+    if not manifest.documents:  # an index written before the catalogue: describe it from its records
+        store = open_store(settings, build_spec(settings), store=manifest.store)
+        try:
+            records = store.records()
+        finally:
+            store.close()
+    return sorted(catalogue(manifest, records).values(), key=lambda d: d.path)
 
 
 def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = None) -> Manifest:
@@ -112,7 +142,8 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
             records = source.records()
             vectors = source.vectors_by_key()
             fields = {name: getattr(current, name) for name in
-                      ("posts", "passages", "roots", "fingerprints", "query_model_files")}
+                      ("posts", "passages", "roots", "excluded", "fingerprints", "documents",
+                                   "query_model_files")}
             manifest = write_store(settings.model_copy(update={"store": to}), spec, current.dimension, records,
                                    vectors, None, store=to, **fields)
         finally:
@@ -123,52 +154,84 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
 
 def run_ingest(
     settings: Settings, paths: Sequence[Path] | None = None, rebuild: bool = False,
-    progress: Progress = False, on_wait: Callable[[], None] | None = None,
+    progress: Progress = False, on_wait: Callable[[], None] | None = None, sync: bool = False,
 ) -> IngestReport:
+    """Add or update the given files and folders and keep the rest (`sync`: mirror exactly them);
+    no paths re-reads what the index holds. Only passages whose text changed are embedded."""
     started = time.perf_counter()
-    roots = corpus_roots(settings, paths)
     spec = build_spec(settings)
     with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
         current = _current_manifest(settings)
         previous = None if rebuild else _open_previous(settings, spec, current)
         try:
-            return _sync(settings, spec, roots, current, previous, progress, started)
+            plan = _plan(settings, current, previous is not None, list(paths or []), sync)
+            return _apply(settings, spec, plan, current, previous, progress, started)
         finally:
             if previous:
                 previous.close()
 
 
-def _sync(settings: Settings, spec: BuildSpec, roots: list[Path], current: Manifest | None,
-          previous: VectorStore | None, progress: Progress, started: float) -> IngestReport:
+def run_remove(settings: Settings, paths: Sequence[Path], on_wait: Callable[[], None] | None = None) -> IngestReport:
+    """Remove these files or folders (and only their passages) from the index; nothing is embedded."""
+    started = time.perf_counter()
+    spec = build_spec(settings)
+    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+        current = read_manifest(settings.index_dir)
+        previous = open_store(settings, spec, store=current.store)
+        try:
+            names = _names(settings, paths)
+            indexed = set(current.fingerprints) | set(catalogue(current, previous.records()))
+            for name in names:
+                if not any(under(file, name) for file in indexed):
+                    raise UserError(f"{name} is not in the index; `rag sources` lists what is")
+            plan = remove_plan(current.roots, current.excluded, names)
+            return _apply(settings, spec, plan, current, previous, False, started)
+        finally:
+            previous.close()
+
+
+def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | None,
+           previous: VectorStore | None, progress: Progress, started: float) -> IngestReport:
     # The published generation stays until a new one replaces it, even when --rebuild ignores its vectors.
     kept = {current.generation} if current else set()
     remove_stale_files(settings.index_dir, kept)
     base = project_dir(settings)
-    loaded = load_paths(roots, settings.max_file_bytes, base)
-    root_names = [display_path(p, base) for p in roots]
-    old_fingerprints = previous.manifest.fingerprints if previous else {}
+    loaded = load_paths([base / name for name in plan.scan], settings.max_file_bytes, base,
+                        excluded=plan.excluded)
+    old = previous.manifest if previous else None
+    old_fingerprints = {n: fp for n, fp in (old.fingerprints if old else {}).items() if plan.in_scope(n)}
     changed, removed = changed_files(old_fingerprints, loaded.fingerprints)
     same_store = previous is not None and previous.manifest.store == settings.store and \
         previous.manifest.store_location == location_of(settings)
-    if previous and same_store and not changed and not removed and previous.manifest.roots == root_names:
-        manifest = _repair_query_model(settings, previous.manifest)
+    if old and same_store and not changed and not removed and (old.roots, old.excluded) == (plan.roots, plan.excluded):
+        manifest = _repair_query_model(settings, old)
         return _report(loaded, manifest, 0, manifest.unique_passages, [], [], started, wrote=False)
-    if not loaded.posts:
-        raise EmptyCorpus(", ".join(root_names))
+    records = previous.records() if previous else []
+    documents = {n: d for n, d in catalogue(old, records).items() if not plan.in_scope(n)} if old else {}
+    chunks = kept_chunks(records, lambda name: name in documents)
+    new_chunks = chunk_posts(loaded.posts, token_counter(resolve_model_path(settings.embedding_model)), spec.max_tokens)
+    if not chunks and not new_chunks:
+        raise EmptyCorpus(", ".join(plan.scan or plan.roots), loaded.skipped)
+    old_documents = catalogue(old, records) if old else {}
+    documents.update(scanned_documents(loaded, new_chunks, old_documents, old.fingerprints if old else {},
+                                       built_at()))
+    fingerprints = {n: fp for n, fp in (old.fingerprints if old else {}).items() if not plan.in_scope(n)}
+    fingerprints.update(loaded.fingerprints)
     # The ONNX export depends on the model alone: even a rebuild reuses it while its checksums hold.
     export = current if current and current.spec.model == spec.model else None
-    manifest, embedded = _build(settings, spec, loaded, previous, export, root_names, progress)
+    fields = dict(posts=sum(d.posts for d in documents.values()), roots=plan.roots, excluded=plan.excluded,
+                  fingerprints=fingerprints, documents={n: d.fields() for n, d in sorted(documents.items())})
+    manifest, embedded = _build(settings, spec, chunks + new_chunks, previous, export, progress, fields)
     remove_stale_files(settings.index_dir, kept | {manifest.generation})
     return _report(loaded, manifest, embedded, manifest.unique_passages - embedded,
                    changed, removed, started, wrote=True)
 
 
 def _build(
-    settings: Settings, spec: BuildSpec, loaded: LoadResult, previous: VectorStore | None,
-    export: Manifest | None, root_names: list[str], progress: Progress,
+    settings: Settings, spec: BuildSpec, chunks: list[Chunk], previous: VectorStore | None,
+    export: Manifest | None, progress: Progress, fields: dict,
 ) -> tuple[Manifest, int]:
     model_path = resolve_model_path(settings.embedding_model)
-    chunks = chunk_posts(loaded.posts, token_counter(model_path), spec.max_tokens)
     # A record's key hashes the text the model reads, so a vector is reused exactly when it would not change.
     embedded_texts = []
     for _, text, sources in group_duplicates(chunks):
@@ -184,11 +247,8 @@ def _build(
         assert previous is not None  # nothing to embed: every passage is known to it
         fresh, dimension = {}, previous.manifest.dimension
     records = [record for record, _ in embedded_texts]
-    manifest = write_store(
-        settings, spec, dimension, records, fresh, previous,
-        posts=len(loaded.posts), passages=len(chunks), roots=root_names, fingerprints=loaded.fingerprints,
-        query_model_files=_query_model(settings, export),
-    )
+    manifest = write_store(settings, spec, dimension, records, fresh, previous, passages=len(chunks),
+                           query_model_files=_query_model(settings, export), **fields)
     return manifest, len(missing)
 
 
@@ -204,9 +264,10 @@ def _report(loaded: LoadResult, manifest: Manifest, embedded: int, reused: int,
             changed: list[str], removed: list[str], started: float, wrote: bool) -> IngestReport:
     return IngestReport(
         posts=manifest.posts, passages=manifest.passages, unique_passages=manifest.unique_passages,
-        embedded=embedded, reused=reused, files=len(loaded.fingerprints),
+        embedded=embedded, reused=reused, files=len(manifest.documents) or len(manifest.fingerprints),
         changed_files=tuple(changed), removed_files=tuple(removed), skipped=tuple(loaded.skipped),
         seconds=round(time.perf_counter() - started, 3), wrote_index=wrote,
+        indexed=tuple(loaded.read), warnings=tuple(loaded.warnings),
     )
 
 

@@ -23,9 +23,12 @@ from .errors import RagError, UserError
 from .types import IngestReport
 
 
-def ingest_in_child(settings: Settings, paths: Sequence[Path], rebuild: bool, progress: Progress,
-                    on_wait: Callable[[], None] | None) -> IngestReport:
-    request = {"settings": _plain(settings), "paths": [str(p) for p in paths], "rebuild": rebuild}
+def ingest_in_child(settings: Settings, paths: Sequence[Path], rebuild: bool = False, progress: Progress = False,
+                    on_wait: Callable[[], None] | None = None, sync: bool = False,
+                    remove: bool = False) -> IngestReport:
+    """run_ingest (or with `remove`, run_remove) in a child process."""
+    request = {"settings": _plain(settings), "paths": [str(p) for p in paths], "rebuild": rebuild, "sync": sync,
+               "remove": remove}
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen([sys.executable, "-m", "rag.isolated"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=errors, text=True)
@@ -68,13 +71,17 @@ def _send(**message) -> None:
 
 
 def main() -> int:
-    from .ingest import run_ingest
+    from .ingest import run_ingest, run_remove
 
     request = json.loads(sys.stdin.read())
+    settings, paths = Settings(**request["settings"]), [Path(p) for p in request["paths"]]
     try:
-        report = run_ingest(Settings(**request["settings"]), [Path(p) for p in request["paths"]],
-                            request["rebuild"], lambda done, total: _send(event="progress", done=done, total=total),
-                            lambda: _send(event="waiting"))
+        if request["remove"]:
+            report = run_remove(settings, paths, lambda: _send(event="waiting"))
+        else:
+            report = run_ingest(settings, paths, request["rebuild"],
+                                lambda done, total: _send(event="progress", done=done, total=total),
+                                lambda: _send(event="waiting"), request["sync"])
     except RagError as exc:
         _send(event="error", message=str(exc), exit_code=exc.exit_code)
         return exc.exit_code

@@ -14,8 +14,18 @@ NOTHING_VERIFIED = "nothing_verified"  # no sentence of the draft was supported 
 
 @dataclass(frozen=True, slots=True)
 class Paragraph:
+    """A paragraph of a post; from a paged document, the page it starts on (1-based) and the offsets in
+    `text` where each following page begins."""
+
     text: str
     section: str = ""
+    page: int | None = None
+    breaks: tuple[int, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        if self.page is None:
+            return None
+        return self.page + sum(1 for start in self.breaks if start <= offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +45,25 @@ class Skipped:
 
 
 @dataclass(frozen=True, slots=True)
+class FileWarning:
+    """A corpus file that was read, but not all of it (a page with no text, say)."""
+
+    path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
-    """One place a passage appears: a post, its section, and the paragraph's position in the post."""
+    """One place a passage appears: a post, its section, the paragraph's position in the post and, in a
+    paged document, the page the passage starts on and the one it ends on (1-based; None elsewhere)."""
 
     title: str
     path: str
     section: str = ""
     category: str = ""
     position: int = 0
+    page: int | None = None
+    page_end: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,7 +132,31 @@ class SearchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    """An indexed file: its format ("pdf", "docx", "markdown", "html", "text", "listing"), pages (paged
+    formats only), posts and passages, and when it was first indexed and last changed (UTC, ISO 8601)."""
+
+    path: str
+    kind: str
+    pages: int | None
+    posts: int
+    passages: int
+    added: str
+    updated: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def fields(self) -> dict:
+        """As the manifest stores it, under its path."""
+        return {name: value for name, value in asdict(self).items() if name != "path"}
+
+
+@dataclass(frozen=True, slots=True)
 class IngestReport:
+    """What an ingest did. `indexed` names each file read this time, `skipped` each file not read and
+    why, `warnings` the parts of read files that could not be; `files` counts the documents in the index."""
+
     posts: int
     passages: int
     unique_passages: int
@@ -123,16 +168,20 @@ class IngestReport:
     skipped: tuple[Skipped, ...]
     seconds: float
     wrote_index: bool
+    indexed: tuple[str, ...] = ()
+    warnings: tuple[FileWarning, ...] = ()
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["skipped"] = [asdict(s) for s in self.skipped]
+        data["warnings"] = [asdict(w) for w in self.warnings]
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> IngestReport:
-        tuples = {name: tuple(data[name]) for name in ("changed_files", "removed_files")}
-        return cls(**{**data, **tuples, "skipped": tuple(Skipped(**s) for s in data["skipped"])})
+        tuples = {name: tuple(data[name]) for name in ("changed_files", "removed_files", "indexed")}
+        return cls(**{**data, **tuples, "skipped": tuple(Skipped(**s) for s in data["skipped"]),
+                      "warnings": tuple(FileWarning(**w) for w in data["warnings"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +199,7 @@ class IndexInfo:
     index_type: str = "flat"
     store: str = "faiss"  # the backend that holds the vectors
     location: str = ""  # where: the FAISS file, or the Milvus URI and collection (never a credential)
+    pdf_pages: dict[str, int] = field(default_factory=dict)  # pages of each indexed PDF
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -141,7 +141,7 @@ def test_ingest_warns_about_skipped_files_by_name(capsys, tmp_path):
     shutil.copytree(SHIPPED_CORPUS, tmp_path / "corpus")
     (tmp_path / "corpus" / "blob.txt").write_bytes(b"\x00\x01binary")
     code, out, err = run(capsys, "ingest")
-    assert code == 0 and "indexed 5 posts" in out
+    assert code == 0 and "index holds 5 posts from 1 document:" in out and "read     corpus/case-studies.txt" in out
     assert "warning: skipped corpus/blob.txt: binary file" in err
 
 

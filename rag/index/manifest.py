@@ -63,6 +63,10 @@ class Manifest:
     # (credentials never written) and the collection. Manifests written before backends existed are FAISS.
     store: str = "faiss"
     store_location: dict[str, str] = field(default_factory=dict)
+    # Paths under the roots that were removed from the index: a re-scan of the roots leaves them out.
+    excluded: list[str] = field(default_factory=list)
+    # Each indexed file: {kind, pages, posts, passages, added, updated} (see rag.types.Document).
+    documents: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

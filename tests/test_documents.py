@@ -1,0 +1,124 @@
+"""PDF and Word files: text, sections and pages as written, and every bad file named with its reason."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from documents import LONG_PARAGRAPH, make_docx, make_pdf, make_zip_bomb
+
+from rag.corpus import load_paths
+from rag.formats.pages import Line, paragraphs_from_pages
+
+CROSS_PAGE_START = "The migration of the archive clusters was planned for"
+CROSS_PAGE_END = "the spring and finished in nine days."
+
+
+@pytest.fixture
+def report_pdf(tmp_path):
+    """Four pages with a running header and footer: a heading, a paragraph running over the page break,
+    a word hyphenated at a line end, an empty page and a last section."""
+    return make_pdf(tmp_path / "corpus" / "fleet.pdf", [
+        ["# Storage migration", "Short intro paragraph that ends here.", LONG_PARAGRAPH, CROSS_PAGE_START],
+        [CROSS_PAGE_END, "The on-call engineers wrote a docu-\nment for every outage they had."],
+        [],
+        ["# Results", "Latency fell by 40 percent after the move."],
+    ], title="Disk fleet report", header="ACME Storage Review", footer=True)
+
+
+def _load(path):
+    return load_paths([path], 10**8, path.parent)
+
+
+def test_pdf_text_pages_sections_and_hyphenation(tmp_path, report_pdf):
+    result = _load(report_pdf)
+    assert not result.skipped and result.read["fleet.pdf"].pages == 4
+    (post,) = result.posts
+    assert post.title == "Disk fleet report"
+    by_text = {p.text: p for p in post.paragraphs}
+    assert by_text["Short intro paragraph that ends here."].page == 1
+    assert by_text["Short intro paragraph that ends here."].section == "Storage migration"
+    assert by_text[LONG_PARAGRAPH].page == 1
+    crossing = by_text[f"{CROSS_PAGE_START} {CROSS_PAGE_END}"]
+    assert (crossing.page, crossing.page_at(len(crossing.text) - 1)) == (1, 2)
+    assert by_text["The on-call engineers wrote a document for every outage they had."].page == 2
+    last = by_text["Latency fell by 40 percent after the move."]
+    assert (last.page, last.section) == (4, "Results")
+    text = " ".join(by_text)
+    assert "ACME Storage Review" not in text and "Page 1 of" not in text
+    assert [w.message for w in result.warnings] == ["no extractable text on page 3 (scanned images? run OCR first)"]
+
+
+def test_running_headers_need_most_pages_and_page_numbers_go():
+    bodies = ["Costs fell.", "Latency rose.", "Errors halved.", "Teams grew.", "Budgets shrank.", "Sales rose."]
+    pages = [[Line("Quarterly review"), *(Line(body) for body in bodies[n:n + 3]), Line(str(n + 1))]
+             for n in range(4)]
+    pages[1][0] = Line("A heading only here")
+    paragraphs, empty = paragraphs_from_pages(pages, lambda line: False)
+    text = " ".join(p.text for p in paragraphs)
+    assert "Quarterly review" not in text and "A heading only here" in text and empty == []
+    assert not any(p.text.isdigit() for p in paragraphs)
+
+
+def test_a_wide_gap_or_a_bigger_font_starts_a_paragraph():
+    lines = [Line("Results", 700, 14), Line("The first line of a paragraph runs on", 680, 11),
+             Line("to its second line.", 667, 11), Line("A new paragraph after a gap.", 640, 11)]
+    paragraphs, _ = paragraphs_from_pages([lines], lambda line: False)
+    assert [p.text for p in paragraphs] == [
+        "Results", "The first line of a paragraph runs on to its second line.", "A new paragraph after a gap."]
+
+
+def test_docx_headings_become_sections_and_tables_rows(tmp_path):
+    path = make_docx(tmp_path / "review.docx", "Incident review", [
+        ("text", "We lost the primary database at 02:00."), ("heading", "Timeline"),
+        ("text", "Failover took 14 minutes."), ("table", [["Step", "Minutes"], ["Detect", "4"], ["Failover", "10"]]),
+    ])
+    (post,) = _load(path).posts
+    assert post.title == "Incident review"
+    assert [(p.section, p.text) for p in post.paragraphs] == [
+        ("", "We lost the primary database at 02:00."), ("Timeline", "Failover took 14 minutes."),
+        ("Timeline", "Step | Minutes"), ("Timeline", "Step: Detect | Minutes: 4"),
+        ("Timeline", "Step: Failover | Minutes: 10")]
+    assert all(p.page is None for p in post.paragraphs)
+
+
+def test_bad_documents_are_skipped_by_name_and_reason_and_the_rest_read(tmp_path, report_pdf):
+    folder = report_pdf.parent
+    make_pdf(folder / "locked.pdf", [["Secret text."]], password="pw")
+    make_pdf(folder / "open.pdf", [["Readable text with an empty user password."]], password="")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n garbage \x00\x01 trailer")
+    make_zip_bomb(folder / "bomb.docx")
+    (folder / "broken.docx").write_bytes(b"PK\x03\x04 not a zip")
+    (folder / "old.doc").write_bytes(b"old Word")
+    (folder / "huge.pdf").write_bytes(b"%PDF" + b" " * 200_000)
+    result = load_paths([folder], 100_000, folder.parent)
+    reasons = {s.path: s.reason for s in result.skipped}
+    assert reasons["corpus/locked.pdf"].startswith("encrypted PDF (it needs a password)")
+    assert reasons["corpus/broken.pdf"].startswith("not a readable PDF")
+    assert reasons["corpus/bomb.docx"].startswith("unzips to 60,000,008 bytes")
+    assert reasons["corpus/broken.docx"].startswith("not a valid .docx (a broken zip")
+    assert reasons["corpus/old.doc"].startswith("unsupported file type .doc")
+    assert reasons["corpus/huge.pdf"].startswith("larger than the 100000-byte limit")
+    assert set(result.read) == {"corpus/fleet.pdf", "corpus/open.pdf"}
+
+
+@pytest.mark.slow
+def test_pages_reach_search_results_and_rag_info(tmp_path, report_pdf, capsys, make_settings):
+    from rag import Assistant
+    from rag.cli import main
+
+    make_docx(report_pdf.parent / "review.docx", "Incident review", [("text", "Failover took 14 minutes.")])
+    assert main(["ingest", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(report["indexed"]) == ["corpus/fleet.pdf", "corpus/review.docx"]
+    hits = Assistant(make_settings()).search("When was the archive cluster migration finished?", k=1).hits
+    (source,) = hits[0].passage.sources
+    assert (source.page, source.page_end, source.path) == (1, 2, "corpus/fleet.pdf")
+    assert main(["search", "--json", "how long did failover take?"]) == 0
+    sources = [s for p in json.loads(capsys.readouterr().out)["passages"] for s in p["sources"]]
+    assert all("page" in s for s in sources)
+    assert {s["page"] for s in sources if s["path"] == "corpus/review.docx"} == {None}
+    assert main(["search", "archive clusters planned spring"]) == 0
+    assert "Disk fleet report › Storage migration, pp. 1–2" in capsys.readouterr().out
+    assert main(["info"]) == 0
+    assert "corpus/fleet.pdf (4 pages)" in capsys.readouterr().out
