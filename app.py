@@ -10,6 +10,7 @@ import streamlit as st
 
 from rag import Assistant, RagError, load_settings
 from rag.render import safe_markdown as safe
+from rag.uploads import UploadRefused, save_upload
 
 EXAMPLES = [
     "How did they cut cloud costs?",
@@ -17,12 +18,13 @@ EXAMPLES = [
     "How long did the move to structured logging take?",
 ]
 
-st.set_page_config(page_title="Case-study Q&A", page_icon="📚")
+UPLOAD_TYPES = ["pdf", "docx", "md", "markdown", "html", "htm", "txt"]
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…")
 def shared_assistant() -> Assistant:
-    """One assistant per server process: the index and the model load once, not per message."""
+    """One assistant per server process: the index and the model load once, not per message. Each question
+    checks the published index (one stat call) and answers from the newest, whoever ingested it."""
     assistant = Assistant(load_settings())
     try:
         assistant.load()
@@ -32,7 +34,11 @@ def shared_assistant() -> Assistant:
 
 
 def where(source: dict) -> str:
-    return source["title"] + (f" › {source['section']}" if source["section"] else "")
+    pages = ""
+    if source.get("page") is not None:
+        end = source.get("page_end") or source["page"]
+        pages = f", p. {source['page']}" if end == source["page"] else f", pp. {source['page']}–{end}"
+    return source["title"] + (f" › {source['section']}" if source["section"] else "") + pages
 
 
 # ---------------------------------------------------------------- side panel
@@ -42,33 +48,93 @@ def index_panel(assistant: Assistant) -> None:
     st.header("Index")
     try:
         info = assistant.info()
-        st.markdown(f"**{info.posts}** posts · **{info.unique_passages}** passages "
-                    f"({info.passages} with repeats)")
+        st.markdown(f"**{info.files}** documents · **{info.posts}** posts · **{info.unique_passages}** passages")
         st.caption(f"{safe(info.model)} · built {info.built_at}")
         if info.changed_files:
             st.warning("Changed since: " + safe(", ".join(info.changed_files)))
     except RagError as exc:
         st.error(str(exc))
-    if st.button("Re-ingest", help="Index what changed in the corpus (only changes are embedded)"):
-        reingest(assistant)
+    if st.button("Re-ingest", help="Read the indexed documents again (only changes are embedded)"):
+        change(assistant, "Reading the documents…", lambda progress: assistant.ingest(isolated=True, progress=progress))
+    show_last_change()
 
 
-def reingest(assistant: Assistant) -> None:
-    bar = st.progress(0.0, text="Reading the corpus…")
+def documents_panel(assistant: Assistant) -> None:
+    st.header("Documents")
+    limit = assistant.settings.max_file_bytes
+    with st.form("upload", clear_on_submit=True, border=False):
+        files = st.file_uploader("Add documents", type=UPLOAD_TYPES, accept_multiple_files=True,
+                                 help=f"PDF, Word .docx, Markdown, HTML or text, up to {limit / 1e6:g} MB each "
+                                      "(RAG_MAX_FILE_BYTES)")
+        submitted = st.form_submit_button("Upload and index")
+    if submitted and files:
+        upload(assistant, files)
+    try:
+        documents = assistant.sources()
+    except RagError:
+        return
+    with st.expander(f"{len(documents)} indexed", expanded=len(documents) <= 10):
+        for document in documents:
+            text, button = st.columns([5, 2], vertical_alignment="center")
+            size = f"{document.pages} p." if document.pages is not None else f"{document.posts} posts"
+            text.markdown(f"{safe(document.path)}  \n:gray[{document.kind} · {size} · {document.passages} passages]")
+            if button.button("Remove", key=f"remove:{document.path}", help="Remove it from the index (the file stays)"):
+                change(assistant, f"Removing {document.path}…",
+                       lambda progress, path=document.path: assistant.remove([path], isolated=True))
+
+
+def upload(assistant: Assistant, files) -> None:
+    saved, refused = [], []
+    for file in files:
+        try:
+            saved.append(save_upload(assistant.settings.corpus_dir, file.name, file.getvalue(),
+                                     assistant.settings.max_file_bytes))
+        except UploadRefused as exc:
+            refused.append(f"{file.name}: {exc}")
+    st.session_state.upload_refused = refused
+    if saved:
+        change(assistant, "Reading the uploads…",
+               lambda progress: assistant.ingest(saved, isolated=True, progress=progress))
+    else:
+        st.rerun()
+
+
+def change(assistant: Assistant, label: str, run) -> None:
+    """Run an ingest or a removal with a progress bar; its report shows after the page is drawn again,
+    so the panels above it describe the index it wrote."""
+    bar = st.progress(0.0, text=label)
     try:
         # In a child process: the server never keeps torch loaded, and other sessions go on asking.
-        report = assistant.ingest(isolated=True, progress=lambda done, total: bar.progress(
-            done / total, text=f"Embedding {done}/{total} passages"))
-        assistant.load()
+        report = run(lambda done, total: bar.progress(done / total, text=f"Embedding {done}/{total} passages"))
+        st.session_state.last_change = {"report": report.to_dict()}
     except RagError as exc:
-        bar.empty()
-        st.error(str(exc))
+        st.session_state.last_change = {"error": str(exc)}
+    st.rerun()
+
+
+def show_last_change() -> None:
+    for refused in st.session_state.pop("upload_refused", []):
+        st.error(safe(f"Not uploaded: {refused}"))
+    change = st.session_state.pop("last_change", None)
+    if change is None:
         return
-    bar.progress(1.0, text="Done")
-    st.success(f"Embedded {report.embedded}, reused {report.reused}; "
-               f"{report.unique_passages} passages in {report.seconds:.1f}s")
-    for skipped in report.skipped:
-        st.warning(safe(f"Skipped {skipped.path}: {skipped.reason}"))
+    if "error" in change:
+        st.error(safe(change["error"]))
+        return
+    report = change["report"]
+    if report["wrote_index"]:
+        st.success(f"Done: embedded {report['embedded']}, reused {report['reused']}; "
+                   f"{report['unique_passages']} passages in {report['seconds']:.1f}s")
+    else:
+        st.success("Up to date: nothing changed")
+    for name in report["indexed"]:
+        st.caption(safe(f"Read {name}"))
+    for name in report["removed_files"]:
+        st.caption(safe(f"Removed {name}"))
+    for skipped in report["skipped"]:
+        st.warning(safe(f"Skipped {skipped['path']}: {skipped['reason']}"))
+    for warning in report["warnings"]:
+        st.warning(safe(f"{warning['path']}: {warning['message']}"))
 
 
 def answer_panel(assistant: Assistant) -> dict:
@@ -158,19 +224,23 @@ def respond(assistant: Assistant, question: str, options: dict) -> None:
 
 
 def main() -> None:
-    st.title("Case-study Q&A")
     try:
         assistant = shared_assistant()
     except RagError as exc:  # a bad setting: say which, and stop
+        st.set_page_config(page_title="Q&A", page_icon="📚")
         st.error(str(exc))
         st.stop()
+    collection = assistant.settings.collection
+    st.set_page_config(page_title=f"Ask {collection}", page_icon="📚")
+    st.title(f"Ask {collection}")
     st.session_state.setdefault("messages", [])
     with st.sidebar:
         index_panel(assistant)
+        documents_panel(assistant)
         options = answer_panel(assistant)
     for message in st.session_state.messages:
         show_message(message)
-    question = st.chat_input("Ask about the case studies")
+    question = st.chat_input(f"Ask about {collection}")
     if not st.session_state.messages and not question:
         st.caption("Try one of these:")
         for example in EXAMPLES:

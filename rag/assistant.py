@@ -37,7 +37,7 @@ class Assistant:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self._index: SharedIndex[Loaded] = SharedIndex(Loader(self.settings))
+        self._index: SharedIndex[Loaded] = _shared(self.settings)
 
     def ingest(self, paths: Sequence[Path | str] | None = None, rebuild: bool = False, progress: Progress = False,
                on_wait: Callable[[], None] | None = None, isolated: bool = False, sync: bool = False) -> IngestReport:
@@ -147,7 +147,7 @@ class Assistant:
         clone = copy.copy(self)
         clone.settings = self.settings.model_copy(update=updates)
         if _INDEX_SETTINGS & set(updates):
-            clone._index = SharedIndex(Loader(clone.settings))
+            clone._index = _shared(clone.settings)
         return clone
 
     def close(self) -> None:
@@ -159,6 +159,11 @@ def verify(answer: str, passages: Sequence[str], settings: Settings | None = Non
     """`from rag import verify`: each sentence of `answer` checked against `passages` (its [n] markers,
     1-based, say which; an unmarked sentence may be supported by any); verdicts, evidence, supported answer."""
     return Assistant(settings).verify(answer, passages)
+
+
+def _shared(settings: Settings) -> SharedIndex[Loaded]:
+    loader = Loader(settings)
+    return SharedIndex(loader, loader.stamp)
 
 
 def _ms(start: float, end: float) -> float:

@@ -34,7 +34,7 @@ def _positive_k(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description="Cited answers from engineering case studies.")
+    parser = argparse.ArgumentParser(prog="rag", description="Cited answers from your documents.")
     parser.add_argument("--log-json", action="store_true",
                         help="log events (ingest, search, ask: counts and timings) as JSON lines on stderr")
     parser.add_argument("--log-text", action="store_true",
@@ -306,7 +306,7 @@ def _clip(text: str, width: int = 120) -> str:
 
 def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
     """Read questions until EOF or /quit; /new forgets the history."""
-    print("Ask about the case studies. /new starts over, /quit (or Ctrl-D) leaves.", file=sys.stderr)
+    print(f"Ask about {assistant.settings.collection}. /new starts over, /quit (or Ctrl-D) leaves.", file=sys.stderr)
     history: list[Turn] = []
     while True:
         try:

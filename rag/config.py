@@ -20,6 +20,11 @@ class Settings(BaseSettings):
         env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
+    collection: str = Field(
+        "the case studies", min_length=1, max_length=80,
+        description="What the documents are called in the app and in answers: its title (\"Ask the case "
+        "studies\"), the chat's placeholder and what an abstention says (\"The case studies don't cover this.\").",
+    )
     corpus_dir: Path = Field(
         Path("corpus"), description="Folder (or file) of case studies that `rag ingest` reads by default."
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .answer.grounding import NameMatcher
 from .config import Settings
+from .index.files import MANIFEST_NAME
 from .index.manifest import FileEntry, Manifest, verify_file
 from .index.registry import open_store
 from .index.store import VectorStore
@@ -34,6 +35,14 @@ class Loader:
         self.settings = settings
         self._lock = threading.Lock()
         self._encoder: tuple[tuple[FileEntry, ...], QueryEncoder, NameMatcher] | None = None
+
+    def stamp(self) -> object:
+        """What identifies the published generation: the manifest file's identity (publishing replaces it)."""
+        try:
+            stat = (Path(self.settings.index_dir) / MANIFEST_NAME).stat()
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
     def __call__(self) -> Loaded:
         store = open_store(self.settings, build_spec(self.settings))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,7 +45,9 @@ def page_text(app: AppTest) -> str:
 
 def test_empty_chat_shows_status_and_examples(app):
     assert not app.exception
-    assert "**5** posts · **25** passages" in " ".join(m.value for m in app.sidebar.markdown)
+    assert "**1** documents · **5** posts · **25** passages" in " ".join(m.value for m in app.sidebar.markdown)
+    assert app.title[0].value == "Ask the case studies"
+    assert app.chat_input[0].placeholder == "Ask about the case studies"
     examples = [b.label for b in app.main.button]
     assert "How did they cut cloud costs?" in examples
 
@@ -118,9 +122,55 @@ def test_reingest_builds_a_missing_index_then_answers(monkeypatch, tmp_path):
     # The ingest runs in a child process (torch, the model and the ONNX export load there): give it time.
     next(b for b in app.sidebar.button if b.label == "Re-ingest").click().run(timeout=300)
     assert not app.exception
-    assert "Embedded 25, reused 0" in app.sidebar.success[0].value
+    assert "Done: embedded 25, reused 0" in app.sidebar.success[0].value
+    assert not app.sidebar.error  # the panels describe the index just written, not the missing one
+    assert "Read corpus/case-studies.txt" in [c.value for c in app.sidebar.caption]
     ask(app, "How much notice do API consumers get before a breaking change?")
     assert "twelve weeks" in app.chat_message[1].markdown[0].value
+    st.cache_resource.clear()
+
+
+def test_an_ingest_elsewhere_is_answered_from_on_the_next_question(monkeypatch, tmp_path):
+    """The stale-app case: the app has the index loaded, a terminal adds a document, the app answers from it."""
+    shutil.copytree(SHIPPED_CORPUS, tmp_path / "corpus")
+    env = {"RAG_INDEX_DIR": tmp_path / "vectorstore", "RAG_CORPUS_DIR": tmp_path / "corpus"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    assert subprocess.run([sys.executable, "-m", "rag", "ingest"], capture_output=True).returncode == 0
+    app = start(monkeypatch)
+    ask(app, "What did the quokka team migrate to?")
+    assert "CockroachDB" not in app.chat_message[1].markdown[0].value
+    (tmp_path / "quokka.md").write_text("# Quokka migration\n\nThe quokka team migrated to CockroachDB in 2023.\n")
+    done = subprocess.run([sys.executable, "-m", "rag", "ingest", str(tmp_path / "quokka.md")], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    app.run()
+    assert "**2** documents" in " ".join(m.value for m in app.sidebar.markdown)
+    ask(app, "What did the quokka team migrate to?")
+    assert "CockroachDB" in app.chat_message[3].markdown[0].value
+    st.cache_resource.clear()
+
+
+def test_documents_panel_lists_and_removes(monkeypatch, tmp_path, shipped_index):
+    shutil.copytree(shipped_index, tmp_path / "vectorstore")
+    shutil.copytree(SHIPPED_CORPUS, tmp_path / "corpus")
+    (tmp_path / "notes.md").write_text("# Pager notes\n\nThe pager woke three engineers at night.\n")
+    monkeypatch.chdir(tmp_path)
+    assert subprocess.run([sys.executable, "-m", "rag", "ingest", "notes.md"], capture_output=True).returncode == 0
+    app = start(monkeypatch, RAG_INDEX_DIR=tmp_path / "vectorstore", RAG_CORPUS_DIR=tmp_path / "corpus")
+    listed = [m.value for m in app.sidebar.markdown if "passages]" in m.value]
+    names = [text.split("  ")[0] for text in listed]
+    assert len(names) == 2 and names[0].endswith("/corpus/case-studies.txt") and names[1] == "notes.md"
+    next(b for b in app.sidebar.button if b.key == "remove:notes.md").click().run(timeout=120)
+    assert not app.exception and "Removed notes.md" in [c.value for c in app.sidebar.caption]
+    assert "**1** documents" in " ".join(m.value for m in app.sidebar.markdown)
+    st.cache_resource.clear()
+
+
+def test_the_collection_name_is_the_apps_own_words(monkeypatch, shipped_index):
+    app = start(monkeypatch, RAG_INDEX_DIR=shipped_index, RAG_COLLECTION="our post-mortems")
+    assert app.title[0].value == "Ask our post-mortems"
+    ask(app, "Who won the rugby world cup?")
+    assert app.chat_message[1].markdown[0].value == "Our post-mortems don't cover this."
     st.cache_resource.clear()
 
 

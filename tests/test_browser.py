@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -73,3 +74,44 @@ def test_the_browser_never_shows_an_unchecked_sentence(shipped_index):
             expect(answer).to_contain_text("PgBouncer")
             expect(answer.get_by_test_id("stExpander").last).to_contain_text("Removed 2 claim(s)")
     assert len(set(seen)) >= 3, seen  # it was watched while it changed
+
+
+def test_upload_in_the_browser_then_answers_cite_the_page_and_follow_a_terminal_ingest(shipped_index, tmp_path):
+    """Drag-and-drop (the file input behind it) of a PDF and a locked PDF; then an ingest from a terminal
+    is answered from on the next question, without a restart."""
+    import shutil
+    import subprocess
+
+    from documents import make_pdf
+    from playwright.sync_api import expect
+
+    shutil.copytree(shipped_index, tmp_path / "vectorstore")
+    uploads = tmp_path / "to-upload"
+    fleet = make_pdf(uploads / "fleet report.pdf", [
+        ["# Storage migration", "The archive clusters moved to erasure coding in nine days."],
+        ["# Results", "Disk failures fell by a third after the controllers were replaced."]], title="Disk fleet report")
+    locked = make_pdf(uploads / "locked.pdf", [["Secret text."]], password="pw")
+    env = {"RAG_INDEX_DIR": str(tmp_path / "vectorstore"), "RAG_CORPUS_DIR": str(tmp_path / "corpus")}
+    with browser.serve_app(env, cwd=tmp_path) as url, browser.browser_page() as page:
+        page.goto(url)
+        browser.wait_idle(page)
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files([str(fleet), str(locked)])
+        sidebar.get_by_role("button", name="Upload and index").click()
+        expect(sidebar).to_contain_text("Read corpus/fleet report.pdf", timeout=240_000)
+        expect(sidebar).to_contain_text("Skipped corpus/locked.pdf: encrypted PDF")
+        expect(sidebar).to_contain_text("2 indexed")
+        browser.ask(page, "How fast did the archive clusters move to erasure coding?", 0)
+        answer = page.get_by_test_id("stChatMessageContent").last
+        expect(answer).to_contain_text("nine days")
+        expect(answer.get_by_test_id("stExpander").first).to_contain_text("Disk fleet report")
+        answer.get_by_test_id("stExpander").first.click()
+        expect(answer).to_contain_text("p. 1")
+
+        (tmp_path / "quokka.md").write_text("# Quokka migration\n\nThe quokka team migrated to CockroachDB in 2023.\n")
+        done = subprocess.run([sys.executable, "-m", "rag", "ingest", "quokka.md"], cwd=tmp_path, capture_output=True,
+                              env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr
+        browser.ask(page, "What did the quokka team migrate to?", 1)
+        expect(page.get_by_test_id("stChatMessageContent").last).to_contain_text("CockroachDB")
+    assert (tmp_path / "corpus" / "fleet report.pdf").read_bytes() == fleet.read_bytes()

@@ -18,7 +18,7 @@ from ..retrieval import QueryEncoder, hybrid_search
 from ..types import LOW_SCORE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
 from .answerers import Answerer, Draft
 from .conversation import as_turns, looks_like_follow_up
-from .prompts import ABSTAIN_TEXT
+from .prompts import abstain_text
 from .questions import clean_question
 from .verify import AnswerChecker, Check, load_verifier
 
@@ -41,6 +41,7 @@ class Run:
     notices: list[str]
     started: float = field(default_factory=time.perf_counter)
     standalone: str = ""
+    abstain_text: str = ""
     hits: tuple[Hit, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -59,7 +60,7 @@ def answer(question: str, history: Any, k: int, settings: Settings,
     `answerer(loaded)` gives who writes the draft. Nothing the draft says is yielded before it is verified.
     """
     cleaned, notices = clean_question(question, settings.max_question_chars)
-    run = Run(cleaned, notices)
+    run = Run(cleaned, notices, abstain_text=abstain_text(settings.collection))
     with borrow() as loaded:
         writer = answerer(loaded)
         run.standalone = _standalone(writer, as_turns(history, settings.history_turns), cleaned, notices)
@@ -126,6 +127,6 @@ def _removed(check: Check) -> RemovedClaim:
 
 def _abstain(run: Run, answerer: str, reason: str, removed: Sequence[RemovedClaim] = ()) -> Answer:
     run.lap("total_ms", run.started)
-    return Answer(run.question, ABSTAIN_TEXT, (), True, answerer, run.standalone, abstain_reason=reason,
+    return Answer(run.question, run.abstain_text, (), True, answerer, run.standalone, abstain_reason=reason,
                   near_misses=run.hits[:3], unsupported=tuple(r.text for r in removed), removed=tuple(removed),
                   notices=tuple(run.notices), timings=run.timings)

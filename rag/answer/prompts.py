@@ -5,7 +5,7 @@ from __future__ import annotations
 # What the model says when the passages do not answer; matched to mark the answer abstained.
 NO_ANSWER = "NOT IN THE CASE STUDIES"
 
-ANSWER_SYSTEM = f"""You answer questions about engineering case studies using only the numbered passages \
+ANSWER_SYSTEM = f"""You answer questions about the user's documents using only the numbered passages \
 the user message provides.
 
 Rules:
@@ -35,4 +35,8 @@ CONDENSE_USER = """<conversation>
 
 Last message: {question}"""
 
-ABSTAIN_TEXT = "The case studies don't cover this."
+def abstain_text(collection: str) -> str:
+    """What an abstention says, in the collection's own words: "The case studies don't cover this."."""
+    name = collection.strip() or "the documents"
+    verb = "don't" if name.split()[-1].lower().endswith("s") else "doesn't"
+    return f"{name[0].upper()}{name[1:]} {verb} cover this."
