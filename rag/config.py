@@ -26,7 +26,7 @@ class Settings(BaseSettings):
         "studies\"), the chat's placeholder and what an abstention says (\"The case studies don't cover this.\").",
     )
     corpus_dir: Path = Field(
-        Path("corpus"), description="Folder (or file) of case studies that `rag ingest` reads by default."
+        Path("corpus"), description="Folder (or file) that a new index reads, and where the app saves uploads."
     )
     index_dir: Path = Field(
         Path("vectorstore"), description="Folder that holds the FAISS index, passage records and manifest."
@@ -47,7 +47,8 @@ class Settings(BaseSettings):
         "Capped by the model's own window.",
     )
     max_file_bytes: int = Field(
-        5_000_000, ge=1, description="Corpus files larger than this are skipped with a warning."
+        50_000_000, ge=1, description="Corpus files (and uploads) larger than this many bytes are skipped with a "
+        "warning."
     )
     embed_context: bool = Field(
         False, description="Embed each passage with its post titles and sections in front (re-embeds when changed).",

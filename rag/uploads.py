@@ -23,6 +23,8 @@ def safe_name(name: str) -> str:
     """The file name alone (no folders, no '..', no control or shell characters), never hidden."""
     base = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
     stem, suffix = os.path.splitext(base)
+    if not suffix and stem.startswith("."):  # ".md": a hidden file's name is all suffix
+        stem, suffix = "", stem
     stem = _UNSAFE.sub("_", stem).strip(" ._") or "upload"
     return stem[: _MAX_NAME] + suffix.lower()
 
