@@ -59,7 +59,7 @@ def _plan(settings: Settings, current: Manifest | None, reusable: bool, paths: S
             raise CorpusMissing(path)
     roots = (current.roots if current else []) or _names(settings, [settings.corpus_dir])
     excluded = current.excluded if current else []
-    if sync and paths:
+    if paths and (sync or current is None):  # a new index holds what it is given, not the corpus folder too
         return sync_plan(_names(settings, paths), [])
     if not paths:
         for root in roots:
@@ -111,7 +111,7 @@ def describe_index(settings: Settings) -> IndexInfo:
     return IndexInfo(
         index_dir=str(settings.index_dir), model=manifest.spec.model, dimension=manifest.dimension,
         posts=manifest.posts, passages=manifest.passages, unique_passages=manifest.unique_passages,
-        files=len(manifest.fingerprints), index_bytes=index_bytes, built_at=manifest.built_at,
+        files=len(manifest.documents) or len(manifest.fingerprints), index_bytes=index_bytes, built_at=manifest.built_at,
         changed_files=tuple(changed + removed), index_type=manifest.index_type,
         store=manifest.store, location=describe_location(settings, manifest),
         pdf_pages={name: doc["pages"] for name, doc in manifest.documents.items() if doc.get("kind") == "pdf"},
@@ -210,6 +210,9 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     documents = {n: d for n, d in catalogue(old, records).items() if not plan.in_scope(n)} if old else {}
     chunks = kept_chunks(records, lambda name: name in documents)
     new_chunks = chunk_posts(loaded.posts, token_counter(resolve_model_path(settings.embedding_model)), spec.max_tokens)
+    if not chunks and not new_chunks and not plan.scan:
+        raise UserError("that would leave the index empty: keep a document, or `rag ingest --sync PATH` to "
+                        "replace them all")
     if not chunks and not new_chunks:
         raise EmptyCorpus(", ".join(plan.scan or plan.roots), loaded.skipped)
     old_documents = catalogue(old, records) if old else {}

@@ -81,10 +81,18 @@ def test_an_edited_file_is_updated_in_place(make_settings, docs, notes):
     assert "The upgrade to Postgres 16 took one weekend." not in _indexed_texts(assistant)
 
 
-def test_removing_what_is_not_indexed_says_so(make_settings, docs, capsys):
+def test_removing_what_is_not_indexed_or_everything_says_so_and_changes_nothing(make_settings, docs, capsys):
     Assistant(make_settings()).ingest()
     assert main(["remove", "corpus/nope.md"]) == 2
     assert "corpus/nope.md is not in the index; `rag sources` lists what is" in capsys.readouterr().err
+    assert main(["remove", "corpus"]) == 2
+    assert "that would leave the index empty" in capsys.readouterr().err
+    assert _paths(Assistant(make_settings())) == ["corpus/cdn.md", "corpus/kafka.md"]
+
+
+def test_a_new_index_holds_what_it_is_given(make_settings, docs, notes):
+    report = Assistant(make_settings()).ingest([notes / "postgres.md"])
+    assert report.indexed == ("notes/postgres.md",) and report.files == 1
 
 
 def test_rag_sources_and_remove_from_the_command_line(docs, notes, capsys):
