@@ -111,8 +111,8 @@ def describe_index(settings: Settings) -> IndexInfo:
     return IndexInfo(
         index_dir=str(settings.index_dir), model=manifest.spec.model, dimension=manifest.dimension,
         posts=manifest.posts, passages=manifest.passages, unique_passages=manifest.unique_passages,
-        files=len(manifest.documents) or len(manifest.fingerprints), index_bytes=index_bytes, built_at=manifest.built_at,
-        changed_files=tuple(changed + removed), index_type=manifest.index_type,
+        files=len(manifest.documents) or len(manifest.fingerprints), index_bytes=index_bytes,
+        built_at=manifest.built_at, changed_files=tuple(changed + removed), index_type=manifest.index_type,
         store=manifest.store, location=describe_location(settings, manifest),
         pdf_pages={name: doc["pages"] for name, doc in manifest.documents.items() if doc.get("kind") == "pdf"},
     )
