@@ -79,7 +79,7 @@ def documents_panel(assistant: Assistant) -> None:
             size = f"{document.pages} p." if document.pages is not None else f"{document.posts} posts"
             text.markdown(f"{safe(document.path)}  \n:gray[{document.kind} · {size} · {document.passages} passages]")
             if button.button("Remove", key=f"remove:{document.path}", help="Remove it from the index (the file stays)"):
-                change(assistant, f"Removing {document.path}…",
+                change(assistant, f"Removing {safe(document.path)}…",
                        lambda progress, path=document.path: assistant.remove([path], isolated=True))
 
 
@@ -232,7 +232,7 @@ def main() -> None:
         st.stop()
     collection = assistant.settings.collection
     st.set_page_config(page_title=f"Ask {collection}", page_icon="📚")
-    st.title(f"Ask {collection}")
+    st.title(f"Ask {safe(collection)}")
     st.session_state.setdefault("messages", [])
     with st.sidebar:
         index_panel(assistant)

@@ -61,7 +61,7 @@ def chunk_posts(posts: Iterable[Post], count_tokens: TokenCounter, max_tokens: i
                                 paragraph.page_at(start), paragraph.page_at(end))
                 chunks.append(Chunk(piece, source))
                 position += 1
-                start = end
+                start = end + 1
     return chunks
 
 

@@ -97,7 +97,16 @@ def is_heading(line: str) -> bool:
 def iter_files(paths: Iterable[Path], base: Path, skipped: list[Skipped],
                excluded: Sequence[str] = ()) -> Iterator[tuple[Path, str]]:
     """Yield (file, display name) for every supported file under the given files or folders, leaving
-    out the excluded names inside them."""
+    out the excluded names inside them. A file reached twice (a folder and a file in it) comes once."""
+    seen: set[str] = set()
+    for path, name in _iter_files(paths, base, skipped, excluded):
+        if name not in seen:
+            seen.add(name)
+            yield path, name
+
+
+def _iter_files(paths: Iterable[Path], base: Path, skipped: list[Skipped],
+                excluded: Sequence[str]) -> Iterator[tuple[Path, str]]:
     for root in paths:
         if root.is_file():
             if root.suffix.lower() in SUPPORTED_SUFFIXES:
@@ -200,12 +209,13 @@ def parse_file(data: bytes, path: Path, name: str) -> tuple[list[Post], FileKind
     if suffix in PDF_SUFFIXES:
         from .formats.pdf import read_pdf
 
-        title, paragraphs, empty, pages = read_pdf(data, is_heading)
-        notes = [f"no extractable text on page{'s' if len(empty) > 1 else ''} {_numbers(empty)} "
-                 "(scanned images? run OCR first)"] if empty and len(empty) < pages else []
-        if len(empty) == pages:
+        pdf = read_pdf(data, is_heading)
+        if not pdf.paragraphs and len(pdf.empty) == pdf.pages:
             raise Unreadable("no extractable text on any page (a scanned PDF? run OCR first)")
-        return _posts([(title or _title_from_name(path), "", paragraphs)], name), FileKind("pdf", pages), notes
+        notes = pdf.notes + ([f"no extractable text on page{'s' if len(pdf.empty) > 1 else ''} "
+                              f"{_numbers(pdf.empty)} (scanned images? run OCR first)"] if pdf.empty else [])
+        posts = _posts([(pdf.title or _title_from_name(path), "", pdf.paragraphs)], name)
+        return posts, FileKind("pdf", pdf.pages), notes
     if suffix in DOCX_SUFFIXES:
         from .formats.word import read_docx
 

@@ -47,7 +47,19 @@ def recorded_roots(settings: Settings, manifest: Manifest) -> list[Path]:
 
 
 def _names(settings: Settings, paths: Sequence[Path]) -> list[str]:
-    return list(dict.fromkeys(display_path(path, project_dir(settings)) for path in paths))
+    """Display names of the paths, less those inside another one given."""
+    names = list(dict.fromkeys(display_path(path, project_dir(settings)) for path in paths))
+    return [name for name in names if not any(under(name, other) and name != other for other in names)]
+
+
+def _indexed_names(settings: Settings, paths: Sequence[Path], indexed: set[str]) -> list[str]:
+    """What to remove: a path as `rag sources` lists it is taken as it is, whatever the working folder."""
+    names = []
+    for path in paths:
+        listed = path.as_posix().rstrip("/")
+        direct = not path.is_absolute() and any(under(name, listed) for name in indexed)
+        names.append(listed if direct else display_path(path, project_dir(settings)))
+    return list(dict.fromkeys(names))
 
 
 def _plan(settings: Settings, current: Manifest | None, reusable: bool, paths: Sequence[Path], sync: bool) -> Plan:
@@ -179,8 +191,8 @@ def run_remove(settings: Settings, paths: Sequence[Path], on_wait: Callable[[], 
         current = read_manifest(settings.index_dir)
         previous = open_store(settings, spec, store=current.store)
         try:
-            names = _names(settings, paths)
             indexed = set(current.fingerprints) | set(catalogue(current, previous.records()))
+            names = _indexed_names(settings, paths, indexed)
             for name in names:
                 if not any(under(file, name) for file in indexed):
                     raise UserError(f"{name} is not in the index; `rag sources` lists what is")

@@ -38,9 +38,14 @@ def add_plan(roots: Sequence[str], excluded: Sequence[str], given: Sequence[str]
     already covers them."""
     excluded = [e for e in excluded if not under_any(e, given)]
     kept_roots = [r for r in roots if not under_any(r, given)]
-    new_roots = [g for g in given if not under_any(g, kept_roots) or under_any(g, excluded)]
+    # A root's walk leaves out hidden names and what was removed from it: such a path is a root of its own.
+    new_roots = [g for g in given if not under_any(g, kept_roots) or under_any(g, excluded) or _hidden(g)]
     return Plan(kept_roots + [g for g in new_roots if g not in kept_roots], excluded, list(given),
                 lambda name: under_any(name, given))
+
+
+def _hidden(name: str) -> bool:
+    return any(part.startswith(".") and part not in (".", "..") for part in name.split("/"))
 
 
 def remove_plan(roots: Sequence[str], excluded: Sequence[str], removed: Sequence[str]) -> Plan:

@@ -14,18 +14,20 @@ NOTHING_VERIFIED = "nothing_verified"  # no sentence of the draft was supported 
 
 @dataclass(frozen=True, slots=True)
 class Paragraph:
-    """A paragraph of a post; from a paged document, the page it starts on (1-based) and the offsets in
-    `text` where each following page begins."""
+    """A paragraph of a post; from a paged document, the page it starts on (1-based) and, for each later
+    page it runs onto, (offset in `text` where that page begins, page number)."""
 
     text: str
     section: str = ""
     page: int | None = None
-    breaks: tuple[int, ...] = ()
+    breaks: tuple[tuple[int, int], ...] = ()
 
     def page_at(self, offset: int) -> int | None:
-        if self.page is None:
-            return None
-        return self.page + sum(1 for start in self.breaks if start <= offset)
+        page = self.page
+        for start, number in self.breaks:
+            if start <= offset:
+                page = number
+        return page
 
 
 @dataclass(frozen=True, slots=True)

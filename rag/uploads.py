@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -39,14 +39,30 @@ def save_upload(folder: Path, name: str, data: bytes, max_bytes: int) -> Path:
         raise UploadRefused(f"larger than the {max_bytes:,}-byte limit (RAG_MAX_FILE_BYTES)")
     if not data.strip():
         raise UploadRefused("empty file")
+    try:
+        return _claim(folder, cleaned, data)
+    except OSError as exc:
+        raise UploadRefused(f"could not be saved in {folder} ({exc.strerror or exc})") from None
+
+
+def _claim(folder: Path, cleaned: str, data: bytes) -> Path:
+    """Write a private temporary file, then link it under the first free name: two uploads of one name
+    at once get two files, and no reader ever sees a half-written one."""
     folder.mkdir(parents=True, exist_ok=True)
-    target, number = folder / cleaned, 1
-    while target.exists():
-        if hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(data).digest():
-            return target  # the same file again
-        number += 1
-        target = folder / f"{Path(cleaned).stem} ({number}){suffix}"
-    partial = target.with_name(f".{target.name}.part")
-    partial.write_bytes(data)
-    os.replace(partial, target)  # never a half-written file under its real name
-    return target
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        stem, suffix = Path(cleaned).stem, Path(cleaned).suffix
+        for number in range(1, 1000):
+            target = folder / (cleaned if number == 1 else f"{stem} ({number}){suffix}")
+            if target.is_file() and target.read_bytes() == data:
+                return target  # the same file again
+            try:
+                os.link(temporary, target)
+                return target
+            except FileExistsError:
+                continue
+        raise UploadRefused(f"too many files named like {cleaned}")
+    finally:
+        os.unlink(temporary)

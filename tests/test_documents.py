@@ -60,6 +60,26 @@ def test_running_headers_need_most_pages_and_page_numbers_go():
     assert not any(p.text.isdigit() for p in paragraphs)
 
 
+def test_page_offsets_survive_squeezed_spaces_hyphens_and_an_empty_page():
+    pages = [[Line("The long  sentence   starts here and goes")], [], [Line("on over a docu-")],
+             [Line("ment to its end.")]]
+    (paragraph,), empty = paragraphs_from_pages(pages, lambda line: False)
+    assert paragraph.text == "The long sentence starts here and goes on over a document to its end."
+    assert empty == [2] and paragraph.page == 1
+    assert paragraph.page_at(paragraph.text.index("on over")) == 3
+    assert paragraph.page_at(paragraph.text.index("ment to")) == 4 and paragraph.page_at(5) == 1
+
+
+def test_words_at_a_page_edge_are_not_taken_for_page_numbers():
+    words = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel"]
+    pages = [[Line(f"{word} team shipped it.") for word in words[n:n + 4]] + [Line(f"{n + 1}")] for n in range(4)]
+    pages[1].insert(0, Line("CLI"))
+    pages[2].insert(4, Line("Civic duty matters."))
+    paragraphs, _ = paragraphs_from_pages(pages, lambda line: line == "CLI")
+    assert [p.section for p in paragraphs] == ["", "CLI", "CLI", "CLI"]
+    assert not any(p.text.isdigit() for p in paragraphs) and "Civic duty matters." in paragraphs[2].text
+
+
 def test_a_wide_gap_or_a_bigger_font_starts_a_paragraph():
     lines = [Line("Results", 700, 14), Line("The first line of a paragraph runs on", 680, 11),
              Line("to its second line.", 667, 11), Line("A new paragraph after a gap.", 640, 11)]

@@ -37,3 +37,9 @@ def test_refused_uploads_say_why_and_write_nothing(tmp_path, name, data, reason)
     with pytest.raises(UploadRefused, match=reason):
         save_upload(tmp_path / "corpus", name, data, 1000)
     assert not (tmp_path / "corpus").exists()
+
+
+def test_a_folder_that_cannot_take_the_file_is_one_clear_refusal(tmp_path):
+    (tmp_path / "corpus").write_text("a file where the folder should be")
+    with pytest.raises(UploadRefused, match="could not be saved in"):
+        save_upload(tmp_path / "corpus", "notes.md", b"# A\n\nOne.\n", 1000)

@@ -13,7 +13,7 @@ from ..types import Paragraph
 _SENTENCE_END = tuple(".!?:;”\"')]")
 _HYPHENATED = re.compile(r"[A-Za-z]-$")
 _DIGITS = re.compile(r"\d+")
-_PAGE_NUMBER = re.compile(r"^(page\s*)?[\divxlc]+(\s*(of|/)\s*\d+)?$", re.I)
+_PAGE_NUMBER = re.compile(r"^(\d{1,4}|[ivxlc]{1,7}|[Pp]age \d{1,4}( of \d{1,4})?|\d{1,4} ?/ ?\d{1,4})$")
 _EDGE_LINES = 2  # running headers and footers sit in the first or last lines of a page
 _SHORT_LINE = 0.7  # a line this much shorter than the page's long lines ends its paragraph
 _GAP = 1.4  # a gap this many times the usual line spacing ends a paragraph
@@ -67,17 +67,19 @@ class _Builder:
         self.section = ""
         self.text = ""
         self.page = 0
-        self.breaks: list[int] = []
+        self.breaks: list[tuple[int, int]] = []
 
     def add(self, line: str, page: int) -> None:
+        line = " ".join(line.split())  # offsets below are in the text as it is kept
         if not self.text:
             self.page, self.breaks = page, []
-        elif page != self.page + len(self.breaks):
-            self.breaks.append(len(self.text) + 1)
-        self.text = _join(self.text, line)
+        joined = _join(self.text, line)
+        if page != (self.breaks[-1][1] if self.breaks else self.page):
+            self.breaks.append((len(joined) - len(line), page))
+        self.text = joined
 
     def end(self) -> None:
-        text = " ".join(self.text.split())
+        text = self.text
         if text and self.is_heading(text) and len(text.split()) <= 10:
             self.section = text
         elif text:

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import io
 import logging
+import time
+from dataclasses import dataclass, field
 
 from ..types import Paragraph
 from . import Unreadable
 from .pages import Line, paragraphs_from_pages
 
+MAX_PAGE_CONTENT = 1_000_000  # bytes of drawing instructions; real pages use well under 200 KB
+MAX_SECONDS = 120  # per file: a small hostile PDF can ask for minutes of text extraction
 
-def read_pdf(data: bytes, is_heading) -> tuple[str, list[Paragraph], list[int], int]:
-    """(title from the metadata or "", paragraphs, 1-based numbers of pages with no text, page count)."""
+
+@dataclass
+class PdfText:
+    title: str  # from the metadata, or ""
+    paragraphs: list[Paragraph]
+    empty: list[int]  # 1-based numbers of the pages with no text
+    pages: int
+    notes: list[str] = field(default_factory=list)  # pages that were not read, and why
+
+
+def read_pdf(data: bytes, is_heading, max_seconds: float = MAX_SECONDS) -> PdfText:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, PdfReadError
 
@@ -20,14 +33,39 @@ def read_pdf(data: bytes, is_heading) -> tuple[str, list[Paragraph], list[int], 
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise Unreadable("encrypted PDF (it needs a password): save a copy without one and ingest that")
-        pages = [_page_lines(page) for page in reader.pages]
+        pages, notes, unread = _read_pages(reader, time.monotonic() + max_seconds)
         title = _metadata_title(reader)
     except DependencyError as exc:
         raise Unreadable(f"encrypted PDF that pypdf cannot open here ({exc})") from exc
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         raise Unreadable(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
     paragraphs, empty = paragraphs_from_pages(pages, is_heading)
-    return title, paragraphs, empty, len(pages)
+    return PdfText(title, paragraphs, [n for n in empty if n not in unread], len(reader.pages), notes)
+
+
+def _read_pages(reader, deadline: float) -> tuple[list[list[Line]], list[str], set[int]]:
+    """Each page's lines; a damaged or overloaded page is left out with a note (and its number), and
+    reading stops at the deadline with the pages read so far."""
+    pages: list[list[Line]] = []
+    notes = []
+    unread = set()
+    for number, page in enumerate(reader.pages, 1):
+        if time.monotonic() > deadline:
+            notes.append(f"stopped at page {number} of {len(reader.pages)}: reading took too long")
+            break
+        try:
+            contents = page.get_contents()
+            if contents is not None and len(contents.get_data()) > MAX_PAGE_CONTENT:
+                notes.append(f"page {number} not read: over {MAX_PAGE_CONTENT:,} bytes of drawing instructions")
+                pages.append([])
+                unread.add(number)
+                continue
+            pages.append(_page_lines(page))
+        except Exception as exc:  # noqa: BLE001 - one damaged page must not cost the others
+            notes.append(f"page {number} not read ({type(exc).__name__}: {exc})")
+            pages.append([])
+            unread.add(number)
+    return pages, notes, unread
 
 
 def _page_lines(page) -> list[Line]:

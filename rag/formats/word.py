@@ -12,7 +12,12 @@ MAX_UNZIP_RATIO = 100  # a real .docx unzips to a few times its size; a zip bomb
 MIN_UNZIP_CHECK = 20_000_000  # below this many unzipped bytes nothing is refused, whatever the ratio
 
 
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # an encrypted .docx (and a .doc) is an OLE file, not a zip
+
+
 def check_zip(data: bytes) -> None:
+    if data.startswith(_OLE):
+        raise Unreadable("a password-protected (or old-format) Word file: save it as a plain .docx and ingest that")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unzipped = sum(info.file_size for info in archive.infolist())
