@@ -123,11 +123,13 @@ class Assistant:
         """Check an answer written elsewhere, sentence by sentence, against the passages it was given."""
         return verify_answer(answer, list(passages), load_verifier(self.settings))
 
-    def evaluate(self, questions_file: Path | str, k: int | None = None, baseline: bool = False) -> dict:
-        """Quality figures on a question set (see rag.eval), and the LangChain recipe's if asked."""
+    def evaluate(self, questions_file: Path | str, k: int | None = None, baseline: bool = False,
+                 retrieval_only: bool = False) -> dict:
+        """Quality figures on a question set (see rag.eval); with `baseline` the LangChain recipe's and
+        plain BM25's on the same passages; `retrieval_only` skips answering."""
         from .eval.report import evaluate_assistant
 
-        return evaluate_assistant(self, Path(questions_file), k or self.settings.top_k, baseline)
+        return evaluate_assistant(self, Path(questions_file), k or self.settings.top_k, baseline, retrieval_only)
 
     def as_retriever(self, k: int | None = None):
         """A LangChain BaseRetriever over this index (hybrid search, every post named in metadata)."""

@@ -89,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--corpus", type=Path, help="index this corpus in a temporary folder and evaluate on it")
     evaluate.add_argument("--baseline", action="store_true",
-                          help="also run the plain LangChain recipe (1000/200 splitter, same model, FAISS)")
+                          help="also run the plain LangChain recipe (1000/200 splitter, same model, FAISS) and "
+                               "plain BM25 over the same passages")
+    evaluate.add_argument("--retrieval-only", action="store_true", help="skip the answers (retrieval figures only)")
+    evaluate.add_argument("--show-misses", type=int, default=10, metavar="N",
+                          help="list up to N questions whose results miss a gold source (default 10)")
 
     migrate = commands.add_parser("migrate", help="copy the index into another vector store without re-embedding")
     migrate.add_argument("--to", choices=list(BACKENDS), required=True,
@@ -369,24 +373,29 @@ def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="rag-eval-") as folder:
             scratch = assistant.configured(index_dir=Path(folder) / "vectorstore")
             scratch.ingest([args.corpus])
-            report = scratch.evaluate(args.questions, k=args.k, baseline=args.baseline)
+            report = scratch.evaluate(args.questions, k=args.k, baseline=args.baseline,
+                                      retrieval_only=args.retrieval_only)
     else:
-        report = assistant.evaluate(args.questions, k=args.k, baseline=args.baseline)
+        report = assistant.evaluate(args.questions, k=args.k, baseline=args.baseline,
+                                    retrieval_only=args.retrieval_only)
     if args.json:
         _print_json(report)
     else:
-        print(_describe_eval(report))
+        print(_describe_eval(report, args.show_misses))
     return 0
 
 
-def _describe_eval(report: dict) -> str:
-    columns = ["rag"] + (["baseline"] if "baseline" in report else [])
+def _describe_eval(report: dict, show_misses: int) -> str:
+    columns = [c for c in ("rag", "langchain", "bm25") if c in report]
     lines = [f"{'metric (k=' + str(report['k']) + ')':<24}" + "".join(f"{c:>12}" for c in columns)]
     for metric in report["rag"]:
         cells = [report[c].get(metric) for c in columns]
         lines.append(f"{metric:<24}" + "".join(f"{'-' if v is None else v:>12}" for v in cells))
-    for miss in report["misses"]:
+    misses = report["misses"]
+    for miss in misses[:show_misses]:
         lines.append(f"miss: {miss['question']}  gold {miss['gold']}  got {miss['got']}")
+    if len(misses) > show_misses:
+        lines.append(f"... and {len(misses) - show_misses} more misses (--show-misses N, or --json for all)")
     return "\n".join(lines)
 
 

@@ -83,3 +83,20 @@ def test_retrieval_gates_hold_on_a_second_larger_corpus(capsys):
     assert report["false_abstention_rate"] <= 0.05  # abstains rarely on answerable questions
     # Near misses the offline answerer can catch (a name no passage mentions); the rest: see README.
     assert report["abstention_recall"] >= 0.5
+
+
+def test_eval_runs_both_baselines_and_counts_the_characters_handed_over(docs, tmp_path, capsys):
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"question": "What hit rate did the CDN reach?", "gold_files": ["cdn.md"], "answers": ["94"]})
+        + "\n" + json.dumps({"question": "Who won the rugby world cup?", "gold_files": [], "answers": []}) + "\n")
+    assert main(["ingest"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(questions), "--k", "2", "--baseline", "--retrieval-only", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for system in ("rag", "langchain", "bm25"):
+        assert report[system]["hit@k"] == 1.0 and report[system]["answer_in_retrieved"] == 1.0
+        assert 0 < report[system]["chars@k"] <= 2 * 1000
+    assert report["rag"]["answer_in_answer"] is None  # --retrieval-only asks nothing
+    assert main(["eval", str(questions), "--k", "2", "--baseline", "--retrieval-only"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[-3:] == ["rag", "langchain", "bm25"]

@@ -80,6 +80,7 @@ def retrieval_metrics(question: Question, results: Sequence[Result]) -> dict[str
         "all_sources": float(found == set(question.gold)),
         "mrr": 1.0 / ranks[0] if ranks else 0.0,
         "answer_in_retrieved": float(_contains(" ".join(r.text for r in results), question.answers)),
+        "chars": float(sum(len(r.text) for r in results)),
     }
 
 
@@ -117,6 +118,7 @@ def summarize(rows: list[dict], search_ms: list[float], ask_ms: list[float]) -> 
         "questions": len(rows), "in_scope": len(in_scope), "out_of_scope": len(out_scope),
         "hit@k": mean("hit", in_scope), "all_sources@k": mean("all_sources", in_scope), "mrr": mean("mrr", in_scope),
         "answer_in_retrieved": mean("answer_in_retrieved", in_scope),
+        "chars@k": round(statistics.fmean(r["chars"] for r in in_scope)) if in_scope else None,
         "answer_in_answer": mean("answer_in_answer", in_scope),
         "citation_precision": round(sum(r.get("cited_supporting", 0) for r in in_scope) / cited, 3) if cited else None,
         "abstention_precision": round(correct_abstentions / abstained, 3) if answered and abstained else None,

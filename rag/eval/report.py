@@ -12,16 +12,22 @@ if TYPE_CHECKING:
     from ..assistant import Assistant
 
 
-def evaluate_assistant(assistant: Assistant, questions_file: Path, k: int, baseline: bool) -> dict:
+def evaluate_assistant(assistant: Assistant, questions_file: Path, k: int, baseline: bool,
+                       retrieval_only: bool = False) -> dict:
+    """This assistant's figures; with `baseline`, the LangChain recipe's and plain BM25's on the same
+    posts and questions ("langchain", "bm25"); `retrieval_only` skips the answers."""
     questions = load_questions(questions_file)
 
     def search(question: str) -> list[Result]:
         return [result_of(hit) for hit in assistant.search(question, k=k).hits]
 
-    summary, misses = evaluate(questions, search, lambda q: assistant.ask(q, k=k))
+    ask = None if retrieval_only else (lambda q: assistant.ask(q, k=k))
+    summary, misses = evaluate(questions, search, ask)
     report = {"k": k, "rag": summary, "misses": misses}
     if baseline:
         from .baseline import baseline_for
+        from .bm25 import bm25_for
 
-        report["baseline"], _ = evaluate(questions, baseline_for(assistant.settings, k))
+        report["langchain"], _ = evaluate(questions, baseline_for(assistant.settings, k))
+        report["bm25"], _ = evaluate(questions, bm25_for(assistant.settings, k))
     return report
