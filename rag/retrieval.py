@@ -66,7 +66,7 @@ def hybrid_search(store: VectorStore, encoder: QueryEncoder, question: str, k: i
         return []
     vectors = store.vectors(ids)
     relevance = np.array([fused[i] for i in ids])
-    order = diversify(relevance / relevance.max(), vectors, k, settings.mmr_lambda)
+    order = diversify(relevance / (relevance.max() or 1.0), vectors, k, settings.mmr_lambda)  # all 0: a 0 weight
     chosen = sorted((ids[p] for p in order), key=lambda i: fused[i], reverse=True)  # MMR picks which; relevance orders
     bm25 = dict(lexical)
     cosine = dict(zip(ids, (vectors @ query).tolist()))

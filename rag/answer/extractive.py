@@ -14,12 +14,16 @@ from ..retrieval import QueryEncoder
 from ..text import sentence_units
 from ..types import ANSWER_KIND, NOTHING_VERIFIED, Hit
 from .answerability import can_answer, wanted
+from .citations import content_words
 
 # A sentence must come this close to the best one to join it: keeps answers short and on topic.
 _MARGIN = 0.12
 _PER_PASSAGE = 2
 # Passages scoring well below the best one are context for ranking, not sources of answer sentences.
 _PASSAGE_FLOOR = 0.8
+# Weight of the share of the question's content words a sentence (with its predecessor) contains: the
+# sentence that holds the fact usually repeats the question's rarer words, the topic sentence only some.
+LEXICAL_WEIGHT = 0.0
 
 
 def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: QueryEncoder,
@@ -51,6 +55,8 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
     similarity = (vectors[len(asked):] @ vectors[: len(asked)].T).mean(axis=1)
     # The sentence's own similarity, plus its passage's: a sentence reads best in a passage that fits.
     scores = similarity + 0.5 * np.array([hits[rank].dense_score for rank, _, _ in candidates])
+    if LEXICAL_WEIGHT:
+        scores = scores + LEXICAL_WEIGHT * _coverage(questions, in_context)
     best = float(scores.max())
     chosen: list[tuple[int, int, str]] = []
     for index in np.argsort(-scores, kind="stable"):
@@ -60,3 +66,15 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
         if sum(1 for r, _, _ in chosen if r == rank) < _PER_PASSAGE:
             chosen.append((rank, order, sentence))
     return " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in sorted(chosen)), None
+
+
+def _coverage(questions: Sequence[str], sentences: Sequence[str]) -> np.ndarray:
+    """Per sentence, the share of the question's content words it holds, each word weighted by how few
+    of the candidate sentences hold it (a word every sentence has says nothing about which one answers)."""
+    asked = set().union(*(content_words(q) for q in questions))
+    if not asked:
+        return np.zeros(len(sentences))
+    words = [content_words(s) for s in sentences]
+    weight = {w: np.log(1 + len(words) / (1 + sum(w in ws for ws in words))) for w in asked}
+    total = sum(weight.values())
+    return np.array([sum(weight[w] for w in asked & ws) / total for ws in words])

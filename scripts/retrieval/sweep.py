@@ -1,7 +1,7 @@
 """Retrieval settings across the three eval corpora: which fusion weights, candidate depth and diversity
 each corpus prefers, retrieval only (k = 5). Indexes are built once into a work folder.
 
-    .venv/bin/python scripts/retrieval/sweep.py [--work /tmp/rag-sweep] [--grid default|fine]
+    .venv/bin/python scripts/retrieval/sweep.py [--work /tmp/rag-sweep] [--grid '{"lexical_weight": [0.6, 0.8]}']
 
 Prints one JSON line per (corpus, setting) and a summary of the best settings by mean MRR and by the
 worst corpus.
@@ -47,7 +47,9 @@ def assistants(work: Path) -> dict[str, tuple[Assistant, Path]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--work", type=Path, default=Path("/tmp/rag-sweep"))
+    parser.add_argument("--grid", type=json.loads, default={}, help="JSON: setting -> values, replacing the default's")
     args = parser.parse_args()
+    GRID.update(args.grid)
     built = assistants(args.work)
     rows = []
     for values in itertools.product(*GRID.values()):
