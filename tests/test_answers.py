@@ -143,3 +143,12 @@ def test_cli_chat_keeps_history_and_shows_the_rewrite(shipped_index, monkeypatch
     assert "(searched for: and how long did that take? (following up on: How did they move" in out
     assert "two weeks" in out and "(new conversation)" in out
     assert out.count("rag> ") == 3  # every turn shows its checked answer (or the abstention) once
+
+
+def test_sentences_holding_the_questions_rarer_words_score_higher():
+    from rag.answer.extractive import _coverage
+
+    sentences = ["Turing machines are models of computation.", "Turing machines are easy to analyse.",
+                 "Many types of Turing machines are used to define complexity classes."]
+    coverage = _coverage(["Turing machines are commonly employed to define what?"], sentences)
+    assert coverage.argmax() == 2 and coverage[0] == coverage[1] > 0

@@ -23,7 +23,10 @@ _PER_PASSAGE = 2
 _PASSAGE_FLOOR = 0.8
 # Weight of the share of the question's content words a sentence (with its predecessor) contains: the
 # sentence that holds the fact usually repeats the question's rarer words, the topic sentence only some.
-LEXICAL_WEIGHT = 0.0
+# Swept on the three eval corpora at k = 4 (0 / 0.3 / 0.6 / 1.0): 0.3 found the answer string in 0.788 of
+# the SQuAD answers (from 0.762), as often on the case studies, 0.007 less on the wiki, and raised
+# citation precision on all three; higher weights lost answers on the case studies and the wiki.
+LEXICAL_WEIGHT = 0.3
 
 
 def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: QueryEncoder,
@@ -55,8 +58,7 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
     similarity = (vectors[len(asked):] @ vectors[: len(asked)].T).mean(axis=1)
     # The sentence's own similarity, plus its passage's: a sentence reads best in a passage that fits.
     scores = similarity + 0.5 * np.array([hits[rank].dense_score for rank, _, _ in candidates])
-    if LEXICAL_WEIGHT:
-        scores = scores + LEXICAL_WEIGHT * _coverage(questions, in_context)
+    scores = scores + LEXICAL_WEIGHT * _coverage(questions, in_context)
     best = float(scores.max())
     chosen: list[tuple[int, int, str]] = []
     for index in np.argsort(-scores, kind="stable"):
