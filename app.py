@@ -6,6 +6,8 @@ images and bare URLs in it cannot fetch or point anywhere.
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from rag import Assistant, RagError, load_settings
@@ -48,7 +50,8 @@ def index_panel(assistant: Assistant) -> None:
     st.header("Index")
     try:
         info = assistant.info()
-        st.markdown(f"**{info.files}** documents · **{info.posts}** posts · **{info.unique_passages}** passages")
+        st.markdown(f"**{info.files}** {'document' if info.files == 1 else 'documents'} · **{info.posts}** posts · "
+                    f"**{info.unique_passages}** passages")
         st.caption(f"{safe(info.model)} · built {info.built_at}")
         if info.changed_files:
             st.warning("Changed since: " + safe(", ".join(info.changed_files)))
@@ -64,6 +67,7 @@ def documents_panel(assistant: Assistant) -> None:
     limit = assistant.settings.max_file_bytes
     with st.form("upload", clear_on_submit=True, border=False):
         files = st.file_uploader("Add documents", type=UPLOAD_TYPES, accept_multiple_files=True,
+                                 max_upload_size=max(1, math.ceil(limit / 2**20)),
                                  help=f"PDF, Word .docx, Markdown, HTML or text, up to {limit / 1e6:g} MB each "
                                       "(RAG_MAX_FILE_BYTES)")
         submitted = st.form_submit_button("Upload and index")
@@ -75,7 +79,7 @@ def documents_panel(assistant: Assistant) -> None:
         return
     with st.expander(f"{len(documents)} indexed", expanded=len(documents) <= 10):
         for document in documents:
-            text, button = st.columns([5, 2], vertical_alignment="center")
+            text, button = st.columns([3, 2], vertical_alignment="center")
             size = f"{document.pages} p." if document.pages is not None else f"{document.posts} posts"
             text.markdown(f"{safe(document.path)}  \n:gray[{document.kind} · {size} · {document.passages} passages]")
             if button.button("Remove", key=f"remove:{document.path}", help="Remove it from the index (the file stays)"):

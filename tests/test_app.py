@@ -45,7 +45,7 @@ def page_text(app: AppTest) -> str:
 
 def test_empty_chat_shows_status_and_examples(app):
     assert not app.exception
-    assert "**1** documents · **5** posts · **25** passages" in " ".join(m.value for m in app.sidebar.markdown)
+    assert "**1** document · **5** posts · **25** passages" in " ".join(m.value for m in app.sidebar.markdown)
     assert app.title[0].value == "Ask the case studies"
     assert app.chat_input[0].placeholder == "Ask about the case studies"
     examples = [b.label for b in app.main.button]
@@ -162,7 +162,7 @@ def test_documents_panel_lists_and_removes(monkeypatch, tmp_path, shipped_index)
     assert len(names) == 2 and names[0].endswith("/corpus/case-studies.txt") and names[1] == "notes.md"
     next(b for b in app.sidebar.button if b.key == "remove:notes.md").click().run(timeout=120)
     assert not app.exception and "Removed notes.md" in [c.value for c in app.sidebar.caption]
-    assert "**1** documents" in " ".join(m.value for m in app.sidebar.markdown)
+    assert "**1** document ·" in " ".join(m.value for m in app.sidebar.markdown)
     st.cache_resource.clear()
 
 
