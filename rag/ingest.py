@@ -75,10 +75,10 @@ def _plan(settings: Settings, current: Manifest | None, reusable: bool, paths: S
         return sync_plan(_names(settings, paths), [])
     if not paths:
         for root in roots:
-            if current and current.roots and not (project_dir(settings) / root).exists():
-                raise UserError(f"{root} was indexed but no longer exists: restore it, or `rag remove {root}` "
-                                "to drop its documents from the index")
             if not (project_dir(settings) / root).exists():
+                if current and current.roots:
+                    raise UserError(f"{root} was indexed but no longer exists: restore it, or `rag remove {root}` "
+                                    "to drop its documents from the index")
                 raise CorpusMissing(project_dir(settings) / root)
         return sync_plan(roots, excluded)
     plan = add_plan(roots, excluded, _names(settings, paths))
@@ -130,15 +130,19 @@ def describe_index(settings: Settings) -> IndexInfo:
     )
 
 
+def stored_records(settings: Settings, manifest: Manifest) -> list[Record]:
+    """Every passage record of the published index, read from the backend that wrote it."""
+    store = open_store(settings, build_spec(settings), store=manifest.store)
+    try:
+        return store.records()
+    finally:
+        store.close()
+
+
 def list_documents(settings: Settings) -> list[Document]:
     manifest = read_manifest(settings.index_dir)
-    records = None
-    if not manifest.documents:  # an index written before the catalogue: describe it from its records
-        store = open_store(settings, build_spec(settings), store=manifest.store)
-        try:
-            records = store.records()
-        finally:
-            store.close()
+    # An index written before the catalogue is described from its records.
+    records = None if manifest.documents else stored_records(settings, manifest)
     return sorted(catalogue(manifest, records).values(), key=lambda d: d.path)
 
 
@@ -191,7 +195,7 @@ def run_remove(settings: Settings, paths: Sequence[Path], on_wait: Callable[[], 
         current = read_manifest(settings.index_dir)
         previous = open_store(settings, spec, store=current.store)
         try:
-            indexed = set(current.fingerprints) | set(catalogue(current, previous.records()))
+            indexed = set(current.fingerprints)  # every file the index was built from, read or skipped
             names = _indexed_names(settings, paths, indexed)
             for name in names:
                 if not any(under(file, name) for file in indexed):
@@ -211,15 +215,17 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     loaded = load_paths([base / name for name in plan.scan], settings.max_file_bytes, base,
                         excluded=plan.excluded)
     old = previous.manifest if previous else None
-    old_fingerprints = {n: fp for n, fp in (old.fingerprints if old else {}).items() if plan.in_scope(n)}
-    changed, removed = changed_files(old_fingerprints, loaded.fingerprints)
+    old_fingerprints = old.fingerprints if old else {}
+    changed, removed = changed_files({n: fp for n, fp in old_fingerprints.items() if plan.in_scope(n)},
+                                     loaded.fingerprints)
     same_store = previous is not None and previous.manifest.store == settings.store and \
         previous.manifest.store_location == location_of(settings)
     if old and same_store and not changed and not removed and (old.roots, old.excluded) == (plan.roots, plan.excluded):
         manifest = _repair_query_model(settings, old)
         return _report(loaded, manifest, 0, manifest.unique_passages, [], [], started, wrote=False)
     records = previous.records() if previous else []
-    documents = {n: d for n, d in catalogue(old, records).items() if not plan.in_scope(n)} if old else {}
+    old_documents = catalogue(old, records) if old else {}
+    documents = {n: d for n, d in old_documents.items() if not plan.in_scope(n)}
     chunks = kept_chunks(records, lambda name: name in documents)
     new_chunks = chunk_posts(loaded.posts, token_counter(resolve_model_path(settings.embedding_model)), spec.max_tokens)
     if not chunks and not new_chunks and not plan.scan:
@@ -227,10 +233,8 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
                         "replace them all")
     if not chunks and not new_chunks:
         raise EmptyCorpus(", ".join(plan.scan or plan.roots), loaded.skipped)
-    old_documents = catalogue(old, records) if old else {}
-    documents.update(scanned_documents(loaded, new_chunks, old_documents, old.fingerprints if old else {},
-                                       built_at()))
-    fingerprints = {n: fp for n, fp in (old.fingerprints if old else {}).items() if not plan.in_scope(n)}
+    documents.update(scanned_documents(loaded, new_chunks, old_documents, old_fingerprints, built_at()))
+    fingerprints = {n: fp for n, fp in old_fingerprints.items() if not plan.in_scope(n)}
     fingerprints.update(loaded.fingerprints)
     # The ONNX export depends on the model alone: even a rebuild reuses it while its checksums hold.
     export = current if current and current.spec.model == spec.model else None

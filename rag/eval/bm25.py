@@ -15,14 +15,9 @@ def bm25_for(settings: Settings, k: int) -> Callable[[str], list[Result]]:
     import bm25s
 
     from ..index.manifest import read_manifest
-    from ..index.registry import open_store
-    from ..ingest import build_spec
+    from ..ingest import stored_records
 
-    store = open_store(settings, build_spec(settings), store=read_manifest(settings.index_dir).store)
-    try:
-        records = store.records()
-    finally:
-        store.close()
+    records = stored_records(settings, read_manifest(settings.index_dir))
     results = [Result(frozenset(s.title for s in r.sources), frozenset(s.path for s in r.sources), r.text)
                for r in records]
     retriever = bm25s.BM25()

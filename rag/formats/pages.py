@@ -80,7 +80,7 @@ class _Builder:
 
     def end(self) -> None:
         text = self.text
-        if text and self.is_heading(text) and len(text.split()) <= 10:
+        if text and self.is_heading(text):
             self.section = text
         elif text:
             self.paragraphs.append(Paragraph(text, self.section, self.page, tuple(self.breaks)))
@@ -117,22 +117,30 @@ def paragraphs_from_pages(pages: Sequence[list[Line]], is_heading) -> tuple[list
     lengths = sorted(len(line.text) for kept in kept_pages for line in kept if line.text)
     full = lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0  # the document's full line width
     spacing = _spacing(kept_pages)
+    following = _following_texts(kept_pages)
     builder = _Builder(is_heading)
     for number, kept in enumerate(kept_pages, 1):
         for i, line in enumerate(kept):
             if not line.text or _breaks_before(kept[i - 1] if i else None, line, spacing):
                 builder.end()
             if line.text:
-                _add_line(builder, line.text, number, _next_text(kept_pages, number, i), full)
+                _add_line(builder, line.text, number, following[number - 1][i], full)
         if builder.text.endswith(_SENTENCE_END):
             builder.end()
     builder.end()
     return builder.paragraphs, empty
 
 
-def _next_text(pages: Sequence[list[Line]], number: int, index: int) -> str:
-    following = pages[number - 1][index + 1:] + [line for page in pages[number:] for line in page]
-    return next((line.text for line in following if line.text), "")
+def _following_texts(pages: Sequence[list[Line]]) -> list[list[str]]:
+    """For each line, the text of the next non-empty line after it, across pages ("" at the end)."""
+    after, per_page = "", []
+    for lines in reversed(pages):
+        texts = []
+        for line in reversed(lines):
+            texts.append(after)
+            after = line.text or after
+        per_page.append(texts[::-1])
+    return per_page[::-1]
 
 
 def _add_line(builder: _Builder, text: str, page: int, following: str, full: int) -> None:
