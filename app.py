@@ -11,6 +11,7 @@ import math
 import streamlit as st
 
 from rag import Assistant, RagError, load_settings
+from rag.render import rewrite_note
 from rag.render import safe_markdown as safe
 from rag.uploads import UploadRefused, save_upload
 
@@ -163,6 +164,8 @@ def answer_panel(assistant: Assistant) -> dict:
 
 
 def show_sources(answer: dict) -> None:
+    if answer["needs_clarification"]:
+        return
     if answer["abstained"]:
         if answer["near_misses"]:
             st.caption("Near misses: the closest passages, which do not answer the question")
@@ -197,8 +200,9 @@ def show_message(message: dict) -> None:
         st.markdown(safe(message["content"]))
         answer = message.get("answer")
         if answer:
-            if answer["standalone_question"] != answer["question"]:
-                st.caption(safe(f"Searched for: {answer['standalone_question']}"))
+            note = rewrite_note(answer["question"], answer["standalone_question"])
+            if note:
+                st.caption(safe(note))
             for notice in answer["notices"]:
                 st.caption(safe(notice))
             show_sources(answer)

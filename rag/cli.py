@@ -20,6 +20,7 @@ from .assistant import Assistant
 from .config import load_settings
 from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.registry import BACKENDS
+from .render import rewrite_note
 from .types import Answer, IngestReport, SearchResult, Turn
 
 
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="?", help="the question (omit with --batch)")
     ask.add_argument("--k", type=_positive_k, default=None, help="passages to answer from (default RAG_TOP_K)")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
-    ask.add_argument("--batch", metavar="FILE", help="one question per line ('-' for stdin), JSON lines out")
+    ask.add_argument("--batch", metavar="FILE", help="one question per line ('-' for stdin), or JSON lines "
+                     '{"question": str, "history": [[role, text], ...]}; JSON lines out')
     ask.add_argument("--answerer", choices=["auto", "extractive", "llm"], help="override RAG_ANSWERER")
 
     chat = commands.add_parser("chat", help="an interactive chat in the terminal (follow-ups use the history)")
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="retrieval and answer quality on a question set")
     evaluate.add_argument("questions", type=Path, help='JSON lines: {"question", "gold_titles" or "gold_files", '
-                          '"answers"}; empty gold = out of scope')
+                          '"answers"}, empty gold = out of scope; or conversations: {"turns": [question, ...]}')
     evaluate.add_argument("--k", type=_positive_k, default=None, help="passages per question (default RAG_TOP_K)")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--corpus", type=Path, help="index this corpus in a temporary folder and evaluate on it")
@@ -250,6 +252,22 @@ def _batch(args: argparse.Namespace, run, errors: tuple[type[Exception], ...] = 
     return 2 if failures else 0
 
 
+def _ask_request(line: str) -> tuple[str, list]:
+    """A batch line: the question as plain text, or {"question": str, "history": [[role, text], ...]}."""
+    if not line.lstrip().startswith("{"):
+        return line, []
+    try:
+        request = json.loads(line)
+        question, history = request["question"], request.get("history", [])
+    except (ValueError, KeyError, TypeError):
+        raise UserError('a JSON line must be {"question": str, "history": [[role, text], ...]}') from None
+    if not isinstance(question, str) or not isinstance(history, list) or not all(
+            isinstance(t, list) and len(t) == 2 and t[0] in ("user", "assistant") and isinstance(t[1], str)
+            for t in history):
+        raise UserError('"question" must be a string and "history" a list of ["user" or "assistant", text] pairs')
+    return question, history
+
+
 def _describe_search(result: SearchResult) -> str:
     if not result.hits:
         return "no passages found"
@@ -263,13 +281,18 @@ def _describe_search(result: SearchResult) -> str:
 
 def cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.batch:
-        return _batch(args, lambda line: assistant.ask(line, k=args.k, answerer=args.answerer))
+        def ask_line(line: str) -> Answer:
+            question, history = _ask_request(line)
+            return assistant.ask(question, history=history, k=args.k, answerer=args.answerer)
+
+        return _batch(args, ask_line, (UserError,))
     answer = assistant.ask(_question(args, "ask"), k=args.k, answerer=args.answerer)
     _print_notices(answer.notices)
     if args.json:
         _print_json(answer.to_dict())
     else:
-        print(answer.text + "\n\n" + _describe_sources(answer) + f"\n({answer.answerer} answer)")
+        print(answer.text if answer.needs_clarification else
+              answer.text + "\n\n" + _describe_sources(answer) + f"\n({answer.answerer} answer)")
     return 0
 
 
@@ -345,9 +368,10 @@ def _chat_turn(assistant: Assistant, question: str, history: list[Turn], args: a
     answer = stream.answer
     if not shown:  # an abstention: nothing of the draft passed
         print(answer.text, end="")
-    if answer.standalone_question != question:
-        print(f"\n(searched for: {answer.standalone_question})", end="")
-    print("\n" + _describe_sources(answer) + "\n")
+    note = rewrite_note(answer.question, answer.standalone_question)
+    if note:
+        print(f"\n({note})", end="")
+    print("\n" + ("" if answer.needs_clarification else _describe_sources(answer) + "\n"))
     _print_notices(answer.notices)
     return answer
 
@@ -386,6 +410,8 @@ def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def _describe_eval(report: dict, show_misses: int) -> str:
+    if "conversations" in report:
+        return _describe_conversations(report, show_misses)
     columns = [c for c in ("rag", "langchain", "bm25") if c in report]
     lines = [f"{'metric (k=' + str(report['k']) + ')':<24}" + "".join(f"{c:>12}" for c in columns)]
     for metric in report["rag"]:
@@ -396,6 +422,18 @@ def _describe_eval(report: dict, show_misses: int) -> str:
         lines.append(f"miss: {miss['question']}  gold {miss['gold']}  got {miss['got']}")
     if len(misses) > show_misses:
         lines.append(f"... and {len(misses) - show_misses} more misses (--show-misses N, or --json for all)")
+    return "\n".join(lines)
+
+
+def _describe_conversations(report: dict, show_misses: int) -> str:
+    lines = [f"{'metric (k=' + str(report['k']) + ')':<28}{'rag':>8}"]
+    lines += [f"{metric:<28}{'-' if value is None else value:>8}" for metric, value in report["conversations"].items()]
+    wrong = report["wrong_turns"]
+    for turn in wrong[:show_misses]:
+        lines.append(f"wrong ({turn['kind']}): {turn['question']!r} after {turn['history']} -> searched for "
+                     f"{turn['searched_for']!r}, answered {turn['answer'][:100]!r}")
+    if len(wrong) > show_misses:
+        lines.append(f"... and {len(wrong) - show_misses} more wrong turns (--show-misses N, or --json for all)")
     return "\n".join(lines)
 
 

@@ -13,3 +13,13 @@ def safe_markdown(text: str) -> str:
     and URLs broken by a zero-width space so they are not auto-linked either."""
     escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     return _URL_START.sub(lambda m: f"{m.group(1)}\u200b{m.group(2)}", escaped)
+
+
+def rewrite_note(question: str, standalone: str, limit: int = 160) -> str | None:
+    """How a follow-up was read, briefly; None when the question was searched as asked."""
+    if not standalone or standalone == question:
+        return None
+    if standalone.startswith(question) and standalone.endswith(")") and " (about: " in standalone:
+        return "Read as a follow-up about: " + standalone[len(question):].strip()[len("(about: "):-1]
+    shown = standalone if len(standalone) <= limit else standalone[:limit - 3].rstrip() + "..."
+    return "Searched for: " + shown

@@ -262,12 +262,15 @@ class Answer:
     notices: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     removed: tuple[RemovedClaim, ...] = ()
+    # A follow-up with nothing to refer to: `text` asks the user what they mean, and nothing is cited.
+    needs_clarification: bool = False
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "standalone_question": self.standalone_question or self.question,
             "answer": self.text,
+            "needs_clarification": self.needs_clarification,
             "abstained": self.abstained,
             "abstain_reason": self.abstain_reason,
             "answerer": self.answerer,

@@ -13,9 +13,8 @@ from conftest import SHIPPED_CORPUS
 from fake_openai import FakeOpenAI, scripted_llm, system_message, user_message
 
 from rag import Assistant, Settings
-from rag.answer.conversation import rule_rewrite
 from rag.cli import main
-from rag.types import Answer, Turn
+from rag.types import Answer
 
 QUESTIONS = [json.loads(line) for line in (Path(__file__).parent / "data" / "answer_questions.jsonl").open()]
 IN_SCOPE = [q for q in QUESTIONS if q["fact"]]
@@ -61,20 +60,10 @@ def test_stream_yields_text_then_the_answer(shipped):
     assert isinstance(answer, Answer) and "".join(pieces) == answer.text and answer.answerer == "extractive"
 
 
-def test_follow_up_rule_rewrite():
-    history = [Turn("user", "How did they move to structured logging?"), Turn("assistant", "...")]
-    assert rule_rewrite(history, "and how long did that take?") == (
-        "and how long did that take? (following up on: How did they move to structured logging?)")
-    assert rule_rewrite(history, "What is the hardest part of any migration?") == (
-        "What is the hardest part of any migration?")
-    chained = history + [Turn("user", "and how long did that take?"), Turn("assistant", "...")]
-    assert "structured logging" in rule_rewrite(chained, "who did it?")
-
-
 def test_follow_up_uses_the_history(shipped):
     history = [("user", "How did they move to structured logging?"), ("assistant", "It took a while [1].")]
     answer = shipped.ask("and how long did that take?", history=history)
-    assert answer.standalone_question.startswith("and how long did that take? (following up on:")
+    assert answer.standalone_question == "and how long did that take? (about: move structured logging)"
     assert "two weeks" in answer.text
 
 
@@ -138,10 +127,11 @@ def test_cli_chat_keeps_history_and_shows_the_rewrite(shipped_index, monkeypatch
         "How did they move to structured logging?\nand how long did that take?\n/new\nand how long?\n/quit\n"))
     assert main(["chat"]) == 0
     out = capsys.readouterr().out
-    assert out.count("Sources:") + out.count("Closest passages") == 3
-    assert out.count("(searched for:") == 1  # after /new, nothing to follow up on
-    assert "(searched for: and how long did that take? (following up on: How did they move" in out
+    assert out.count("Sources:") + out.count("Closest passages") == 2
+    assert out.count("(Read as a follow-up about:") == 1  # after /new, nothing to follow up on: it asks back
+    assert "(Read as a follow-up about: move structured logging)" in out
     assert "two weeks" in out and "(new conversation)" in out
+    assert 'What is "and how long?" about? Ask again with the subject named' in out
     assert out.count("rag> ") == 3  # every turn shows its checked answer (or the abstention) once
 
 

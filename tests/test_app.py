@@ -73,8 +73,14 @@ def test_follow_up_uses_the_history_and_shows_the_rewrite(app):
     ask(app, "and how long did that take?")
     assert len(app.chat_message) == 4
     text = page_text(app)
-    assert "Searched for: and how long did that take? \\(following up on: How did they move" in text
+    assert "Read as a follow-up about: move structured logging" in text
     assert "two weeks" in app.chat_message[3].markdown[0].value
+
+
+def test_a_dangling_follow_up_is_asked_back(app):
+    ask(app, "and why?")
+    text = page_text(app)
+    assert 'What is "and why?" about?' in text and "Sources" not in text and "Near miss" not in text
 
 
 def test_abstention_shows_near_misses(app):

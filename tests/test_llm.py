@@ -119,6 +119,14 @@ def test_follow_up_is_rewritten_by_the_model(fake, llm):
     assert "The migration took one engineer two weeks." in answer.citations[0].hit.passage.text
 
 
+def test_a_rewrite_that_refuses_is_replaced_by_the_rule(fake, llm):
+    fake.then(reply("I'm sorry, but I can't help with that."), scripted_llm)
+    history = [("user", "Tell me about structured logging."), ("assistant", "It was the highest-ROI investment [1].")]
+    answer = llm().ask("and how long did that take?", history=history)
+    assert answer.standalone_question == "and how long did that take? (about: structured logging)"
+    assert any("rewrite of the follow-up was not a question about structured logging" in n for n in answer.notices)
+
+
 def test_missing_key_matters_only_when_the_llm_is_asked_for(shipped_index):
     auto = Assistant(Settings(index_dir=shipped_index))
     assert auto.ask("How did they cut cloud costs?").answerer == "extractive"

@@ -11,7 +11,7 @@ from ..config import Settings
 from ..errors import RagError
 from ..retrieval import QueryEncoder
 from ..types import LLM_DECLINED, NO_GROUNDED_PASSAGE, Hit, Turn
-from .conversation import rule_rewrite
+from .conversation import FollowUp, usable_rewrite
 from .extractive import extractive_draft
 from .grounding import NameMatcher, compound_names, context_of, question_names
 from .prompts import NO_ANSWER
@@ -29,8 +29,8 @@ class Draft:
 class Answerer(Protocol):
     name: str
 
-    def rewrite(self, history: Sequence[Turn], question: str, notices: list[str]) -> str:
-        """The follow-up `question` as a standalone question."""
+    def rewrite(self, history: Sequence[Turn], question: str, leaning: FollowUp, notices: list[str]) -> str:
+        """The follow-up `question` as a standalone question (`leaning` says what it refers to)."""
 
     def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
               notices: list[str]) -> Generator[str, None, Draft]:
@@ -46,8 +46,8 @@ class ExtractiveAnswerer:
     def __init__(self, encoder: QueryEncoder, matcher: NameMatcher, max_sentences: int) -> None:
         self.encoder, self.matcher, self.max_sentences = encoder, matcher, max_sentences
 
-    def rewrite(self, history: Sequence[Turn], question: str, notices: list[str]) -> str:
-        return rule_rewrite(history, question)
+    def rewrite(self, history: Sequence[Turn], question: str, leaning: FollowUp, notices: list[str]) -> str:
+        return leaning.rewrite(question)
 
     def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
               notices: list[str]) -> Generator[str, None, Draft]:
@@ -78,10 +78,15 @@ class LLMAnswerer:
         chat_model(settings)  # fails now, with what to set, when the endpoint is not configured
         self.settings = settings
 
-    def rewrite(self, history: Sequence[Turn], question: str, notices: list[str]) -> str:
+    def rewrite(self, history: Sequence[Turn], question: str, leaning: FollowUp, notices: list[str]) -> str:
         from .llm import condense
 
-        return condense(self.settings, history, question)
+        rewritten = condense(self.settings, history, question)
+        if usable_rewrite(rewritten, leaning.subject):
+            return rewritten
+        notices.append("the LLM's rewrite of the follow-up was not a question about "
+                       f"{leaning.subject}; used a simple rule")
+        return leaning.rewrite(question)
 
     def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
               notices: list[str]) -> Generator[str, None, Draft]:
@@ -102,12 +107,12 @@ class Fallback:
         self.primary, self.secondary = primary, secondary
         self.name = primary.name
 
-    def rewrite(self, history: Sequence[Turn], question: str, notices: list[str]) -> str:
+    def rewrite(self, history: Sequence[Turn], question: str, leaning: FollowUp, notices: list[str]) -> str:
         try:
-            return self.primary.rewrite(history, question, notices)
+            return self.primary.rewrite(history, question, leaning, notices)
         except RagError as exc:
             notices.append(f"the {self._primary} could not rewrite the follow-up ({exc}); used a simple rule")
-        return self.secondary.rewrite(history, question, notices)
+        return self.secondary.rewrite(history, question, leaning, notices)
 
     def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
               notices: list[str]) -> Generator[str, None, Draft]:

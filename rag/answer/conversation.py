@@ -1,18 +1,56 @@
-"""Follow-up questions: history hygiene and the rule-based standalone rewrite used without an LLM."""
+"""Follow-up questions: when a question leans on the history, what it leans on, and the rewrite.
+
+A question needs the history only when something in it is left unresolved: a pronoun with nothing to
+point at in the question itself ("how long did *that* take?"), a bare ellipsis ("why?", "what about
+contractors?"). Whether "that" or "it" points outside the question is read from the words around it
+("the tool *that* fixed" is a relative clause, "is *it* possible to" says nothing about the history),
+and a question that carries enough of its own subject stands alone whatever pronouns it holds.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
+from ..text import STOPWORDS
 from ..types import Turn
 
-_FOLLOW_UP = re.compile(
-    r"^\s*(and|but|also|so|then|what about|how about|why|how long|how much)\b"
-    r"|\b(it|its|that|this|those|these|them|there|same)\b",
-    re.I,
-)
-_SHORT = 4
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+_AUX = frozenset("do does did is are was were be been being has have had can could will would should may might "
+                 "must shall".split())
+_PREPOSITIONS = frozenset("about after before during from of on in with without for since to by like than into "
+                          "over at behind under".split())
+_OPENERS = frozenset("what which who whom whose when where why how and but or so then also".split()) | _AUX
+_CONNECTIVE = re.compile(r"^\s*(and|but|also|so|then|plus|what about|how about|what if)\b", re.I)
+# Words that say how a question asks, not what about: "how long did that *take*" names no subject.
+_ASKING = frozenset("take takes took taken happen happens happened get gets got make makes made go goes went "
+                    "mean means meant work worked long much many often else need needed thing things result results "
+                    "one ones first second third last next done tell explain describe elaborate say says said more "
+                    "detail details".split())
+# "this year" or "this week" points at the calendar, not at the conversation.
+_CALENDAR = frozenset("year week month quarter time morning afternoon evening sprint release season".split())
+# With "it", an adjective or "to" ahead marks the empty subject of "is it possible to ...".
+_EMPTY_IT = frozenset("possible ok okay true necessary allowed required safe mandatory important worth "
+                      "likely better best fine acceptable permitted".split())
+_REFUSAL = re.compile(r"\b(sorry|i can(no|')t|unable to|as an ai|not in the|i don't know|cannot (help|answer))\b",
+                      re.I)
+_SUFFIX = re.compile(r"(ations?|ions?|ments?|ing|ed|es|s)$")
+# A question with this many words of its own carries its subject, whatever pronouns it also holds.
+_SELF_CONTAINED = 5
+_SUBJECT_WORDS = 8
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A question that leans on the history: the word that does, and the subject the history gives it."""
+
+    reference: str
+    subject: str
+
+    def rewrite(self, question: str) -> str:
+        """The question's own ask, with the subject it refers to added (no history needed to read it)."""
+        return f"{question.strip()} (about: {self.subject})" if self.subject else question.strip()
 
 
 def as_turns(history: Iterable[Turn | Mapping | Sequence] | None, limit: int) -> list[Turn]:
@@ -29,14 +67,86 @@ def as_turns(history: Iterable[Turn | Mapping | Sequence] | None, limit: int) ->
     return [t for t in turns if t.content.strip()][-limit:] if limit else []
 
 
-def looks_like_follow_up(question: str) -> bool:
-    return len(question.split()) < _SHORT or bool(_FOLLOW_UP.search(question))
+def own_words(question: str) -> list[str]:
+    """The question's subject words, in order: no stopwords, no words that only say how it asks."""
+    words = _WORD.findall(question.lower())
+    return list(dict.fromkeys(w for w in words if w not in STOPWORDS and w not in _ASKING and len(w) > 1))
 
 
-def rule_rewrite(history: Sequence[Turn], question: str) -> str:
-    """Without an LLM: attach the question the follow-up leans on: the last one that stood on its own."""
-    asked = [t.content for t in history if t.role == "user"]
-    if not asked or not looks_like_follow_up(question):
-        return question
-    anchor = next((q for q in reversed(asked) if not looks_like_follow_up(q)), asked[-1])
-    return f"{question} (following up on: {anchor})"
+def dangling_reference(question: str) -> str | None:
+    """The words by which the question points outside itself ("that", "it", "the second one"; "" for a
+    bare ellipsis such as "why?"), or None when it can be read alone."""
+    words = _WORD.findall(question.lower())
+    subject = own_words(question)
+    if len(subject) >= _SELF_CONTAINED:
+        return None
+    for i, word in enumerate(words):
+        before, after = (words[i - 1] if i else ""), words[i + 1:i + 4]
+        if _points_back(word, before, after):
+            return f"{before} {word}" if word in ("one", "ones", "same", "former", "latter") else word
+    if _CONNECTIVE.match(question) and len(subject) <= 2 or not subject:
+        return ""  # an ellipsis: "why?", "how long?", "what about contractors?"
+    return None
+
+
+def _points_back(word: str, before: str, after: list[str]) -> bool:
+    if word in ("it", "its"):
+        return not (after and (after[0] in _EMPTY_IT or "to" in after[:3] and word == "it" and before in _AUX))
+    if word == "that":  # "did that", "about that", "that?" point back; "the tool that fixed" does not
+        return not before or before in _OPENERS or before in _PREPOSITIONS or not after
+    if word in ("this", "these", "those"):
+        return not (after and (after[0] in _CALENDAR or after[0] in ("who", "that", "which", "with")))
+    if word in ("one", "ones", "same", "former", "latter"):
+        return before in ("the", "that", "this", "other", "first", "second", "third", "last", "next")
+    return word in ("he", "she", "him", "her", "his", "hers")
+
+
+def subject_of(history: Sequence[Turn]) -> str:
+    """What the conversation is about: the latest user question that stood alone, with what the
+    follow-ups after it added; "" when no question in the history names anything."""
+    subject: list[str] = []
+    for question in (t.content for t in history if t.role == "user"):
+        own = own_words(question)
+        subject = own if dangling_reference(question) is None else list(dict.fromkeys(own + subject))
+    return " ".join(subject[:_SUBJECT_WORDS])
+
+
+def follow_up(history: Sequence[Turn], question: str) -> FollowUp | None:
+    """None when the question stands alone; else what it refers by and to (subject "" if nothing)."""
+    reference = dangling_reference(question)
+    if reference is None:
+        return None
+    return FollowUp(reference, subject_of(history))
+
+
+def speaks_of(subject: str, passages: Sequence[str]) -> list[bool]:
+    """Per passage, whether it holds at least half of the subject's words that any of them holds (a
+    word none of them has, the user's own "cloud", cannot tell them apart); all False if none has any."""
+    wanted = {_stem(w) for w in own_words(subject)}
+    held = [wanted & {_stem(w) for w in _WORD.findall(text.lower())} for text in passages]
+    known = set().union(*held) if held else set()
+    return [bool(known) and 2 * len(words) >= len(known) for words in held]
+
+
+def _stem(word: str) -> str:
+    """Crude, but enough to meet "costs", "costing" and "cost", or "optimizing" and "optimization"."""
+    return _SUFFIX.sub("", word)[:5]
+
+
+def usable_rewrite(rewrite: str, subject: str) -> bool:
+    """A model's rewrite is used only if it is a question, not a refusal, and names the subject."""
+    words = _WORD.findall(rewrite.lower())
+    if not words or _REFUSAL.search(rewrite) or len(words) > 80:
+        return False
+    asks = rewrite.rstrip().endswith("?") or words[0] in _OPENERS
+    stems = {w[:6] for w in own_words(subject)}
+    return asks and (not stems or bool(stems & {w[:6] for w in words}))
+
+
+def clarifying_question(question: str, reference: str) -> str:
+    """What to ask back when a follow-up has nothing to refer to."""
+    shown = question.strip()
+    if len(shown) > 120:
+        shown = shown[:117].rstrip() + "..."
+    asked = f'What does "{reference}" refer to in "{shown}"?' if reference else f'What is "{shown}" about?'
+    return f"{asked} Ask again with the subject named: the project, tool or policy you mean."

@@ -15,9 +15,9 @@ from typing import Any, Protocol, TypeVar
 from ..config import Settings
 from ..index.store import VectorStore
 from ..retrieval import QueryEncoder, hybrid_search
-from ..types import LOW_SCORE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
+from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
 from .answerers import Answerer, Draft
-from .conversation import as_turns, looks_like_follow_up
+from .conversation import FollowUp, as_turns, clarifying_question, follow_up, speaks_of
 from .prompts import abstain_text
 from .questions import clean_question
 from .verify import AnswerChecker, Check, load_verifier
@@ -32,6 +32,9 @@ class Loaded(Protocol):
 
 L = TypeVar("L", bound=Loaded)
 
+# How far below the passage closest to a follow-up's subject another passage may be and still answer it.
+SUBJECT_MARGIN = 0.05
+
 
 @dataclass
 class Run:
@@ -41,6 +44,7 @@ class Run:
     notices: list[str]
     started: float = field(default_factory=time.perf_counter)
     standalone: str = ""
+    subject: str = ""  # what a follow-up refers to, from the history ("" for a question that stands alone)
     abstain_text: str = ""
     hits: tuple[Hit, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
@@ -63,12 +67,19 @@ def answer(question: str, history: Any, k: int, settings: Settings,
     run = Run(cleaned, notices, abstain_text=abstain_text(settings.collection))
     with borrow() as loaded:
         writer = answerer(loaded)
-        run.standalone = _standalone(writer, as_turns(history, settings.history_turns), cleaned, notices)
+        turns = as_turns(history, settings.history_turns)
+        leaning = follow_up(turns, cleaned)
+        if leaning is not None and not leaning.subject:
+            return _clarify(run, writer.name, leaning)
+        run.standalone = _standalone(writer, turns, cleaned, leaning, notices)
+        run.subject = leaning.subject if leaning else ""
         since = time.perf_counter()
         run.hits = tuple(hybrid_search(loaded.store, loaded.encoder, run.standalone, k, settings))
         since = run.lap("retrieve_ms", since)
         if not run.hits or max(h.dense_score for h in run.hits) < settings.min_score:
             return _abstain(run, writer.name, LOW_SCORE)
+        if run.subject and not _on_subject(run, loaded.encoder):
+            return _abstain(run, writer.name, NO_GROUNDED_PASSAGE)
         checker = AnswerChecker(load_verifier(settings), [h.passage.text for h in run.hits])
         draft = yield from _verified(writer.draft(run.question, run.standalone, run.hits, notices), checker)
         run.lap("answer_ms", since)
@@ -91,10 +102,31 @@ def _spaced(checker: AnswerChecker, sentences: list[str]) -> Generator[str, None
         yield sentence if checker.sentences[0] is sentence else " " + sentence
 
 
-def _standalone(writer: Answerer, turns: Sequence, question: str, notices: list[str]) -> str:
-    if not turns or not looks_like_follow_up(question):
-        return question
-    return writer.rewrite(turns, question, notices)
+def _standalone(writer: Answerer, turns: Sequence, question: str, leaning: FollowUp | None,
+                notices: list[str]) -> str:
+    return question if leaning is None else writer.rewrite(turns, question, leaning, notices)
+
+
+def _on_subject(run: Run, encoder: QueryEncoder) -> bool:
+    """Keep the passages about what the follow-up refers to: they hold the subject's words and come
+    closest to it in meaning. "How long did that take?" about cloud costs must not quote "three months"
+    from a passage that only mentions a cost in passing."""
+    texts = [h.passage.text for h in run.hits]
+    vectors = encoder.encode([run.subject] + texts)
+    closeness = vectors[1:] @ vectors[0]
+    words = speaks_of(run.subject, texts)
+    near = [ok and c >= closeness.max() - SUBJECT_MARGIN for ok, c in zip(words, closeness)]
+    run.hits = tuple(h for h, ok in zip(run.hits, near) if ok)
+    if not run.hits:
+        run.notices.append(f"no passage found speaks of {run.subject}")
+    return bool(run.hits)
+
+
+def _clarify(run: Run, answerer: str, leaning: FollowUp) -> Answer:
+    """A follow-up with nothing to refer to: ask what it means instead of answering."""
+    run.lap("total_ms", run.started)
+    return Answer(run.question, clarifying_question(run.question, leaning.reference), (), False, answerer,
+                  run.question, notices=tuple(run.notices), timings=run.timings, needs_clarification=True)
 
 
 def _finish(run: Run, draft: Draft, checker: AnswerChecker) -> Answer:

@@ -1,0 +1,100 @@
+"""Follow-ups: when a question leans on the history, what it leans on, and what happens when nothing can."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+
+from rag.answer.conversation import dangling_reference, follow_up, speaks_of, subject_of, usable_rewrite
+from rag.cli import main
+from rag.types import Turn
+
+LEANING = ["and how long did that take?", "why?", "How long?", "who led it?", "What about contractors?",
+           "And the second one?", "What did that migration cost?", "Who approved that?", "How did it go?",
+           "Is that true?", "What does this policy say about contractors?", "Tell me more"]
+STANDING = ["How did they cut cloud costs?", "Which tool did the team adopt that fixed connection exhaustion?",
+            "How long does it take to get a laptop?", "Is it possible to expense a taxi?",
+            "What is the policy that covers laptops?", "What happened this year?",
+            "What are the on-call rules that apply to weekends?",
+            # long, and full of pronouns: it carries its own subject
+            "This is about our on-call setup: when the pager fires at night and it is a database alert, who "
+            "takes it, and does that engineer get time off afterwards under the compensation policy?"]
+
+
+@pytest.mark.parametrize("question", LEANING)
+def test_questions_that_lean_on_the_history(question):
+    assert dangling_reference(question) is not None
+
+
+@pytest.mark.parametrize("question", STANDING)
+def test_questions_that_stand_alone_whatever_pronouns_they_hold(question):
+    assert dangling_reference(question) is None
+
+
+def test_the_subject_comes_from_the_last_question_that_stood_alone_and_what_followed():
+    history = [Turn("user", "How did they move to structured logging?"), Turn("assistant", "..."),
+               Turn("user", "who led it?"), Turn("assistant", "...")]
+    assert subject_of(history) == "led move structured logging"
+    switched = history + [Turn("user", "What is the on-call rotation?"), Turn("assistant", "...")]
+    assert subject_of(switched) == "call rotation"
+    leaning = follow_up(switched, "how long is that?")
+    assert leaning.rewrite("how long is that?") == "how long is that? (about: call rotation)"
+    assert follow_up([], "why?").subject == "" and follow_up(history, "What is PgBouncer?") is None
+
+
+def test_a_models_rewrite_is_used_only_as_a_question_naming_the_subject():
+    subject = "move structured logging"
+    assert usable_rewrite("How long did the move to structured logging take?", subject)
+    assert not usable_rewrite("I'm sorry, I cannot help with that.", subject)
+    assert not usable_rewrite("NOT IN THE CASE STUDIES", subject)
+    assert not usable_rewrite("The migration took two weeks.", subject)  # an answer, not a question
+    assert not usable_rewrite("How long did the database upgrade take?", subject)  # another subject
+
+
+def test_passages_speak_of_a_subject_by_the_words_any_of_them_holds():
+    passages = ["Our cost optimization effort started with right-sizing.", "Three months later we were right.",
+                "The costs of cloud hosting fell."]
+    assert speaks_of("cut cloud costs", passages) == [True, False, True]  # half of "cloud" and "cost"
+    assert speaks_of("cloud hosting costs", passages) == [False, False, True]
+    assert speaks_of("optimizing sourdough", passages) == [True, False, False]  # nobody has "sourdough"
+    assert speaks_of("sourdough", passages) == [False, False, False]
+
+
+def test_a_follow_up_with_nothing_to_refer_to_asks_what_it_means(shipped_index, monkeypatch, capsys):
+    monkeypatch.setenv("RAG_INDEX_DIR", str(shipped_index))
+    assert main(["ask", "and how long did that take?", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["needs_clarification"] is True and data["citations"] == [] and data["abstained"] is False
+    assert data["answer"].startswith('What does "that" refer to in "and how long did that take?"?')
+
+
+def test_a_follow_up_the_sources_do_not_answer_abstains_instead_of_quoting_a_number(shipped):
+    history = [("user", "How did they cut cloud costs?"), ("assistant", "By right-sizing instances [1].")]
+    answer = shipped.ask("and how long did that take?", history=history)
+    assert answer.abstained and not answer.citations and "Three months" not in answer.text
+    assert answer.standalone_question == "and how long did that take? (about: cut cloud costs)"
+
+
+def test_a_self_contained_question_with_that_is_not_rewritten(shipped):
+    history = [("user", "How did they cut cloud costs?"), ("assistant", "By right-sizing instances [1].")]
+    question = "Which tool did the team adopt that fixed the database running out of connections?"
+    answer = shipped.ask(question, history=history)
+    assert answer.standalone_question == question and "PgBouncer" in answer.text
+
+
+def test_ask_batch_replays_a_conversation_from_json_lines(shipped_index, monkeypatch, capsys):
+    monkeypatch.setenv("RAG_INDEX_DIR", str(shipped_index))
+    lines = [json.dumps({"question": "and how long did that take?",
+                         "history": [["user", "How did they move to structured logging?"],
+                                     ["assistant", "It was the highest-ROI investment [1]."]]}),
+             "How much notice do API consumers get before a breaking change?",
+             json.dumps({"question": "why?", "history": "not a list"})]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
+    assert main(["ask", "--batch", "-"]) == 2  # the bad line fails alone
+    follow, plain, bad = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert "two weeks" in follow["answer"] and "structured logging" in follow["standalone_question"]
+    assert plain["abstained"] is False and "twelve weeks" in plain["answer"]
+    assert "history" in bad["error"] and "[[role, text]" not in bad.get("answer", "")
