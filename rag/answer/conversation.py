@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..text import STOPWORDS
 from ..types import Turn
+from .answerability import names_in
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 _AUX = frozenset("do does did is are was were be been being has have had can could will would should may might "
@@ -38,7 +39,9 @@ _REFUSAL = re.compile(r"\b(sorry|i can(no|')t|unable to|as an ai|not in the|i do
 _SUFFIX = re.compile(r"(ations?|ions?|ments?|ing|ed|es|s)$")
 # A question with this many words of its own carries its subject, whatever pronouns it also holds.
 _SELF_CONTAINED = 5
+_SHORT = 4
 _SUBJECT_WORDS = 8
+_ANSWER_NAMES = 2
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class FollowUp:
 
     reference: str
     subject: str
+    # False for a short question with no pointing word ("is there a cap?"): it may be a new topic, so
+    # the rewrite is kept only if it finds closer passages than the question alone.
+    certain: bool = True
 
     def rewrite(self, question: str) -> str:
         """The question's own ask, with the subject it refers to added (no history needed to read it)."""
@@ -101,31 +107,51 @@ def _points_back(word: str, before: str, after: list[str]) -> bool:
     return word in ("he", "she", "him", "her", "his", "hers")
 
 
+def is_short(question: str) -> bool:
+    """Too few words of its own to be sure it names its subject: "is there a cap?", "who owns them?"."""
+    return len(own_words(question)) < _SHORT
+
+
 def subject_of(history: Sequence[Turn]) -> str:
-    """What the conversation is about: the latest user question that stood alone, with what the
-    follow-ups after it added; "" when no question in the history names anything."""
+    """What the conversation is about: the latest user question that stood alone, what the follow-ups
+    after it added, and the names its answers gave ("PgBouncer"); "" when nothing names anything."""
     subject: list[str] = []
-    for question in (t.content for t in history if t.role == "user"):
-        own = own_words(question)
-        subject = own if dangling_reference(question) is None else list(dict.fromkeys(own + subject))
+    for turn in history:
+        if turn.role != "user":
+            subject += [n for n in names_in(turn.content) if n not in subject][:_ANSWER_NAMES]
+            continue
+        own = own_words(turn.content)
+        leans = dangling_reference(turn.content) is not None or is_short(turn.content)
+        subject = list(dict.fromkeys(own + subject)) if leans else own
     return " ".join(subject[:_SUBJECT_WORDS])
 
 
 def follow_up(history: Sequence[Turn], question: str) -> FollowUp | None:
     """None when the question stands alone; else what it refers by and to (subject "" if nothing)."""
     reference = dangling_reference(question)
-    if reference is None:
-        return None
-    return FollowUp(reference, subject_of(history))
+    if reference is not None:
+        return FollowUp(reference, subject_of(history))
+    subject = subject_of(history) if is_short(question) else ""
+    return FollowUp("", subject, certain=False) if subject else None
 
 
 def speaks_of(subject: str, passages: Sequence[str]) -> list[bool]:
-    """Per passage, whether it holds at least half of the subject's words that any of them holds (a
-    word none of them has, the user's own "cloud", cannot tell them apart); all False if none has any."""
+    """Per passage, whether it holds two (or half, if fewer) of the subject's words that any of them
+    holds (a word none has, the user's own "cloud", cannot tell them apart); all False if none has any.
+    On the multi-turn eval a stricter test (half of them, or closeness in meaning) lost more answers to
+    follow-ups than it won abstentions."""
     wanted = {_stem(w) for w in own_words(subject)}
     held = [wanted & {_stem(w) for w in _WORD.findall(text.lower())} for text in passages]
     known = set().union(*held) if held else set()
-    return [bool(known) and 2 * len(words) >= len(known) for words in held]
+    need = min(2, (len(known) + 1) // 2)
+    return [bool(known) and len(words) >= need for words in held]
+
+
+def holds_words(passage: str, question: str) -> bool:
+    """Whether the passage holds any of the question's own words (all True for a question with none)."""
+    held = {_stem(w) for w in _WORD.findall(passage.lower())}
+    own = own_words(question)
+    return not own or any(_stem(w) in held for w in own)
 
 
 def _stem(word: str) -> str:

@@ -17,7 +17,7 @@ from ..index.store import VectorStore
 from ..retrieval import QueryEncoder, hybrid_search
 from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
 from .answerers import Answerer, Draft
-from .conversation import FollowUp, as_turns, clarifying_question, follow_up, speaks_of
+from .conversation import FollowUp, as_turns, clarifying_question, follow_up, holds_words, speaks_of
 from .prompts import abstain_text
 from .questions import clean_question
 from .verify import AnswerChecker, Check, load_verifier
@@ -31,10 +31,6 @@ class Loaded(Protocol):
 
 
 L = TypeVar("L", bound=Loaded)
-
-# How far below the passage closest to a follow-up's subject another passage may be and still answer it.
-SUBJECT_MARGIN = 0.05
-
 
 @dataclass
 class Run:
@@ -71,14 +67,13 @@ def answer(question: str, history: Any, k: int, settings: Settings,
         leaning = follow_up(turns, cleaned)
         if leaning is not None and not leaning.subject:
             return _clarify(run, writer.name, leaning)
-        run.standalone = _standalone(writer, turns, cleaned, leaning, notices)
-        run.subject = leaning.subject if leaning else ""
         since = time.perf_counter()
-        run.hits = tuple(hybrid_search(loaded.store, loaded.encoder, run.standalone, k, settings))
+        _read(run, writer, turns, leaning,
+              lambda text: tuple(hybrid_search(loaded.store, loaded.encoder, text, k, settings)))
         since = run.lap("retrieve_ms", since)
         if not run.hits or max(h.dense_score for h in run.hits) < settings.min_score:
             return _abstain(run, writer.name, LOW_SCORE)
-        if run.subject and not _on_subject(run, loaded.encoder):
+        if run.subject and not _on_subject(run):
             return _abstain(run, writer.name, NO_GROUNDED_PASSAGE)
         checker = AnswerChecker(load_verifier(settings), [h.passage.text for h in run.hits])
         draft = yield from _verified(writer.draft(run.question, run.standalone, run.hits, notices), checker)
@@ -102,21 +97,36 @@ def _spaced(checker: AnswerChecker, sentences: list[str]) -> Generator[str, None
         yield sentence if checker.sentences[0] is sentence else " " + sentence
 
 
-def _standalone(writer: Answerer, turns: Sequence, question: str, leaning: FollowUp | None,
-                notices: list[str]) -> str:
-    return question if leaning is None else writer.rewrite(turns, question, leaning, notices)
+def _read(run: Run, writer: Answerer, turns: Sequence, leaning: FollowUp | None,
+          search: Callable[[str], tuple[Hit, ...]]) -> None:
+    """Set the question to search for, its subject and its hits. A short question with no pointing word
+    ("is there a cap?") is read as a follow-up only if, with the subject added, it finds a closer passage
+    than alone, and one that holds a word of its own: "What is PgBouncer?" after a question about
+    structured logging finds a logging passage, closer but without PgBouncer, so it stands alone."""
+    alone: tuple[Hit, ...] = ()
+    joined: tuple[Hit, ...] = ()
+    if leaning is not None and not leaning.certain:
+        alone, joined = search(run.question), search(leaning.rewrite(run.question))
+        if not joined or _closest(joined) <= _closest(alone) or not holds_words(joined[0].passage.text,
+                                                                                 run.question):
+            leaning = None
+    if leaning is None:
+        run.standalone, run.hits = run.question, alone or search(run.question)
+        return
+    run.subject = leaning.subject
+    run.standalone = writer.rewrite(turns, run.question, leaning, run.notices)
+    run.hits = joined if joined and run.standalone == leaning.rewrite(run.question) else search(run.standalone)
 
 
-def _on_subject(run: Run, encoder: QueryEncoder) -> bool:
-    """Keep the passages about what the follow-up refers to: they hold the subject's words and come
-    closest to it in meaning. "How long did that take?" about cloud costs must not quote "three months"
-    from a passage that only mentions a cost in passing."""
-    texts = [h.passage.text for h in run.hits]
-    vectors = encoder.encode([run.subject] + texts)
-    closeness = vectors[1:] @ vectors[0]
-    words = speaks_of(run.subject, texts)
-    near = [ok and c >= closeness.max() - SUBJECT_MARGIN for ok, c in zip(words, closeness)]
-    run.hits = tuple(h for h, ok in zip(run.hits, near) if ok)
+def _closest(hits: Sequence[Hit]) -> float:
+    return max((h.dense_score for h in hits), default=0.0)
+
+
+def _on_subject(run: Run) -> bool:
+    """Keep the passages that speak of what the follow-up refers to: "how long did that take?" about
+    cloud costs must not quote "three months" from a post about something else."""
+    keep = speaks_of(run.subject, [h.passage.text for h in run.hits])
+    run.hits = tuple(h for h, ok in zip(run.hits, keep) if ok)
     if not run.hits:
         run.notices.append(f"no passage found speaks of {run.subject}")
     return bool(run.hits)
