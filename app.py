@@ -11,7 +11,8 @@ import math
 import streamlit as st
 
 from rag import Assistant, RagError, load_settings
-from rag.render import rewrite_note
+from rag.chats import NEW_TITLE, ChatStore, Message, chat_markdown
+from rag.render import answer_markdown, rewrite_note, source_label
 from rag.render import safe_markdown as safe
 from rag.uploads import UploadRefused, save_upload
 
@@ -34,14 +35,6 @@ def shared_assistant() -> Assistant:
     except RagError:
         pass  # no index yet: the sidebar says so and offers to build it
     return assistant
-
-
-def where(source: dict) -> str:
-    pages = ""
-    if source.get("page") is not None:
-        end = source.get("page_end") or source["page"]
-        pages = f", p. {source['page']}" if end == source["page"] else f", pp. {source['page']}–{end}"
-    return source["title"] + (f" › {source['section']}" if source["section"] else "") + pages
 
 
 # ---------------------------------------------------------------- side panel
@@ -147,17 +140,46 @@ def answer_panel(assistant: Assistant) -> dict:
     k = st.slider("Passages to read", 1, 20, assistant.settings.top_k)
     has_key = assistant.settings.openai_api_key is not None
     answerer = st.radio("Answerer", ["extractive", "llm"], index=1 if has_key else 0, horizontal=True,
+                        disabled=not has_key,
                         help="extractive quotes the passages (offline); llm writes the answer with a model")
+    if not has_key:  # said before a question is asked, not after it fails
+        st.caption("llm needs OPENAI_API_KEY (and OPENAI_BASE_URL for vLLM, Ollama, llama.cpp or LM Studio) "
+                   "in the environment or .env, then a restart of the app.")
     options = {"k": k, "answerer": answerer}
     if answerer == "llm":
         options["llm_model"] = st.text_input("Model", assistant.settings.llm_model)
         options["llm_temperature"] = st.slider("Temperature", 0.0, 1.0, assistant.settings.llm_temperature)
-        if not has_key:
-            st.info("Set OPENAI_API_KEY (and OPENAI_BASE_URL for vLLM, Ollama, llama.cpp or LM Studio) "
-                    "in the environment or .env, then restart the app.")
-    if st.button("New chat", type="primary"):
-        st.session_state.messages = []
     return options
+
+
+def chats_panel(store: ChatStore, open_chat: str | None) -> None:
+    st.header("Chats")
+    if st.button("New chat", type="primary"):
+        st.query_params.clear()
+        st.rerun()
+    try:
+        chats = store.chats()
+    except RagError as exc:
+        st.error(safe(str(exc)))
+        return
+    for chat in chats[:50]:
+        current = chat.id == open_chat
+        if st.button(safe(chat.title), key=f"chat:{chat.id}", type="tertiary", disabled=current,
+                     icon=":material/chat:" if not current else ":material/chevron_right:"):
+            st.query_params["chat"] = chat.id
+            st.rerun()
+    chat = next((c for c in chats if c.id == open_chat), None)
+    if chat is not None:
+        with st.popover("Rename or delete this chat"):
+            title = st.text_input("Title", chat.title, max_chars=80)
+            rename, delete = st.columns(2)
+            if rename.button("Rename", disabled=not title.strip()):
+                store.rename(chat.id, title)
+                st.rerun()
+            if delete.button("Delete", type="primary"):
+                store.delete(chat.id)
+                st.query_params.clear()
+                st.rerun()
 
 
 # ---------------------------------------------------------------- chat
@@ -172,13 +194,13 @@ def show_sources(answer: dict) -> None:
         for hit in answer["near_misses"]:
             with st.expander(f"Near miss · {'; '.join(hit['titles'])}"):
                 st.markdown(safe(hit["text"]))
-                st.caption(safe(" · ".join(where(s) for s in hit["sources"])))
+                st.caption(safe(" · ".join(source_label(s) for s in hit["sources"])))
         return
     st.caption("Sources (the sentences that support the answer in bold)")
     for citation in answer["citations"]:
         with st.expander(f"[{citation['marker']}] {'; '.join(citation['titles'])}"):
             st.markdown(highlighted(citation["text"], citation["evidence"]))
-            st.caption(safe(" · ".join(where(s) for s in citation["sources"])))
+            st.caption(safe(" · ".join(source_label(s) for s in citation["sources"])))
     if answer["removed"]:
         with st.expander(f"Removed {len(answer['removed'])} claim(s) the sources do not support"):
             for claim in answer["removed"]:
@@ -195,24 +217,68 @@ def highlighted(text: str, evidence: list[dict]) -> str:
     return "".join(out + [safe(text[at:])])
 
 
-def show_message(message: dict) -> None:
-    with st.chat_message(message["role"]):
-        st.markdown(safe(message["content"]))
-        answer = message.get("answer")
-        if answer:
-            note = rewrite_note(answer["question"], answer["standalone_question"])
-            if note:
-                st.caption(safe(note))
-            for notice in answer["notices"]:
-                st.caption(safe(notice))
-            show_sources(answer)
-            st.caption(f"{answer['answerer']} answer")
+def show_message(store: ChatStore, message: Message, last: bool, options: dict) -> None:
+    with st.chat_message(message.role):
+        if message.role == "user":
+            st.markdown(safe(message.content))
+        elif message.error is not None:
+            st.error(safe(message.error))
+            if last and st.button("Retry", icon=":material/refresh:"):
+                st.session_state.retry = True
+                st.rerun()
+        else:
+            show_answer(store, message, options)
 
 
-def respond(assistant: Assistant, question: str, options: dict) -> None:
-    history = [{"role": m["role"], "content": m["content"]} for m in st.session_state.messages]
-    st.session_state.messages.append({"role": "user", "content": question})
-    show_message(st.session_state.messages[-1])
+def show_answer(store: ChatStore, message: Message, options: dict) -> None:
+    answer = message.answer or {}
+    st.markdown(answer_markdown(message.content, [c["text"] for c in answer.get("citations", [])]))
+    note = rewrite_note(answer.get("question", ""), answer.get("standalone_question", ""))
+    if note:
+        st.caption(safe(note))
+    for notice in answer.get("notices", []):
+        st.caption(safe(notice))
+    if answer:
+        show_sources(answer)
+        st.caption(f"{answer['answerer']} answer")
+    copy, rating = st.columns([1, 4], vertical_alignment="center")
+    with copy.popover("Copy", icon=":material/content_copy:"):
+        st.code(message.content, language=None, wrap_lines=True)  # its corner button copies the answer
+    with rating:
+        feedback(store, message, options)
+
+
+def feedback(store: ChatStore, message: Message, options: dict) -> None:
+    """Thumbs up or down, and an optional comment, stored with the answer and the settings it ran with."""
+    key = f"rate:{message.id}"
+    if key not in st.session_state and message.rating is not None:
+        st.session_state[key] = 1 if message.rating > 0 else 0
+    rated = st.feedback("thumbs", key=key, on_change=rate, args=(store, message.id, key, options))
+    if rated is not None:
+        st.text_input("Comment (optional)", message.comment, key=f"comment:{message.id}",
+                      placeholder="What was right or wrong?", on_change=rate, args=(store, message.id, key, options),
+                      label_visibility="collapsed")
+
+
+def rate(store: ChatStore, message_id: int, key: str, options: dict) -> None:
+    value = st.session_state.get(key)
+    if value is not None:
+        comment = st.session_state.get(f"comment:{message_id}", "")
+        store.rate(message_id, 1 if value == 1 else -1, comment, options)
+
+
+def respond(assistant: Assistant, store: ChatStore, chat_id: str | None, question: str, options: dict,
+            asked: bool = False) -> None:
+    """Answer `question` in the chat (made now if none is open); `asked` when it is already stored
+    (a retry). A failure is stored too, so the question stays and can be asked again."""
+    if chat_id is None:
+        chat_id = store.create(NEW_TITLE).id
+        st.query_params["chat"] = chat_id
+    history = store.history(chat_id)[:-1] if asked else store.history(chat_id)
+    if not asked:
+        store.add(chat_id, "user", question)
+        with st.chat_message("user"):
+            st.markdown(safe(question))
     answer_only = {k: v for k, v in options.items() if k != "k"}
     with st.chat_message("assistant"):
         checking = st.empty()
@@ -220,15 +286,20 @@ def respond(assistant: Assistant, question: str, options: dict) -> None:
         try:
             stream = assistant.configured(**answer_only).stream(question, history=history, k=options["k"])
             st.write_stream(safe(piece) for piece in stream)  # only sentences that passed the check
-            answer = stream.answer
+            store.add(chat_id, "assistant", stream.answer.text, answer=stream.answer.to_dict())
         except RagError as exc:
-            st.error(str(exc))
-            st.session_state.messages.pop()
-            return
+            store.add(chat_id, "assistant", "", error=str(exc))
         finally:
             checking.empty()
-    st.session_state.messages.append({"role": "assistant", "content": answer.text, "answer": answer.to_dict()})
-    st.rerun()  # redraw with the verified text and its sources
+    st.rerun()  # redraw from the store: the verified text, its sources, the rating
+
+
+def open_chat(store: ChatStore) -> tuple[str | None, list[Message]]:
+    """The chat named in the address (so a reload reopens it), and its messages."""
+    chat_id = st.query_params.get("chat")
+    if chat_id is None or store.get(chat_id) is None:
+        return None, []
+    return chat_id, store.messages(chat_id)
 
 
 def main() -> None:
@@ -241,21 +312,36 @@ def main() -> None:
     collection = assistant.settings.collection
     st.set_page_config(page_title=f"Ask {collection}", page_icon="📚")
     st.title(f"Ask {safe(collection)}")
-    st.session_state.setdefault("messages", [])
+    store = ChatStore(assistant.settings.chats_path)
+    try:
+        chat_id, messages = open_chat(store)
+    except RagError as exc:
+        st.error(safe(str(exc)))
+        chat_id, messages = None, []
     with st.sidebar:
+        options = answer_panel(assistant)
+        chats_panel(store, chat_id)
         index_panel(assistant)
         documents_panel(assistant)
-        options = answer_panel(assistant)
-    for message in st.session_state.messages:
-        show_message(message)
+    for number, message in enumerate(messages):
+        show_message(store, message, number == len(messages) - 1, options)
+    if st.session_state.pop("retry", False) and chat_id is not None:
+        question = store.drop_failure(chat_id)
+        if question is not None:
+            respond(assistant, store, chat_id, question, options, asked=True)
+    if messages and chat_id is not None:
+        chat = store.get(chat_id)
+        if chat is not None:
+            st.download_button("Export chat (Markdown)", chat_markdown(chat, messages), file_name=f"chat-{chat_id}.md",
+                               mime="text/markdown", icon=":material/download:")
     question = st.chat_input(f"Ask about {collection}")
-    if not st.session_state.messages and not question:
+    if not messages and not question:
         st.caption("Try one of these:")
         for example in EXAMPLES:
             if st.button(example):
                 question = example
     if question:
-        respond(assistant, question, options)
+        respond(assistant, store, chat_id, question, options)
 
 
 main()

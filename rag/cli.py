@@ -17,11 +17,12 @@ from pathlib import Path
 
 from . import logs
 from .assistant import Assistant
+from .chats import Chat, ChatStore, chat_markdown, feedback_line
 from .config import load_settings
 from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.registry import BACKENDS
 from .render import rewrite_note
-from .types import Answer, IngestReport, SearchResult, Turn
+from .types import Answer, IngestReport, SearchResult
 
 
 def _positive_k(text: str) -> int:
@@ -77,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="an interactive chat in the terminal (follow-ups use the history)")
     chat.add_argument("--k", type=_positive_k, default=None, help="passages to answer from (default RAG_TOP_K)")
     chat.add_argument("--answerer", choices=["auto", "extractive", "llm"], help="override RAG_ANSWERER")
+    saved = chat.add_mutually_exclusive_group()
+    saved.add_argument("--resume", nargs="?", const="last", metavar="ID",
+                       help="go on with a saved chat (the latest without ID); chats are kept in RAG_CHATS_PATH")
+    saved.add_argument("--list", action="store_true", help="list the saved chats (app and terminal), newest first")
+    saved.add_argument("--export", metavar="ID", help="print a saved chat as Markdown, with its sources")
+
+    feedback = commands.add_parser("feedback", help="the ratings given to answers in the app")
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
+    export = feedback_commands.add_parser("export", help="rated answers as eval lines (JSON), thumbs-down first")
+    export.add_argument("--rating", choices=["down", "up", "all"], default="all", help="which ratings (default all)")
 
     verify = commands.add_parser("verify", help="check answers written elsewhere against their passages")
     verify.add_argument("--batch", metavar="FILE", required=True,
@@ -332,9 +343,12 @@ def _clip(text: str, width: int = 120) -> str:
 
 
 def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
-    """Read questions until EOF or /quit; /new forgets the history."""
+    """Read questions until EOF or /quit; /new starts another chat. Every turn is saved (RAG_CHATS_PATH)."""
+    store = ChatStore(assistant.settings.chats_path)
+    if args.list or args.export:
+        return _saved_chats(store, args.export)
+    chat = _resumed(store, args.resume) if args.resume else None
     print(f"Ask about {assistant.settings.collection}. /new starts over, /quit (or Ctrl-D) leaves.", file=sys.stderr)
-    history: list[Turn] = []
     while True:
         try:
             question = input("you> ").strip()
@@ -343,22 +357,60 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
         if question in ("/quit", "/exit"):
             return 0
         if question == "/new":
-            history.clear()
+            chat = None
             print("(new conversation)")
             continue
         if not question:
             continue
+        chat = chat or store.create()
+        history = store.history(chat.id)
+        store.add(chat.id, "user", question)
         try:
             answer = _chat_turn(assistant, question, history, args)
         except UserError as exc:
+            store.add(chat.id, "assistant", "", error=str(exc))
             if isinstance(exc, (IndexMissing, IndexCorrupt, IndexMismatch)):
                 raise
             print(f"rag: error: {exc}", file=sys.stderr)
             continue
-        history += [Turn("user", question), Turn("assistant", answer.text)]
+        store.add(chat.id, "assistant", answer.text, answer=answer.to_dict())
 
 
-def _chat_turn(assistant: Assistant, question: str, history: list[Turn], args: argparse.Namespace) -> Answer:
+def _resumed(store: ChatStore, wanted: str) -> Chat:
+    chats = store.chats()
+    chat = chats[0] if wanted == "last" and chats else store.get(wanted)
+    if chat is None:
+        raise UserError("no saved chat to resume" if wanted == "last" else
+                        f"no saved chat {wanted}: rag chat --list shows their ids")
+    turns = store.messages(chat.id)
+    print(f'(resuming "{chat.title}": {sum(m.role == "user" for m in turns)} questions so far)')
+    for message in turns[-4:]:
+        print(f"{'you' if message.role == 'user' else 'rag'}> {message.error or message.content}")
+    return chat
+
+
+def _saved_chats(store: ChatStore, export: str | None) -> int:
+    if export:
+        chat = store.get(export)
+        if chat is None:
+            raise UserError(f"no saved chat {export}: rag chat --list shows their ids")
+        print(chat_markdown(chat, store.messages(chat.id)), end="")
+        return 0
+    for chat in store.chats():
+        print(f"{chat.id}  {chat.updated}  {chat.title}")
+    return 0
+
+
+def cmd_feedback(assistant: Assistant, args: argparse.Namespace) -> int:
+    """Rated answers as lines `rag eval` reads: a thumbs-down is a candidate regression question."""
+    rows = ChatStore(assistant.settings.chats_path).feedback()
+    wanted = {"down": (-1,), "up": (1,), "all": (-1, 1)}[args.rating]
+    for row in sorted((r for r in rows if r["rating"] in wanted), key=lambda r: r["rating"]):
+        _print_json(feedback_line(row))
+    return 0
+
+
+def _chat_turn(assistant: Assistant, question: str, history: list, args: argparse.Namespace) -> Answer:
     print("rag> ", end="", flush=True)
     stream = assistant.stream(question, history=history, k=args.k, answerer=args.answerer)
     shown = False
@@ -467,4 +519,5 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "remove": cmd_remove, "sources": cmd_sources, "search": cmd_search, "ask": cmd_ask,
-            "chat": cmd_chat, "verify": cmd_verify, "eval": cmd_eval, "migrate": cmd_migrate, "info": cmd_info}
+            "chat": cmd_chat, "feedback": cmd_feedback, "verify": cmd_verify, "eval": cmd_eval, "migrate": cmd_migrate,
+            "info": cmd_info}

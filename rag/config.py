@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     )
     answer_max_sentences: int = Field(3, ge=1, le=10, description="Most sentences the extractive answerer writes.")
     history_turns: int = Field(6, ge=0, le=50, description="Earlier messages used to rewrite a follow-up question.")
+    chats_path: Path = Field(
+        Path("chats.sqlite3"),
+        description="SQLite file where the app and `rag chat` keep conversations and the feedback on answers.",
+    )
     answerer: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="Who writes answers: 'llm' needs OPENAI_API_KEY; 'auto' uses the LLM when a key is set.",
     )

@@ -23,3 +23,53 @@ def rewrite_note(question: str, standalone: str, limit: int = 160) -> str | None
         return "Read as a follow-up about: " + standalone[len(question):].strip()[len("(about: "):-1]
     shown = standalone if len(standalone) <= limit else standalone[:limit - 3].rstrip() + "..."
     return "Searched for: " + shown
+
+
+_CODE = re.compile(r"(```.*?```|`[^`\n]+`)", re.S)
+_TOKEN = re.compile(
+    r"!\[(?P<alt>[^\]\n]*)\]\([^)\n]*\)"  # an image: never shown, its alt text is
+    r"|\[(?P<label>[^\]\n]+)\]\(\s*<?(?P<href>[^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)"  # a link
+    r"|(?P<url>(?i:\b(?:https?://|ftp://|www\.))[^\s<>()\[\]]+)")  # a bare address, which would be linked
+_LINK_DEFINITION = re.compile(r"(?m)^(\s{0,3})\[([^\]\n]+)\]:")
+# Raw HTML, and Streamlit's own syntax: colours and icons (":red[x]", ":material/x:") and LaTeX ("$x$").
+_ACTIVE = re.compile(r"[<>$]|:(?=[a-z/_-]+[\[:])")
+
+
+def answer_markdown(text: str, passages: list[str]) -> str:
+    """An answer as Markdown that keeps emphasis, lists, headings and code, keeps a link only when a
+    passage holds its address, and never shows an image, raw HTML or a link the sources do not have."""
+    return "".join(part if index % 2 else _prose(part, passages) for index, part in enumerate(_CODE.split(text)))
+
+
+def _prose(text: str, passages: list[str]) -> str:
+    out, at = [], 0
+    for match in _TOKEN.finditer(text):
+        out += [_plain(text[at:match.start()]), _token(match, passages)]
+        at = match.end()
+    return "".join(out + [_plain(text[at:])])
+
+
+def _plain(text: str) -> str:
+    text = _LINK_DEFINITION.sub(r"\1\\[\2\\]:", text)  # "[1]: http://..." would turn markers into links
+    return _ACTIVE.sub(lambda m: "\\" + m.group(0), text)
+
+
+def _token(match: re.Match, passages: list[str]) -> str:
+    if match.group("alt") is not None:
+        return safe_markdown(match.group("alt"))
+    address = match.group("href") or match.group("url")
+    whole = re.compile(re.escape(address) + r"(?=[.,;:!?]*(?:[\s<>()\[\]\"']|$))")  # itself, not a prefix of one
+    sourced = any(whole.search(p) for p in passages)
+    if match.group("label") is not None:
+        label = safe_markdown(match.group("label"))
+        return f"[{label}]({address})" if sourced else label
+    return address if sourced else safe_markdown(address)
+
+
+def source_label(source: dict) -> str:
+    """"Title › Section, p. 4" for one source of a passage (its JSON form)."""
+    pages = ""
+    if source.get("page") is not None:
+        end = source.get("page_end") or source["page"]
+        pages = f", p. {source['page']}" if end == source["page"] else f", pp. {source['page']}–{end}"
+    return source["title"] + (f" › {source['section']}" if source.get("section") else "") + pages

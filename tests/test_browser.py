@@ -27,7 +27,8 @@ def test_question_in_the_browser_shows_a_cited_answer(shipped_index, tmp_path):
 
     assert Path(browser.CHROMIUM).exists(), \
         "no Debian chromium: run `make test` (it installs it) or apt-get install chromium"
-    with browser.serve_app({"RAG_INDEX_DIR": str(shipped_index)}) as url, browser.browser_page() as page:
+    env = {"RAG_INDEX_DIR": str(shipped_index), "RAG_CHATS_PATH": str(tmp_path / "chats.sqlite3")}
+    with browser.serve_app(env) as url, browser.browser_page() as page:
         page.goto(url)
         browser.wait_idle(page)
         first = browser.ask(page, "Why did the database fail during traffic spikes?", 0)
@@ -39,6 +40,12 @@ def test_question_in_the_browser_shows_a_cited_answer(shipped_index, tmp_path):
         second = browser.ask(page, "and how long did the logging migration take?", 1)
         expect(page.get_by_test_id("stChatMessageContent").last).to_contain_text("two weeks")
         browser.screenshot(page, tmp_path / "answer.png")
+        page.reload()  # the chat is in the address and the chat store: it comes back whole
+        browser.wait_idle(page)
+        messages = page.get_by_test_id("stChatMessageContent")
+        expect(messages).to_have_count(4)
+        expect(messages.last).to_contain_text("two weeks")
+        expect(messages.nth(1).get_by_test_id("stExpander").first).to_contain_text("CQRS Patterns")
     assert (tmp_path / "answer.png").stat().st_size > 10_000
     print(f"first answer {first:.2f}s, second {second:.2f}s")
 

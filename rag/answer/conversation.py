@@ -23,7 +23,10 @@ _AUX = frozenset("do does did is are was were be been being has have had can cou
 _PREPOSITIONS = frozenset("about after before during from of on in with without for since to by like than into "
                           "over at behind under".split())
 _OPENERS = frozenset("what which who whom whose when where why how and but or so then also".split()) | _AUX
-_CONNECTIVE = re.compile(r"^\s*(and|but|also|so|then|plus|what about|how about|what if)\b", re.I)
+# "what about contractors?" borrows its whole ask; "and SCIM?" too, but "and how long did X take?" asks anew.
+_CONNECTIVE = re.compile(r"^\s*(what about|how about|what if|(and|but|also|so|then|plus)(?!\s+(what|which|who|whom|"
+                         r"whose|when|where|why|how|do|does|did|is|are|was|were|can|could|will|would|should|has|have|"
+                         r"had)\b))\b", re.I)
 # Words that say how a question asks, not what about: "how long did that *take*" names no subject.
 _ASKING = frozenset("take takes took taken happen happens happened get gets got make makes made go goes went "
                     "mean means meant work worked long much many often else need needed thing things result results "
