@@ -37,11 +37,6 @@ def wanted(question: str) -> str | None:
     return None
 
 
-def names_in(text: str) -> list[str]:
-    """The names a text gives, lower-cased, in order: "PgBouncer", "SCIM", not "Our" opening a sentence."""
-    return list(dict.fromkeys(n.lower() for n in _NAME_TOKEN.findall(text) if n.lower() not in _GENERIC))
-
-
 def can_answer(kind: str | None, sentence: str, question: str) -> bool:
     if kind == "quantity":
         return bool(NUMBER.search(sentence))
