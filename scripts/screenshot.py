@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -98,14 +99,18 @@ def screenshot(page, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
-    parser.add_argument("--question", default="How long did the move to structured logging take?")
+    parser.add_argument("--question", default="How did they move to structured logging?")
+    parser.add_argument("--follow-up", default="and how long did that take?", help="asked next ('' for none)")
     args = parser.parse_args()
-    with serve_app({}) as url, browser_page() as page:
+    chats = tempfile.TemporaryDirectory(prefix="rag-screenshot-")  # the shot leaves no chat behind
+    with chats, serve_app({"RAG_CHATS_PATH": f"{chats.name}/chats.sqlite3"}) as url, browser_page() as page:
         page.goto(url)
         wait_idle(page)
         seconds = ask(page, args.question, 0)
-        page.get_by_test_id("stExpander").first.click()
-        page.get_by_test_id("stExpanderDetails").first.wait_for(state="visible")
+        if args.follow_up:
+            seconds = ask(page, args.follow_up, 1)
+        page.get_by_test_id("stExpander").last.click()
+        page.get_by_test_id("stExpanderDetails").last.wait_for(state="visible")
         page.wait_for_timeout(600)  # the expander's opening animation
         screenshot(page, args.out)
     print(f"answer shown after {seconds:.2f}s; saved {args.out}")
