@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..config import Settings
 from ..index.store import VectorStore
-from ..retrieval import QueryEncoder, hybrid_search
+from ..retrieval import QueryEncoder, Reader, hybrid_search
 from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
 from .answerers import Answerer, Draft
 from .conversation import FollowUp, as_turns, clarifying_question, follow_up, holds_words, speaks_of
@@ -24,10 +24,13 @@ from .verify import AnswerChecker, Check, load_verifier
 
 
 class Loaded(Protocol):
-    """What a run reads (borrowed for the whole run): the index generation and the query encoder."""
+    """What a run reads (borrowed for the whole run): the index generation, the query encoder, the reader."""
 
     store: VectorStore
     encoder: QueryEncoder
+
+    @property
+    def reader(self) -> Reader | None: ...
 
 
 L = TypeVar("L", bound=Loaded)
@@ -69,7 +72,7 @@ def answer(question: str, history: Any, k: int, settings: Settings,
             return _clarify(run, writer.name, leaning)
         since = time.perf_counter()
         _read(run, writer, turns, leaning,
-              lambda text: tuple(hybrid_search(loaded.store, loaded.encoder, text, k, settings)))
+              lambda text: tuple(hybrid_search(loaded.store, loaded.encoder, text, k, settings, loaded.reader)))
         since = run.lap("retrieve_ms", since)
         if not run.hits or max(h.dense_score for h in run.hits) < settings.min_score:
             return _abstain(run, writer.name, LOW_SCORE)
@@ -101,14 +104,13 @@ def _read(run: Run, writer: Answerer, turns: Sequence, leaning: FollowUp | None,
           search: Callable[[str], tuple[Hit, ...]]) -> None:
     """Set the question to search for, its subject and its hits. A short question with no pointing word
     ("is there a cap?") is read as a follow-up only if, with the subject added, it finds a closer passage
-    than alone, and one that holds a word of its own: "What is PgBouncer?" after a question about
-    structured logging finds a logging passage, closer but without PgBouncer, so it stands alone."""
+    than alone, and one that holds a word of its own and the subject: "What is PgBouncer?" after a
+    question about structured logging finds a logging passage without PgBouncer, so it stands alone."""
     alone: tuple[Hit, ...] = ()
     joined: tuple[Hit, ...] = ()
     if leaning is not None and not leaning.certain:
         alone, joined = search(run.question), search(leaning.rewrite(run.question))
-        if not joined or _closest(joined) <= _closest(alone) or not holds_words(joined[0].passage.text,
-                                                                                 run.question):
+        if not joined or _closest(joined) <= _closest(alone) or not _joins(joined, run.question, leaning.subject):
             leaning = None
     if leaning is None:
         run.standalone, run.hits = run.question, alone or search(run.question)
@@ -116,6 +118,11 @@ def _read(run: Run, writer: Answerer, turns: Sequence, leaning: FollowUp | None,
     run.subject = leaning.subject
     run.standalone = writer.rewrite(turns, run.question, leaning, run.notices)
     run.hits = joined if joined and run.standalone == leaning.rewrite(run.question) else search(run.standalone)
+
+
+def _joins(hits: Sequence[Hit], question: str, subject: str) -> bool:
+    """Whether the closest passage holds both a word of the question's own and the subject."""
+    return holds_words(hits[0].passage.text, question) and speaks_of(subject, [h.passage.text for h in hits])[0]
 
 
 def _closest(hits: Sequence[Hit]) -> float:
