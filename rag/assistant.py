@@ -94,7 +94,7 @@ class Assistant:
         started = time.perf_counter()
         with self._index.borrow() as loaded:
             searching = time.perf_counter()
-            hits = hybrid_search(loaded.store, loaded.encoder, question, k, self.settings, loaded.reader)
+            hits = hybrid_search(loaded.store, loaded.encoder, question, k, self.settings)
         timings = {"load_ms": _ms(started, searching), "search_ms": _ms(searching, time.perf_counter())}
         logs.event("search", {"question": question}, k=k, hits=len(hits), question_chars=len(question), **timings)
         return SearchResult(question, tuple(hits), tuple(notices), timings)
@@ -111,8 +111,7 @@ class Assistant:
         llm = LLMAnswerer(self.settings) if mode == "llm" else None  # a missing key fails here, not mid-stream
 
         def writer(loaded: Loaded) -> Answerer:
-            extractive = ExtractiveAnswerer(loaded.encoder, loaded.matcher, self.settings.answer_max_sentences,
-                                            loaded.reader, self.settings.reader_threshold)
+            extractive = ExtractiveAnswerer(loaded.encoder, loaded.matcher, self.settings.answer_max_sentences)
             if llm is None:
                 return extractive
             return Fallback(llm, extractive) if self.settings.llm_fallback else llm

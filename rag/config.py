@@ -122,18 +122,6 @@ class Settings(BaseSettings):
         description="Keep a sentence when the verifier's P(supported) reaches this; unset uses the model's own "
         "threshold (tuned with it). Higher removes more.",
     )
-    reader_model: str = Field(
-        "none",
-        description="Cross-encoder that reads question and sentence together to rerank passages, pick the "
-        "answer sentence and abstain when none answers: 'bundled', 'none', or a folder or Hub name of a "
-        "cross-encoder with one relevance logit.",
-    )
-    rerank_depth: int = Field(20, ge=0, le=200, description="Fused candidates the reader reranks (0: no reranking).")
-    reader_threshold: float | None = Field(
-        None, ge=0, le=1,
-        description="The extractive answer abstains when no retrieved sentence reaches this P(answers); unset "
-        "uses the model's own threshold.",
-    )
     answer_max_sentences: int = Field(3, ge=1, le=10, description="Most sentences the extractive answerer writes.")
     history_turns: int = Field(6, ge=0, le=50, description="Earlier messages used to rewrite a follow-up question.")
     chats_path: Path = Field(

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .answer.grounding import NameMatcher
-from .answer.reader import Reader, load_reader
 from .config import Settings
 from .index.files import MANIFEST_NAME
 from .index.manifest import FileEntry, Manifest, verify_file
@@ -23,7 +22,6 @@ class Loaded:
     store: VectorStore
     encoder: QueryEncoder
     matcher: NameMatcher
-    reader: Reader | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -53,7 +51,7 @@ class Loader:
         except BaseException:
             store.close()
             raise
-        return Loaded(store, encoder, matcher, load_reader(self.settings))
+        return Loaded(store, encoder, matcher)
 
     def _encoder_for(self, manifest: Manifest) -> tuple[QueryEncoder, NameMatcher]:
         files = tuple(manifest.query_model_files)

@@ -8,7 +8,6 @@ every question.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -26,16 +25,6 @@ class QueryEncoder(Protocol):
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
-class Reader(Protocol):
-    """Reads question and passage together (rag.answer.reader): P(the passage answers it), per passage."""
-
-    def passage_scores(self, question: str, passages: Sequence[str]) -> np.ndarray: ...
-
-
-# The reader's order against the fused one when they are fused again.
-READER_WEIGHT = 1.0
-
-
 def lexical_terms(question: str) -> list[str]:
     words = re.findall(r"\w+", question.lower())
     return list(dict.fromkeys(w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())))
@@ -49,12 +38,6 @@ def fuse(rankings: list[tuple[list[int], float]], rrf_k: int) -> dict[int, float
         for rank, passage_id in enumerate(ids, 1):
             fused[passage_id] = fused.get(passage_id, 0.0) + weight / (rrf_k + rank) / total
     return fused
-
-
-def rerank(ids: list[int], read: np.ndarray, rrf_k: int) -> dict[int, float]:
-    """The fused order and the reader's order, fused again (ranks, not scores: the two scales differ)."""
-    by_reader = [ids[i] for i in np.argsort(-read, kind="stable")]
-    return fuse([(ids, 1.0), (by_reader, READER_WEIGHT)], rrf_k)
 
 
 def diversify(relevance: np.ndarray, vectors: np.ndarray, k: int, mmr_lambda: float) -> list[int]:
@@ -71,10 +54,7 @@ def diversify(relevance: np.ndarray, vectors: np.ndarray, k: int, mmr_lambda: fl
     return picked
 
 
-def hybrid_search(store: VectorStore, encoder: QueryEncoder, question: str, k: int, settings: Settings,
-                  reader: Reader | None = None) -> list[Hit]:
-    """Dense and BM25 rankings fused; with a reader, its top `rerank_depth` candidates reread with the
-    question; then diversified (MMR) down to k."""
+def hybrid_search(store: VectorStore, encoder: QueryEncoder, question: str, k: int, settings: Settings) -> list[Hit]:
     query = encoder.encode([question])[0]
     fetch = max(settings.fetch_k, k)
     dense = store.search(query, fetch)
@@ -84,10 +64,6 @@ def hybrid_search(store: VectorStore, encoder: QueryEncoder, question: str, k: i
     ids = sorted(fused, key=lambda i: fused[i], reverse=True)
     if not ids:
         return []
-    if reader is not None and settings.rerank_depth:
-        ids = ids[:max(settings.rerank_depth, k)]
-        fused = rerank(ids, reader.passage_scores(question, [p.text for p in store.passages(ids)]), settings.rrf_k)
-        ids = sorted(ids, key=lambda i: fused[i], reverse=True)
     vectors = store.vectors(ids)
     relevance = np.array([fused[i] for i in ids])
     order = diversify(relevance / (relevance.max() or 1.0), vectors, k, settings.mmr_lambda)  # all 0: a 0 weight

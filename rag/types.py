@@ -10,7 +10,6 @@ NO_GROUNDED_PASSAGE = "no_grounded_passage"  # no passage speaks of every name t
 ANSWER_KIND = "answer_kind"  # no retrieved sentence is the kind of answer asked for (a number, a name)
 LLM_DECLINED = "llm_declined"  # the LLM said the passages do not hold the answer
 NOTHING_VERIFIED = "nothing_verified"  # no sentence of the draft was supported by the passages
-NOT_ANSWERED = "not_answered"  # the reader found no retrieved sentence that answers the question
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,7 +134,7 @@ def test_multi_turn_gates(name, corpus, shipped_index, monkeypatch, capsys):
     report = json.loads(capsys.readouterr().out)["conversations"]
     assert report["turns"] >= 85
     assert report["dangling_clarified"] == 1.0 and report["clarified_wrongly"] == 0.0
-    assert report["left_alone"] >= 0.95 and report["hit@k"] >= 0.95
+    assert report["left_alone"] >= 0.95 and report["hit@k"] >= {"case_studies": 0.95, "wiki": 0.93}[name]
     assert report["false_abstention_rate"] <= 0.06
     assert report["followup_answer_in_answer"] >= {"case_studies": 0.78, "wiki": 0.58}[name]
     assert report["subject_kept"] >= {"case_studies": 0.52, "wiki": 0.58}[name]

@@ -15,7 +15,6 @@ from .conversation import FollowUp, usable_rewrite
 from .extractive import extractive_draft
 from .grounding import NameMatcher, compound_names, context_of, question_names
 from .prompts import NO_ANSWER
-from .reader import Reader
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,8 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, encoder: QueryEncoder, matcher: NameMatcher, max_sentences: int,
-                 reader: Reader | None = None, threshold: float | None = None) -> None:
+    def __init__(self, encoder: QueryEncoder, matcher: NameMatcher, max_sentences: int) -> None:
         self.encoder, self.matcher, self.max_sentences = encoder, matcher, max_sentences
-        self.reader, self.threshold = reader, threshold
 
     def rewrite(self, history: Sequence[Turn], question: str, leaning: FollowUp, notices: list[str]) -> str:
         return leaning.rewrite(question)
@@ -63,8 +60,7 @@ class ExtractiveAnswerer:
                            "no passage found mentions " + " and ".join(names) + " together")
             return Draft("", self.name, NO_GROUNDED_PASSAGE)
         quotable = [not m for m in missing] if missing else None
-        text, declined = extractive_draft([asked, standalone], hits, self.encoder, self.max_sentences, quotable,
-                                          self.reader, self.threshold)
+        text, declined = extractive_draft([asked, standalone], hits, self.encoder, self.max_sentences, quotable)
         if declined:
             notices.append("no retrieved sentence answers this")
         yield text  # whole: it is quoted, not written

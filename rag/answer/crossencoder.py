@@ -34,8 +34,7 @@ class CrossEncoder:
         from tokenizers import Tokenizer
 
         meta = json.loads((folder / META_FILE).read_text())
-        labels = meta["labels"]  # one logit: a relevance model, its sigmoid is column 0
-        self.columns = [SUPPORTED] if len(labels) == 1 else [_label(name) for name in labels]
+        self.columns = [_label(name) for name in meta["labels"]]
         self.threshold = float(meta.get("threshold", 0.5))
         self._tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self._tokenizer.no_padding()

@@ -12,10 +12,9 @@ import numpy as np
 
 from ..retrieval import QueryEncoder
 from ..text import sentence_units
-from ..types import ANSWER_KIND, NOT_ANSWERED, NOTHING_VERIFIED, Hit
+from ..types import ANSWER_KIND, NOTHING_VERIFIED, Hit
 from .answerability import can_answer, wanted
 from .citations import content_words
-from .reader import Reader
 
 # A sentence must come this close to the best one to join it: keeps answers short and on topic.
 _MARGIN = 0.12
@@ -28,16 +27,12 @@ _PASSAGE_FLOOR = 0.8
 # the SQuAD answers (from 0.762), as often on the case studies, 0.007 less on the wiki, and raised
 # citation precision on all three; higher weights lost answers on the case studies and the wiki.
 LEXICAL_WEIGHT = 0.3
-# Weight of the reader's P(the sentence answers the question).
-READER_WEIGHT = 1.0
 
 
 def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: QueryEncoder,
-                     max_sentences: int, quotable: Sequence[bool] | None = None,
-                     reader: Reader | None = None, threshold: float | None = None) -> tuple[str, str | None]:
+                     max_sentences: int, quotable: Sequence[bool] | None = None) -> tuple[str, str | None]:
     """Pick sentences for the question as asked and as rewritten (a follow-up's own words say what it
-    wants, "how long"; the rewrite says about what), from the hits marked quotable (default: all). With
-    a reader, its P(the sentence answers) counts too, and below `threshold` for every sentence nothing does.
+    wants, "how long"; the rewrite says about what), from the hits marked quotable (default: all).
 
     Returns the draft, or "" and why nothing could be quoted."""
     quotable = quotable or [True] * len(hits)
@@ -64,11 +59,6 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
     # The sentence's own similarity, plus its passage's: a sentence reads best in a passage that fits.
     scores = similarity + 0.5 * np.array([hits[rank].dense_score for rank, _, _ in candidates])
     scores = scores + LEXICAL_WEIGHT * _coverage(questions, in_context)
-    if reader is not None:
-        read = reader.sentence_scores(questions[-1], in_context)
-        if read.max() < (reader.threshold if threshold is None else threshold):
-            return "", NOT_ANSWERED
-        scores = scores + READER_WEIGHT * read
     best = float(scores.max())
     chosen: list[tuple[int, int, str]] = []
     for index in np.argsort(-scores, kind="stable"):

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..config import Settings
 from ..index.store import VectorStore
-from ..retrieval import QueryEncoder, Reader, hybrid_search
+from ..retrieval import QueryEncoder, hybrid_search
 from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
 from .answerers import Answerer, Draft
 from .conversation import FollowUp, as_turns, clarifying_question, follow_up, holds_words, speaks_of
@@ -24,13 +24,10 @@ from .verify import AnswerChecker, Check, load_verifier
 
 
 class Loaded(Protocol):
-    """What a run reads (borrowed for the whole run): the index generation, the query encoder, the reader."""
+    """What a run reads (borrowed for the whole run): the index generation and the query encoder."""
 
     store: VectorStore
     encoder: QueryEncoder
-
-    @property
-    def reader(self) -> Reader | None: ...
 
 
 L = TypeVar("L", bound=Loaded)
@@ -72,7 +69,7 @@ def answer(question: str, history: Any, k: int, settings: Settings,
             return _clarify(run, writer.name, leaning)
         since = time.perf_counter()
         _read(run, writer, turns, leaning,
-              lambda text: tuple(hybrid_search(loaded.store, loaded.encoder, text, k, settings, loaded.reader)))
+              lambda text: tuple(hybrid_search(loaded.store, loaded.encoder, text, k, settings)))
         since = run.lap("retrieve_ms", since)
         if not run.hits or max(h.dense_score for h in run.hits) < settings.min_score:
             return _abstain(run, writer.name, LOW_SCORE)
