@@ -32,6 +32,7 @@ class Loaded(Protocol):
 
 L = TypeVar("L", bound=Loaded)
 
+
 @dataclass
 class Run:
     """One question's state as it moves through the stages."""
