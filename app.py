@@ -11,7 +11,7 @@ import math
 import streamlit as st
 
 from rag import Assistant, RagError, load_settings
-from rag.chats import NEW_TITLE, ChatStore, Message, chat_markdown
+from rag.chats import NEW_TITLE, Chat, ChatStore, Message, chat_markdown
 from rag.render import answer_markdown, rewrite_note, source_label
 from rag.render import safe_markdown as safe
 from rag.uploads import UploadRefused, save_upload
@@ -294,12 +294,11 @@ def respond(assistant: Assistant, store: ChatStore, chat_id: str | None, questio
     st.rerun()  # redraw from the store: the verified text, its sources, the rating
 
 
-def open_chat(store: ChatStore) -> tuple[str | None, list[Message]]:
+def open_chat(store: ChatStore) -> tuple[Chat | None, list[Message]]:
     """The chat named in the address (so a reload reopens it), and its messages."""
     chat_id = st.query_params.get("chat")
-    if chat_id is None or store.get(chat_id) is None:
-        return None, []
-    return chat_id, store.messages(chat_id)
+    chat = store.get(chat_id) if chat_id is not None else None
+    return (chat, store.messages(chat.id)) if chat is not None else (None, [])
 
 
 def main() -> None:
@@ -314,10 +313,11 @@ def main() -> None:
     st.title(f"Ask {safe(collection)}")
     store = ChatStore(assistant.settings.chats_path)
     try:
-        chat_id, messages = open_chat(store)
+        chat, messages = open_chat(store)
     except RagError as exc:
         st.error(safe(str(exc)))
-        chat_id, messages = None, []
+        chat, messages = None, []
+    chat_id = chat.id if chat is not None else None
     with st.sidebar:
         options = answer_panel(assistant)
         chats_panel(store, chat_id)
@@ -329,11 +329,9 @@ def main() -> None:
         question = store.drop_failure(chat_id)
         if question is not None:
             respond(assistant, store, chat_id, question, options, asked=True)
-    if messages and chat_id is not None:
-        chat = store.get(chat_id)
-        if chat is not None:
-            st.download_button("Export chat (Markdown)", chat_markdown(chat, messages), file_name=f"chat-{chat_id}.md",
-                               mime="text/markdown", icon=":material/download:")
+    if messages and chat is not None:
+        st.download_button("Export chat (Markdown)", chat_markdown(chat, messages), file_name=f"chat-{chat.id}.md",
+                           mime="text/markdown", icon=":material/download:")
     question = st.chat_input(f"Ask about {collection}")
     if not messages and not question:
         st.caption("Try one of these:")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import UserError
+from .render import answer_markdown, safe_markdown, source_label
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (id TEXT PRIMARY KEY, title TEXT NOT NULL, created TEXT NOT NULL,
@@ -59,6 +60,7 @@ class ChatStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._ready = False  # the tables exist and the file is in WAL mode (both persist in the file)
 
     def create(self, title: str = NEW_TITLE) -> Chat:
         now = _now()
@@ -148,9 +150,11 @@ class ChatStore:
             raise UserError(f"cannot open the chat store {self.path} ({exc}); set RAG_CHATS_PATH to a writable "
                             "file") from None
         try:
-            db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(_SCHEMA)
+            db.execute("PRAGMA foreign_keys = ON")  # per connection
+            if not self._ready:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.executescript(_SCHEMA)
+                self._ready = True
             with db:
                 yield db
         except sqlite3.DatabaseError as exc:
@@ -172,8 +176,6 @@ def _now() -> str:
 def chat_markdown(chat: Chat, messages: list[Message]) -> str:
     """The chat as a Markdown document: each question, its answer with [n] markers, and under the
     answer its sources (title, section, pages) with the sentences that support it quoted."""
-    from .render import answer_markdown, safe_markdown, source_label
-
     lines = [f"# {safe_markdown(chat.title)}", "", f"_Exported {_now()} · started {chat.created}_", ""]
     for message in messages:
         if message.role == "user":
@@ -181,11 +183,11 @@ def chat_markdown(chat: Chat, messages: list[Message]) -> str:
         elif message.error is not None:
             lines += [f"**Failed:** {safe_markdown(message.error)}", ""]
         else:
-            lines += _answer_lines(message, answer_markdown, safe_markdown, source_label)
+            lines += _answer_lines(message)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _answer_lines(message: Message, answer_markdown, safe_markdown, source_label) -> list[str]:
+def _answer_lines(message: Message) -> list[str]:
     answer = message.answer or {}
     citations = answer.get("citations", [])
     lines = [f"**Answer:** {answer_markdown(message.content, [c['text'] for c in citations])}", ""]

@@ -21,7 +21,7 @@ from .chats import Chat, ChatStore, chat_markdown, feedback_line
 from .config import load_settings
 from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.registry import BACKENDS
-from .render import rewrite_note
+from .render import rewrite_note, source_label
 from .types import Answer, IngestReport, SearchResult
 
 
@@ -327,15 +327,7 @@ def _describe_sources(answer: Answer) -> str:
 
 
 def _where(passage) -> str:
-    return "; ".join(s.title + (f" › {s.section}" if s.section else "") + _pages(s) for s in passage.sources)
-
-
-def _pages(source) -> str:
-    if source.page is None:
-        return ""
-    if source.page_end and source.page_end != source.page:
-        return f", pp. {source.page}–{source.page_end}"
-    return f", p. {source.page}"
+    return "; ".join(source_label(s.to_dict()) for s in passage.sources)
 
 
 def _clip(text: str, width: int = 120) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from .answer.conversation import added_subject
+
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
 _URL_START = re.compile(r"(?i)\b(https?|ftp|www)(\S)")
 
@@ -19,8 +21,9 @@ def rewrite_note(question: str, standalone: str, limit: int = 160) -> str | None
     """How a follow-up was read, briefly; None when the question was searched as asked."""
     if not standalone or standalone == question:
         return None
-    if standalone.startswith(question) and standalone.endswith(")") and " (about: " in standalone:
-        return "Read as a follow-up about: " + standalone[len(question):].strip()[len("(about: "):-1]
+    subject = added_subject(question, standalone)
+    if subject is not None:
+        return "Read as a follow-up about: " + subject
     shown = standalone if len(standalone) <= limit else standalone[:limit - 3].rstrip() + "..."
     return "Searched for: " + shown
 

@@ -38,6 +38,7 @@ _EMPTY_IT = frozenset("possible ok okay true necessary allowed required safe man
                       "likely better best fine acceptable permitted".split())
 _REFUSAL = re.compile(r"\b(sorry|i can(no|')t|unable to|as an ai|not in the|i don't know|cannot (help|answer))\b",
                       re.I)
+_ABOUT = " (about: "
 _SUFFIX = re.compile(r"(ations?|ions?|ments?|ing|ed|es|s)$")
 # A question with this many words of its own carries its subject, whatever pronouns it also holds.
 _SELF_CONTAINED = 5
@@ -57,7 +58,13 @@ class FollowUp:
 
     def rewrite(self, question: str) -> str:
         """The question's own ask, with the subject it refers to added (no history needed to read it)."""
-        return f"{question.strip()} (about: {self.subject})" if self.subject else question.strip()
+        return f"{question.strip()}{_ABOUT}{self.subject})" if self.subject else question.strip()
+
+
+def added_subject(question: str, standalone: str) -> str | None:
+    """The subject a rule rewrite (`FollowUp.rewrite`) added to `question`; None for any other text."""
+    rest = standalone[len(question):] if standalone.startswith(question) else ""
+    return rest[len(_ABOUT):-1] if rest.startswith(_ABOUT) and rest.endswith(")") else None
 
 
 def as_turns(history: Iterable[Turn | Mapping | Sequence] | None, limit: int) -> list[Turn]:

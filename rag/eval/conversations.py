@@ -35,7 +35,8 @@ def is_conversation_file(path: Path) -> bool:
     try:
         with path.open(encoding="utf-8") as handle:
             first = next((line for line in handle if line.strip()), "")
-        return isinstance(json.loads(first), dict) and "turns" in json.loads(first)
+        row = json.loads(first)
+        return isinstance(row, dict) and "turns" in row
     except (OSError, UnicodeDecodeError, ValueError):
         return False
 
