@@ -22,6 +22,7 @@ from .config import load_settings
 from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.registry import BACKENDS
 from .render import rewrite_note, source_label
+from .tokens import TokenStore
 from .types import Answer, IngestReport, SearchResult
 
 
@@ -112,6 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--to", choices=list(BACKENDS), required=True,
                          help="target store (Milvus: RAG_MILVUS_URI, RAG_MILVUS_TOKEN, RAG_MILVUS_COLLECTION)")
     migrate.add_argument("--json", action="store_true", help="print the migrated index's info as JSON")
+
+    serve = commands.add_parser("serve", help="an HTTP API (REST and OpenAI-compatible) for a team; needs rag[server]")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; another needs a token made first)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+
+    token = commands.add_parser("token", help="access tokens for `rag serve` (kept as hashes beside the index)")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="make a token and print it once")
+    create.add_argument("--role", choices=["reader", "admin"], required=True,
+                        help="reader: search, ask, verify; admin: also ingest and remove")
+    create.add_argument("--name", default="", help="who or what it is for (shown by `rag token list`)")
+    create.add_argument("--json", action="store_true", help='print {"token": ..., "id": ..., "role": ...}')
+    listed = token_commands.add_parser("list", help="the tokens made (never the tokens themselves)")
+    listed.add_argument("--json", action="store_true", help="print one JSON object")
+    revoke = token_commands.add_parser("revoke", help="stop a token from working")
+    revoke.add_argument("id", help="the token's id, as `rag token list` shows it")
+    revoke.add_argument("--json", action="store_true", help="print the revoked token's record as JSON")
 
     info = commands.add_parser("info", help="what the index holds and which files changed since")
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -510,6 +529,44 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
+    from .server import serve
+
+    if not 0 < args.port < 65536:
+        raise UserError("--port takes a number from 1 to 65535")
+    logs.setup(True, args.log_text)  # one JSON line per request on stderr
+    return serve(assistant, args.host, args.port)
+
+
+def cmd_token(assistant: Assistant, args: argparse.Namespace) -> int:
+    store = TokenStore.beside(assistant.settings.index_dir)
+    if args.token_command == "create":
+        token, record = store.create(args.role, args.name)
+        if args.json:
+            _print_json({"token": token, **record.to_dict()})
+        else:
+            print(token)
+            print(f"rag: {record.role} token {record.id} made; this is the only time it is shown",
+                  file=sys.stderr)
+        return 0
+    if args.token_command == "revoke":
+        record = store.revoke(args.id)
+        if args.json:
+            _print_json(record.to_dict())
+        else:
+            print(f"revoked {record.id} ({record.role}{', ' + record.name if record.name else ''})")
+        return 0
+    records = store.tokens()
+    if args.json:
+        _print_json({"tokens": [r.to_dict() for r in records]})
+    for r in [] if args.json else records:
+        state = f"revoked {r.revoked}" if r.revoked else "active"
+        print(f"{r.id}  {r.role:<6}  {state:<32}  made {r.created}  {r.name}")
+    if not records and not args.json:
+        print("no tokens yet: `rag token create --role reader` makes one")
+    return 0
+
+
 COMMANDS = {"ingest": cmd_ingest, "remove": cmd_remove, "sources": cmd_sources, "search": cmd_search, "ask": cmd_ask,
             "chat": cmd_chat, "feedback": cmd_feedback, "verify": cmd_verify, "eval": cmd_eval, "migrate": cmd_migrate,
-            "info": cmd_info}
+            "info": cmd_info, "serve": cmd_serve, "token": cmd_token}

@@ -128,6 +128,16 @@ class Settings(BaseSettings):
         Path("chats.sqlite3"),
         description="SQLite file where the app and `rag chat` keep conversations and the feedback on answers.",
     )
+    server_rate_limit: int = Field(
+        120, ge=0, description="Requests each token (with no tokens, each client address) may make per minute to "
+        "`rag serve`; over it the reply is HTTP 429 with Retry-After. 0 turns the limit off.",
+    )
+    server_max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body `rag serve` reads (HTTP 413 beyond), except uploads.",
+    )
+    server_max_upload_bytes: int = Field(
+        100_000_000, ge=1024, description="Largest body of `POST /v1/ingest`, whose files come base64-encoded.",
+    )
     answerer: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="Who writes answers: 'llm' needs OPENAI_API_KEY; 'auto' uses the LLM when a key is set.",
     )

@@ -1,0 +1,60 @@
+"""`rag serve`: the assistant as an HTTP service (REST and OpenAI-compatible), for a team and other languages.
+
+Needs the `server` extra (FastAPI and uvicorn): `pip install 'rag[server]'`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+
+from ..assistant import Assistant
+from ..errors import RagError, UserError
+from ..extras import require
+from ..tokens import TokenStore
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(assistant: Assistant, host: str, port: int) -> int:
+    """Serve until interrupted. With no token made, only this machine may connect, whatever `host` says."""
+    uvicorn = require("uvicorn", "server", "rag serve")
+    require("fastapi", "server", "rag serve")
+    from .api import create_app
+
+    if not is_loopback(host) and not TokenStore.beside(assistant.settings.index_dir).any_active():
+        _say(f"no token made yet, so serving on 127.0.0.1 only, not {host}: run `rag token create --role admin` "
+             "(and reader tokens for the team), then start again")
+        host = "127.0.0.1"
+    _check_port(host, port)
+    try:
+        assistant.load()
+    except RagError as exc:
+        _say(f"not ready yet ({exc}); /readyz says 503 until an ingest")
+    shown = f"[{host}]" if ":" in host else host
+    _say(f"serving on http://{shown}:{port} (API docs at /docs)" +
+         (", local only: no token needed until one is made" if is_loopback(host) else ", tokens required"))
+    uvicorn.run(create_app(assistant, loopback=is_loopback(host)), host=host, port=port, log_level="warning",
+                access_log=False, server_header=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}): pick another with --port, or "
+                            "another --host") from None
+
+
+def _say(line: str) -> None:
+    print(f"rag: {line}", file=sys.stderr, flush=True)
