@@ -3,12 +3,14 @@ spoken to the real `openai` client and LangChain's ChatOpenAI over real HTTP."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import shutil
 import threading
 import time
 
+import httpx
 import pytest
 from conftest import SHIPPED_CORPUS
 
@@ -293,3 +295,90 @@ def parse_sse(lines) -> list[tuple[str, dict]]:
         elif line.startswith("data: "):
             events.append((kind, json.loads(line[6:])))
     return events
+
+
+@pytest.mark.slow
+def test_reads_go_on_during_an_ingest_one_ingest_at_a_time_and_admins_upload_and_remove(make_settings, corpus):
+    own = Assistant(make_settings(corpus_dir=corpus, server_rate_limit=0))
+    own.ingest()
+    before = generation(own)
+    upload = base64.b64encode(b"# Quokka pooler\n\nThe quokka pooler keeps ninety connections warm.\n").decode()
+    seen: list[tuple[int, list[tuple[int, str]]]] = []
+    done = threading.Event()
+    with served(create_app(own, loopback=True)) as url:
+
+        def read() -> None:
+            with httpx.Client(base_url=url, timeout=60) as http:
+                while not done.is_set():
+                    response = http.post("/v1/search", json={"question": "quokka pooler connections", "k": 5})
+                    passages = response.json().get("passages", []) if response.status_code == 200 else []
+                    seen.append((response.status_code, [(p["id"], p["text"]) for p in passages]))
+
+        readers = [threading.Thread(target=read) for _ in range(4)]
+        for thread in readers:
+            thread.start()
+        with httpx.Client(base_url=url, timeout=300) as http:
+            first = threading.Thread(target=lambda: seen.append(
+                (http.post("/v1/ingest", json={"files": [{"name": "../quokka.md", "data": upload}]}).status_code, [])))
+            first.start()
+            while not own_ingesting(first, url):
+                time.sleep(0.05)
+            busy = http.post("/v1/ingest", json={})
+            first.join(300)
+            done.set()
+            for thread in readers:
+                thread.join(60)
+            after = generation(own)
+            removed = http.delete("/v1/sources/corpus/quokka.md")
+    assert busy.status_code == 409 and "wait for it to finish" in busy.json()["error"]["message"]
+    assert {status for status, _ in seen} == {200}, "a read failed during the ingest"
+    assert (corpus / "quokka.md").is_file() and not (corpus.parent / "quokka.md").exists()
+    mixed = [pairs for _, pairs in seen if pairs and not (set(pairs) <= before or set(pairs) <= after)]
+    assert not mixed, "a search answered from two generations at once"
+    assert any(set(pairs) <= after and "quokka" in pairs[0][1] for _, pairs in seen if pairs)
+    assert removed.status_code == 200 and removed.json()["removed_files"] == ["corpus/quokka.md"]
+    assert "quokka" not in own.search("quokka pooler", k=1).hits[0].passage.text
+
+
+def generation(assistant) -> set[tuple[int, str]]:
+    """Every (id, text) of the generation the assistant reads now."""
+    with assistant._index.borrow() as resources:
+        store = resources.store
+        return {(p.id, p.text) for p in store.passages(range(store.count()))}
+
+
+def own_ingesting(thread: threading.Thread, url: str) -> bool:
+    """Whether the first ingest holds the server's ingest slot (or is already over)."""
+    text = httpx.get(f"{url}/metrics").text
+    return "rag_ingest_running 1" in text or not thread.is_alive()
+
+
+@pytest.mark.slow
+def test_rag_serve_with_no_token_listens_on_loopback_only_and_stops_cleanly(index_copy, tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RAG_INDEX_DIR": str(index_copy), "RAG_CORPUS_DIR": str(SHIPPED_CORPUS)}
+    command = [sys.executable, "-m", "rag", "serve", "--host", "0.0.0.0", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert server.stderr is not None
+        said = [server.stderr.readline(), server.stderr.readline()]
+        assert "serving on 127.0.0.1 only, not 0.0.0.0" in said[0] and "rag token create" in said[0]
+        assert f"http://127.0.0.1:{port}" in said[1]
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json() == {"status": "ok"}
+        again = subprocess.run(command[:-1] + [str(port)], env=env, capture_output=True, text=True, cwd=tmp_path,
+                               timeout=120)
+        assert again.returncode == 2 and "pick another with --port" in again.stderr
+        assert "Traceback" not in again.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, rest = server.communicate(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status says what stopped it
+    assert server.returncode in (0, -signal.SIGTERM) and "Traceback" not in rest and "Error" not in rest
