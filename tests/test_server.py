@@ -372,7 +372,7 @@ def test_rag_serve_with_no_token_listens_on_loopback_only_and_stops_cleanly(inde
         said = [server.stderr.readline(), server.stderr.readline()]
         assert "serving on 127.0.0.1 only, not 0.0.0.0" in said[0] and "rag token create" in said[0]
         assert f"http://127.0.0.1:{port}" in said[1]
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json() == {"status": "ok"}
+        assert wait_for(f"http://127.0.0.1:{port}/healthz") == {"status": "ok"}
         again = subprocess.run(command[:-1] + [str(port)], env=env, capture_output=True, text=True, cwd=tmp_path,
                                timeout=120)
         assert again.returncode == 2 and "pick another with --port" in again.stderr
@@ -382,3 +382,15 @@ def test_rag_serve_with_no_token_listens_on_loopback_only_and_stops_cleanly(inde
         _, rest = server.communicate(timeout=60)
     # uvicorn shuts down gracefully, then re-raises the signal so the exit status says what stopped it
     assert server.returncode in (0, -signal.SIGTERM) and "Traceback" not in rest and "Error" not in rest
+
+
+def wait_for(url: str, seconds: float = 60) -> dict:
+    """The JSON at url once the server there listens."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return httpx.get(url, timeout=10).json()
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
