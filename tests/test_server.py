@@ -177,6 +177,8 @@ def test_a_local_only_service_refuses_other_host_names(assistant):
 
     rebound = TestClient(create_app(assistant), base_url="http://attacker.example")
     assert rebound.get("/v1/info").status_code == 403
+    proxied = client(assistant).get("/v1/info", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 401 and "proxy" in proxied.json()["error"]["message"]
 
 
 def test_requests_over_the_rate_limit_get_429_with_retry_after(assistant):

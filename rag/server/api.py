@@ -81,6 +81,9 @@ def caller(request: Request) -> Caller:
     if service.open_access():  # any token, or none: clients such as openai's insist on sending one
         if request.url.hostname not in _LOCAL_NAMES:  # a web page that rebound its own name to 127.0.0.1
             raise ApiError(403, "this local-only service answers requests to localhost or 127.0.0.1 only")
+        if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
+            raise ApiError(401, "behind a proxy every request needs a token: make one with `rag token create`",
+                           {"WWW-Authenticate": "Bearer"})
         who = Caller("local", "admin")
     else:
         record = service.tokens.check(token) if token else None
