@@ -25,8 +25,11 @@ screenshot: setup browser index
 index: setup
 	$(BIN)/rag ingest
 
+# The address is RAG_APP_ADDRESS from the settings (environment or .env): 127.0.0.1 unless opened up. It is read
+# first so that a bad setting stops here instead of leaving the address empty (all interfaces).
 run: index
-	$(BIN)/python -m streamlit run app.py --server.port $(PORT) --server.headless true \
+	address=$$($(BIN)/python -c "from rag.config import load_settings; print(load_settings().app_address)") && \
+	$(BIN)/python -m streamlit run app.py --server.address "$$address" --server.port $(PORT) --server.headless true \
 		--browser.gatherUsageStats false --client.toolbarMode minimal
 
 # The browser test drives Debian's chromium (a browser download cannot work offline).

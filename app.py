@@ -1,16 +1,20 @@
 """The Streamlit chat: a thin layer over rag.Assistant.
 
 Corpus and model text is never rendered as HTML, and answer text is escaped so that markdown links,
-images and bare URLs in it cannot fetch or point anywhere.
+images and bare URLs in it cannot fetch or point anywhere. Served beyond loopback, or with a password or
+OIDC configured, it shows nothing until someone signs in (the rules are in rag/access.py).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import streamlit as st
 
-from rag import Assistant, RagError, load_settings
+from rag import Assistant, RagError, Settings, access, load_settings
+from rag.access import Visitor
 from rag.chats import NEW_TITLE, Chat, ChatStore, Message, chat_markdown
 from rag.render import answer_markdown, rewrite_note, source_label
 from rag.render import safe_markdown as safe
@@ -37,10 +41,80 @@ def shared_assistant() -> Assistant:
     return assistant
 
 
+# ---------------------------------------------------------------- sign-in
+
+
+def signed_in(settings: Settings) -> Visitor:
+    """Whoever uses this session. Until someone has signed in, draws the sign-in (or, when there is no way
+    to sign in, one line saying what to set) and stops the script there: nothing else is drawn."""
+    address = st.get_option("server.address")
+    auth = oidc_config()
+    gate = access.gate(settings, address, auth is not None)
+    if gate.open:
+        return Visitor("admin", "local")
+    if gate.refused:
+        st.set_page_config(page_title="Sign in", page_icon="📚")
+        st.error(access.refusal(address))
+        st.stop()
+    visitor = st.session_state.get("visitor")  # a password sign-in, kept for the session
+    if visitor is None and auth is not None and st.user.get("is_logged_in"):
+        user = st.user.to_dict()
+        visitor = Visitor(access.oidc_role(user, settings), "oidc", str(user.get("email") or ""))
+    if visitor is None:
+        sign_in(settings, gate, auth)
+        st.stop()
+    return visitor
+
+
+def oidc_config() -> Mapping[str, Any] | None:
+    """secrets.toml's [auth] table, where Streamlit's OIDC login is configured, or None."""
+    try:
+        auth = st.secrets.get("auth")
+    except FileNotFoundError:  # no secrets.toml at all
+        return None
+    return auth if isinstance(auth, Mapping) else None
+
+
+def sign_in(settings: Settings, gate: access.Gate, auth: Mapping[str, Any] | None) -> None:
+    st.set_page_config(page_title="Sign in", page_icon="📚")
+    st.title("Sign in")
+    if gate.password:
+        with st.form("sign-in", clear_on_submit=True):
+            password = st.text_input("Password", type="password")
+            submitted = st.form_submit_button("Sign in", type="primary")
+        if submitted:
+            role = access.password_role(password, settings)
+            if role is not None:
+                st.session_state.visitor = Visitor(role, "password")
+                st.rerun()
+            st.error("Wrong password.")
+    if auth is not None:
+        if not access.authlib_installed():
+            st.error('Sign-in with OIDC needs Authlib: pip install "streamlit[auth]", then restart the app.')
+            return
+        for provider in access.oidc_providers(auth):
+            label = f"Sign in with {provider}" if provider else "Sign in with your account"
+            if st.button(label, key=f"login:{provider}"):
+                st.login(provider)
+
+
+def account_panel(visitor: Visitor) -> None:
+    if visitor.via == "local":
+        return
+    who = f"{safe(visitor.name)} ({visitor.role})" if visitor.name else visitor.role
+    st.caption(f"Signed in as {who}")
+    if st.button("Sign out", icon=":material/logout:"):
+        if visitor.via == "oidc":
+            st.logout()
+        else:
+            st.session_state.pop("visitor", None)
+            st.rerun()
+
+
 # ---------------------------------------------------------------- side panel
 
 
-def index_panel(assistant: Assistant) -> None:
+def index_panel(assistant: Assistant, admin: bool) -> None:
     st.header("Index")
     try:
         info = assistant.info()
@@ -51,22 +125,16 @@ def index_panel(assistant: Assistant) -> None:
             st.warning("Changed since: " + safe(", ".join(info.changed_files)))
     except RagError as exc:
         st.error(str(exc))
-    if st.button("Re-ingest", help="Read the indexed documents again (only changes are embedded)"):
+    if admin and st.button("Re-ingest", help="Read the indexed documents again (only changes are embedded)"):
         change(assistant, "Reading the documents…", lambda progress: assistant.ingest(isolated=True, progress=progress))
     show_last_change()
 
 
-def documents_panel(assistant: Assistant) -> None:
+def documents_panel(assistant: Assistant, admin: bool) -> None:
+    """The indexed documents; an admin can also upload and remove them."""
     st.header("Documents")
-    limit = assistant.settings.max_file_bytes
-    with st.form("upload", clear_on_submit=True, border=False):
-        files = st.file_uploader("Add documents", type=UPLOAD_TYPES, accept_multiple_files=True,
-                                 max_upload_size=max(1, math.ceil(limit / 2**20)),
-                                 help=f"PDF, Word .docx, Markdown, HTML or text, up to {limit / 1e6:g} MB each "
-                                      "(RAG_MAX_FILE_BYTES)")
-        submitted = st.form_submit_button("Upload and index")
-    if submitted and files:
-        upload(assistant, files)
+    if admin:
+        upload_form(assistant)
     try:
         documents = assistant.sources()
     except RagError:
@@ -76,9 +144,22 @@ def documents_panel(assistant: Assistant) -> None:
             text, button = st.columns([3, 2], vertical_alignment="center")
             size = f"{document.pages} p." if document.pages is not None else f"{document.posts} posts"
             text.markdown(f"{safe(document.path)}  \n:gray[{document.kind} · {size} · {document.passages} passages]")
-            if button.button("Remove", key=f"remove:{document.path}", help="Remove it from the index (the file stays)"):
+            if admin and button.button("Remove", key=f"remove:{document.path}",
+                                       help="Remove it from the index (the file stays)"):
                 change(assistant, f"Removing {safe(document.path)}…",
                        lambda progress, path=document.path: assistant.remove([path], isolated=True))
+
+
+def upload_form(assistant: Assistant) -> None:
+    limit = assistant.settings.max_file_bytes
+    with st.form("upload", clear_on_submit=True, border=False):
+        files = st.file_uploader("Add documents", type=UPLOAD_TYPES, accept_multiple_files=True,
+                                 max_upload_size=max(1, math.ceil(limit / 2**20)),
+                                 help=f"PDF, Word .docx, Markdown, HTML or text, up to {limit / 1e6:g} MB each "
+                                      "(RAG_MAX_FILE_BYTES)")
+        submitted = st.form_submit_button("Upload and index")
+    if submitted and files:
+        upload(assistant, files)
 
 
 def upload(assistant: Assistant, files) -> None:
@@ -308,6 +389,8 @@ def main() -> None:
         st.set_page_config(page_title="Q&A", page_icon="📚")
         st.error(str(exc))
         st.stop()
+    visitor = signed_in(assistant.settings)
+    admin = visitor.role == "admin"
     collection = assistant.settings.collection
     st.set_page_config(page_title=f"Ask {collection}", page_icon="📚")
     st.title(f"Ask {safe(collection)}")
@@ -319,10 +402,11 @@ def main() -> None:
         chat, messages = None, []
     chat_id = chat.id if chat is not None else None
     with st.sidebar:
+        account_panel(visitor)
         options = answer_panel(assistant)
         chats_panel(store, chat_id)
-        index_panel(assistant)
-        documents_panel(assistant)
+        index_panel(assistant, admin)
+        documents_panel(assistant, admin)
     for number, message in enumerate(messages):
         show_message(store, message, number == len(messages) - 1, options)
     if st.session_state.pop("retry", False) and chat_id is not None:

@@ -138,6 +138,23 @@ class Settings(BaseSettings):
     server_max_upload_bytes: int = Field(
         100_000_000, ge=1024, description="Largest body of `POST /v1/ingest`, whose files come base64-encoded.",
     )
+    # The chat app's address and sign-in (rag/access.py has the rules).
+    app_address: str = Field(
+        "127.0.0.1", min_length=1, pattern=r"^[A-Za-z0-9.:\[\]-]+$",
+        description="Address `make run` serves the app on: 127.0.0.1 keeps it on this machine; 0.0.0.0 (or a "
+        "LAN address) opens it up, which needs RAG_APP_PASSWORD, RAG_APP_ADMIN_PASSWORD or OIDC.",
+    )
+    app_password: SecretStr | None = Field(
+        None, description="Password that signs in to the app as a reader (chat, sources); never logged or shown.",
+    )
+    app_admin_password: SecretStr | None = Field(
+        None, description="Password that signs in to the app as an admin (also re-ingest, upload and remove "
+        "documents); never logged or shown.",
+    )
+    app_admins: str | None = Field(
+        None, description="Comma-separated e-mails of the admins among users signed in with OIDC "
+        "(.streamlit/secrets.toml [auth]); everyone else signed in is a reader.",
+    )
     answerer: Literal["auto", "extractive", "llm"] = Field(
         "auto", description="Who writes answers: 'llm' needs OPENAI_API_KEY; 'auto' uses the LLM when a key is set.",
     )

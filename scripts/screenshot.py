@@ -33,11 +33,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(env: dict[str, str], cwd: Path = ROOT, timeout: float = 60) -> Iterator[str]:
-    """Run the app headless on a free loopback port; yield its URL once /_stcore/health says ok."""
+def serve_app(env: dict[str, str], cwd: Path = ROOT, timeout: float = 60, address: str = "127.0.0.1") -> Iterator[str]:
+    """Run the app headless on a free port of `address`; yield its loopback URL once /_stcore/health says ok."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+               "--server.port", str(port), "--server.address", address, "--browser.gatherUsageStats", "false",
                "--client.toolbarMode", "minimal"]
     server = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

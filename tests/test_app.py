@@ -11,12 +11,25 @@ import pytest
 import streamlit as st
 from conftest import SHIPPED_CORPUS
 from fake_openai import FakeOpenAI, status
+from streamlit import config
 from streamlit.testing.v1 import AppTest
 
+from rag import access
 from rag.render import safe_markdown
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 KEY = "sk-app-SENTINEL-55aa"
+READER, ADMIN = "reader-pw-SENTINEL-77", "admin-pw-SENTINEL-88"
+
+
+@pytest.fixture(autouse=True)
+def served_on():
+    """The address the app is served on (Streamlit's server.address), loopback unless a test opens it up;
+    `make run` always passes one."""
+    before = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    yield lambda address: config.set_option("server.address", address)
+    config.set_option("server.address", before)
 
 
 def start(monkeypatch, **env) -> AppTest:
@@ -260,3 +273,124 @@ def test_a_rating_and_its_comment_are_stored_with_the_answer(app, tmp_path):
     assert rows[0]["question"] == "What tool fixed the database running out of connections?"
     assert "PgBouncer" in rows[0]["answer"] and rows[0]["settings"]["answerer"] == "extractive"
     assert rows[0]["response"]["citations"]
+
+
+# ---------------------------------------------------------------- sign-in and roles
+
+
+def sidebar_labels(app: AppTest) -> list[str]:
+    return [b.label for b in app.sidebar.button] + [b.label for b in app.sidebar.get("form_submit_button")]
+
+
+def can_change_the_index(app: AppTest) -> bool:
+    labels = sidebar_labels(app)
+    assert ("Re-ingest" in labels) == ("Upload and index" in labels) == ("Remove" in labels) \
+        == bool(app.sidebar.get("file_uploader"))
+    return "Re-ingest" in labels
+
+
+def sign_in(app: AppTest, password: str) -> AppTest:
+    app.text_input(key=next(t.key for t in app.text_input if t.label == "Password")).set_value(password)
+    next(b for b in app.get("form_submit_button") if b.label == "Sign in").click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+@pytest.fixture
+def opened_up(monkeypatch, served_on, shipped_index):
+    """Served on all interfaces with a reader and an admin password; wrong passwords do not wait here."""
+    monkeypatch.setattr(access, "WRONG_PASSWORD_DELAY", 0.0)
+    served_on("0.0.0.0")
+    yield start(monkeypatch, RAG_INDEX_DIR=shipped_index, RAG_APP_PASSWORD=READER, RAG_APP_ADMIN_PASSWORD=ADMIN)
+    st.cache_resource.clear()
+
+
+def test_on_loopback_with_nothing_set_the_local_user_is_admin_without_sign_in(app):
+    assert app.chat_input and can_change_the_index(app)
+    assert "Sign out" not in sidebar_labels(app) and not [t for t in app.text_input if t.label == "Password"]
+
+
+def test_opened_up_without_a_password_says_what_to_set_and_nothing_else(monkeypatch, served_on, shipped_index):
+    served_on("0.0.0.0")
+    app = start(monkeypatch, RAG_INDEX_DIR=shipped_index)
+    assert not app.exception
+    assert len(app.error) == 1 and "RAG_APP_PASSWORD" in app.error[0].value and "[auth]" in app.error[0].value
+    assert not app.chat_input and not app.sidebar.children and not app.button and not app.title
+    st.cache_resource.clear()
+
+
+def test_opened_up_asks_for_a_password_first_and_refuses_a_wrong_one(opened_up):
+    app = opened_up
+    assert app.title[0].value == "Sign in" and not app.chat_input and not sidebar_labels(app)
+    sign_in(app, "guess")
+    assert [e.value for e in app.error] == ["Wrong password."] and not app.chat_input
+    page = " ".join(e.value for e in app.error) + " ".join(str(t.value) for t in app.text_input)
+    assert READER not in page and ADMIN not in page
+
+
+def test_a_reader_chats_and_reads_sources_but_cannot_change_the_index(opened_up):
+    app = sign_in(opened_up, READER)
+    assert app.title[0].value == "Ask the case studies" and not can_change_the_index(app)
+    assert "Signed in as reader" in [c.value for c in app.sidebar.caption]
+    assert "**1** document · **5** posts · **25** passages" in " ".join(m.value for m in app.sidebar.markdown)
+    ask(app, "Why did the database fail during traffic spikes?")
+    assert "connection limit" in page_text(app) and any(e.label.startswith("[1] ") for e in app.expander)
+    next(b for b in app.sidebar.button if b.label == "Sign out").click().run()
+    assert app.title[0].value == "Sign in" and not app.chat_input
+
+
+def test_an_admin_can_change_the_index(opened_up):
+    app = sign_in(opened_up, ADMIN)
+    assert app.chat_input and can_change_the_index(app)
+    assert "Signed in as admin" in [c.value for c in app.sidebar.caption]
+
+
+def test_a_password_on_loopback_still_asks_for_it(monkeypatch, shipped_index):
+    """A reverse proxy on the same host reaches a loopback app: a configured password always applies."""
+    app = start(monkeypatch, RAG_INDEX_DIR=shipped_index, RAG_APP_ADMIN_PASSWORD=ADMIN)
+    assert app.title[0].value == "Sign in" and not app.chat_input
+    assert can_change_the_index(sign_in(app, ADMIN))
+    st.cache_resource.clear()
+
+
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "cookie-SENTINEL",
+        "client_id": "id", "client_secret": "secret-SENTINEL",
+        "server_metadata_url": "https://accounts.example.com/.well-known/openid-configuration"}
+
+
+def oidc_app(monkeypatch, shipped_index, user: dict) -> AppTest:
+    monkeypatch.setenv("RAG_INDEX_DIR", str(shipped_index))
+    monkeypatch.setenv("RAG_APP_ADMINS", "ada@example.com")
+    st.cache_resource.clear()
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.secrets["auth"] = AUTH
+    app.user = user
+    return app.run()
+
+
+def test_opened_up_with_oidc_offers_its_sign_in(monkeypatch, served_on, shipped_index):
+    served_on("0.0.0.0")
+    monkeypatch.setattr(access, "authlib_installed", lambda: True)
+    app = oidc_app(monkeypatch, shipped_index, {"is_logged_in": False})
+    assert [b.label for b in app.button] == ["Sign in with your account"] and not app.chat_input
+    assert not [t for t in app.text_input if t.label == "Password"]  # no password is configured
+    st.cache_resource.clear()
+
+
+def test_oidc_without_authlib_says_what_to_install(monkeypatch, served_on, shipped_index):
+    served_on("0.0.0.0")
+    monkeypatch.setattr(access, "authlib_installed", lambda: False)
+    app = oidc_app(monkeypatch, shipped_index, {"is_logged_in": False})
+    assert len(app.error) == 1 and 'pip install "streamlit[auth]"' in app.error[0].value and not app.chat_input
+    st.cache_resource.clear()
+
+
+@pytest.mark.parametrize(("email", "admin"), [("ada@example.com", True), ("eve@example.com", False)])
+def test_oidc_users_listed_in_rag_app_admins_are_admins(monkeypatch, served_on, shipped_index, email, admin):
+    served_on("0.0.0.0")
+    app = oidc_app(monkeypatch, shipped_index, {"is_logged_in": True, "email": email})
+    assert not app.exception and app.chat_input and can_change_the_index(app) == admin
+    role = "admin" if admin else "reader"
+    assert f"Signed in as {email} ({role})" in [c.value for c in app.sidebar.caption]
+    assert "Sign out" in sidebar_labels(app)
+    st.cache_resource.clear()

@@ -122,3 +122,29 @@ def test_upload_in_the_browser_then_answers_cite_the_page_and_follow_a_terminal_
         browser.ask(page, "What did the quokka team migrate to?", 1)
         expect(page.get_by_test_id("stChatMessageContent").last).to_contain_text("CockroachDB")
     assert (tmp_path / "corpus" / "fleet report.pdf").read_bytes() == fleet.read_bytes()
+
+
+def test_served_on_all_interfaces_the_browser_is_asked_for_the_password_first(shipped_index, tmp_path):
+    from playwright.sync_api import expect
+
+    password = "browser-pw-SENTINEL"
+    env = {"RAG_INDEX_DIR": str(shipped_index), "RAG_CHATS_PATH": str(tmp_path / "chats.sqlite3"),
+           "RAG_APP_PASSWORD": password}
+    with browser.serve_app(env, address="0.0.0.0") as url, browser.browser_page() as page:
+        page.goto(url)
+        browser.wait_idle(page)
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page.get_by_test_id("stChatInputTextArea")).to_have_count(0)
+        expect(page.get_by_test_id("stSidebar")).to_have_count(0)
+        box = page.get_by_label("Password", exact=True)
+        box.fill("wrong")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_text("Wrong password.")).to_be_visible()
+        expect(page.get_by_test_id("stChatInputTextArea")).to_have_count(0)
+        box.fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=60_000)
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar).to_contain_text("Signed in as reader")
+        expect(sidebar.get_by_role("button", name="Re-ingest")).to_have_count(0)
+        expect(page.locator("body")).not_to_contain_text(password)
