@@ -5,21 +5,14 @@ Needs the `server` extra (FastAPI and uvicorn): `pip install 'rag[server]'`.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import sys
 
+from ..access import is_loopback
 from ..assistant import Assistant
 from ..errors import RagError, UserError
 from ..extras import require
 from ..tokens import TokenStore
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def serve(assistant: Assistant, host: str, port: int) -> int:
