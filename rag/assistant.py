@@ -10,6 +10,7 @@ from pathlib import Path
 from . import logs
 from .answer import pipeline
 from .answer.answerers import Answerer, ExtractiveAnswerer, Fallback, LLMAnswerer
+from .answer.conversation import as_turns
 from .answer.questions import clean_question
 from .answer.stream import AnswerStream
 from .answer.verify import load_verifier, verify_answer
@@ -109,12 +110,14 @@ class Assistant:
         if mode == "auto":
             mode = "llm" if self.settings.openai_api_key is not None else "extractive"
         llm = LLMAnswerer(self.settings) if mode == "llm" else None  # a missing key fails here, not mid-stream
+        history = list(history or ())  # read twice: for the run, and whether this is a conversation's first turn
 
         def writer(loaded: Loaded) -> Answerer:
             extractive = ExtractiveAnswerer(loaded.encoder, loaded.matcher, self.settings.answer_max_sentences)
             if llm is None:
                 return extractive
-            return Fallback(llm, extractive) if self.settings.llm_fallback else llm
+            first_turn = not as_turns(history, 1)  # a skipped LLM is told once per conversation (Fallback)
+            return Fallback(llm, extractive, first_turn) if self.settings.llm_fallback else llm
 
         run = pipeline.answer(question, history, k or self.settings.top_k, self.settings, self._index.borrow, writer)
         return AnswerStream(logs.answered(run))

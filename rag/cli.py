@@ -512,9 +512,11 @@ def cmd_migrate(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
-    info = assistant.info()
+    from .answer.llm import endpoint_state
+
+    info, llm = assistant.info(), endpoint_state(assistant.settings)
     if args.json:
-        _print_json(info.to_dict())
+        _print_json({**info.to_dict(), "llm": llm})
         return 0
     changed = ", ".join(info.changed_files) if info.changed_files else "none"
     print(textwrap.dedent(f"""\
@@ -523,7 +525,8 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
         model:      {info.model} ({info.dimension} dimensions)
         posts:      {info.posts} from {info.files} documents
         passages:   {info.passages} ({info.unique_passages} unique)
-        changed since: {changed}"""))
+        changed since: {changed}
+        llm:        {llm['endpoint']} ({llm['model']}): {_llm_state(llm)}"""))
     for name, pages in sorted(info.pdf_pages.items()):
         print(f"pdf:        {name} ({pages} pages)")
     return 0
@@ -565,6 +568,13 @@ def cmd_token(assistant: Assistant, args: argparse.Namespace) -> int:
     if not records and not args.json:
         print("no tokens yet: `rag token create --role reader` makes one")
     return 0
+
+
+def _llm_state(llm: dict) -> str:
+    if llm["state"] == "open":
+        return (f"open, skipped for another {llm['retry_in_s']:.0f} s after {llm['failures']} failures "
+                f"({llm['last_error']})")
+    return llm["state"].replace("_", " ") + (f" (last error: {llm['last_error']})" if llm["last_error"] else "")
 
 
 COMMANDS = {"ingest": cmd_ingest, "remove": cmd_remove, "sources": cmd_sources, "search": cmd_search, "ask": cmd_ask,

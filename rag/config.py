@@ -160,9 +160,23 @@ class Settings(BaseSettings):
     )
     llm_model: str = Field("gpt-4o-mini", description="Chat model name at the OpenAI-compatible endpoint.")
     llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the LLM.")
-    llm_timeout: float = Field(30.0, gt=0, description="Seconds to wait for the LLM before giving up on a request.")
+    llm_timeout: float = Field(
+        30.0, gt=0,
+        description="Seconds one LLM call (a follow-up's rewrite, or an answer) may take in all, retries included.",
+    )
     llm_max_retries: int = Field(
-        2, ge=0, le=10, description="Retries on connection errors, 429 (honouring Retry-After) and 5xx replies."
+        2, ge=0, le=10,
+        description="Retries on connection errors, 429 (honouring Retry-After) and 5xx replies, all within "
+        "RAG_LLM_TIMEOUT.",
+    )
+    llm_breaker_failures: int = Field(
+        3, ge=1, le=100,
+        description="After this many failed requests in a row the LLM endpoint is skipped (answers go extractive "
+        "at once) for RAG_LLM_BREAKER_COOLDOWN seconds.",
+    )
+    llm_breaker_cooldown: float = Field(
+        60.0, gt=0,
+        description="Seconds a failing LLM endpoint is skipped before one trial request is let through again.",
     )
     llm_fallback: bool = Field(
         True, description="When the LLM endpoint fails, answer extractively instead (the answer says so).",

@@ -1,8 +1,10 @@
 """A small OpenAI-compatible chat-completions server on 127.0.0.1 for the tests.
 
 Replies are scripted, one action per request: a text (streamed as server-sent events when the client
-asks for a stream), an HTTP error with headers, a delay, a stream cut off mid-way, or a body that is not
-JSON. Every request is recorded, so tests can read the prompt and the headers the real client sent.
+asks for a stream), an HTTP error with headers, a delay, a stream cut off mid-way, a body that is not
+JSON, or no reply at all (`hang`). `always(action)` answers every request alike (`always(status(500))`: an
+endpoint that is down). Every request is recorded, so tests can read the prompt and the headers the real
+client sent, and count them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class Action:
-    kind: str  # reply | status | cut | garbage
+    kind: str  # reply | status | cut | garbage | hang
     text: str = ""
     status: int = 200
     headers: dict = field(default_factory=dict)
@@ -42,10 +44,17 @@ def garbage() -> Action:
     return Action("garbage")
 
 
+def hang() -> Action:
+    """Accept the request and never reply (until the server closes)."""
+    return Action("hang")
+
+
 class FakeOpenAI:
     def __init__(self) -> None:
         self.script: deque = deque()
         self.requests: list[dict] = []
+        self.every: Action | None = None  # answers every request when set, before the script
+        self.closing = threading.Event()  # releases hung requests when the server closes
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -59,15 +68,23 @@ class FakeOpenAI:
         self.script.extend(actions)
         return self
 
+    def always(self, action: Action | None) -> FakeOpenAI:
+        """Answer every request with `action` (None: back to the script)."""
+        self.every = action
+        return self
+
     def __enter__(self) -> FakeOpenAI:
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
     def _next(self, request: dict) -> Action:
+        if self.every is not None:
+            return self.every
         if not self.script:
             return status(500)
         action = self.script.popleft()
@@ -87,6 +104,9 @@ class FakeOpenAI:
                 fake.requests.append(request)
                 action = fake._next(request)
                 time.sleep(action.delay)
+                if action.kind == "hang":
+                    fake.closing.wait()
+                    return None
                 if action.kind == "status":
                     return self._send(action.status, {"error": {"message": "scripted", "type": "x"}},
                                       action.headers)

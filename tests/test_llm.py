@@ -5,16 +5,37 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 import time
 
 import pytest
-from fake_openai import FakeOpenAI, cut, garbage, passages_in, reply, scripted_llm, status, system_message, user_message
+from fake_openai import (
+    FakeOpenAI,
+    cut,
+    garbage,
+    hang,
+    passages_in,
+    reply,
+    scripted_llm,
+    status,
+    system_message,
+    user_message,
+)
 
 from rag import Assistant, Settings
-from rag.answer.llm import LLMConfigError, LLMFailure
+from rag.answer import breaker
+from rag.answer.llm import LLMConfigError, LLMFailure, endpoint_state
 from rag.cli import main
 
 KEY = "sk-test-SENTINEL-7f3a9c"
+
+
+@pytest.fixture(autouse=True)
+def fresh_breakers():
+    """The breakers are process-wide: each test starts with every endpoint closed."""
+    breaker.reset()
+    yield
+    breaker.reset()
 
 
 @pytest.fixture
@@ -221,3 +242,138 @@ def test_streaming_never_shows_a_sentence_that_fails_the_check(fake, llm, delay)
     assert shown == answer.text and not answer.abstained
     assert answer.text.count("[1]") == 2 and "[2]" not in answer.text
     assert "Unicorns approved every schema migration." in answer.unsupported, answer.unsupported
+
+
+# Failing fast: one deadline per LLM call, retries included; a breaker that skips a down endpoint.
+
+QUESTION = "Why did the database fail during traffic spikes?"
+LOGGING = [("user", "Tell me about structured logging."), ("assistant", "It was the highest-ROI investment [1].")]
+
+
+def llm_notices(answer) -> list[str]:
+    return [n for n in answer.notices if "LLM" in n or "skipped" in n]
+
+
+def warm(assistant: Assistant) -> Assistant:
+    """Load the index and encoder first, so that a timed answer times the LLM call."""
+    assistant.search(QUESTION)
+    return assistant
+
+
+def test_a_hung_endpoint_falls_back_within_the_deadline(fake, llm):
+    fake.always(hang())
+    assistant = warm(llm(llm_fallback=True, llm_timeout=1.5, llm_max_retries=2))
+    started = time.perf_counter()
+    answer = assistant.ask(QUESTION)
+    assert time.perf_counter() - started < 1.5 + 3
+    assert answer.answerer == "extractive (LLM failed)" and not answer.abstained
+    (notice,) = llm_notices(answer)
+    assert re.search(r"did not answer within 1.5 s \(waited 1\.\d s over 1 try\)", notice), notice
+    assert len(fake.requests) == 1  # no time was left for a retry
+
+
+def test_retries_share_the_deadline(fake, llm):
+    fake.then(status(500), hang())
+    assistant = warm(llm(llm_timeout=1.5, llm_max_retries=5))
+    started = time.perf_counter()
+    with pytest.raises(LLMFailure, match=r"within 1.5 s \(waited 1\.\d s over 2 tries\)"):
+        assistant.ask(QUESTION)
+    assert time.perf_counter() - started < 1.5 + 3 and len(fake.requests) == 2
+
+
+def test_a_trickling_stream_does_not_outlive_the_deadline(fake, llm):
+    fake.then(reply("Connection pooling with PgBouncer eliminated the issue [1]. " * 20, pace=0.1))
+    assistant = warm(llm(llm_timeout=1))
+    started = time.perf_counter()
+    with pytest.raises(LLMFailure, match="did not answer within 1 s"):
+        assistant.ask(QUESTION)
+    assert time.perf_counter() - started < 1 + 3
+
+
+def test_the_breaker_opens_after_n_failures_and_then_makes_no_request(fake, llm):
+    fake.always(status(500))
+    assistant = llm(llm_fallback=True, llm_max_retries=5, llm_breaker_failures=3)
+    first = assistant.ask(QUESTION)
+    assert len(fake.requests) == 3  # the breaker stops the retries at the third failure
+    assert "HTTP 500 (waited" in first.notices[0] and "skipped for the next 60 s" in first.notices[0]
+    state = endpoint_state(assistant.settings)
+    assert state["state"] == "open" and state["failures"] == 3 and 55 < state["retry_in_s"] <= 60
+    assert "HTTP 500" in state["last_error"] and KEY not in json.dumps(state)
+    started = time.perf_counter()
+    second = assistant.ask(QUESTION)
+    assert time.perf_counter() - started < 2 and len(fake.requests) == 3
+    assert second.answerer == "extractive (LLM skipped)" and "PgBouncer" in second.citations[0].hit.passage.text
+    (notice,) = llm_notices(second)  # a new conversation is told once
+    assert "is skipped for another" in notice and "after 3 failed requests in a row" in notice
+    with pytest.raises(LLMFailure, match="skipped"):
+        llm(llm_max_retries=5, llm_breaker_failures=3).ask(QUESTION)  # without fallback: the error, at once
+    assert len(fake.requests) == 3
+
+
+def test_half_open_after_the_cooldown_and_a_success_closes(fake, llm):
+    fake.always(status(500))
+    assistant = llm(llm_fallback=True, llm_breaker_failures=1, llm_breaker_cooldown=0.5)
+    assistant.ask(QUESTION)
+    assistant.ask(QUESTION)
+    assert len(fake.requests) == 1 and endpoint_state(assistant.settings)["state"] == "open"
+    time.sleep(0.6)
+    assert endpoint_state(assistant.settings)["state"] == "half_open"
+    assistant.ask(QUESTION)  # the trial fails: open again at once
+    assert len(fake.requests) == 2 and endpoint_state(assistant.settings)["state"] == "open"
+    time.sleep(0.6)
+    fake.always(None).then(scripted_llm)
+    answer = assistant.ask(QUESTION)
+    assert answer.answerer == "llm" and len(fake.requests) == 3
+    state = endpoint_state(assistant.settings)
+    assert (state["state"], state["failures"], state["retry_in_s"], state["last_error"]) == ("closed", 0, None, None)
+
+
+def test_one_notice_per_conversation(fake, llm):
+    fake.always(status(500))
+    assistant = llm(llm_fallback=True, llm_breaker_failures=1)
+    opened = assistant.ask("and how long did that take?", history=LOGGING)
+    assert len(fake.requests) == 1  # the rewrite failed: the draft did not call the LLM again
+    assert len(llm_notices(opened)) == 1 and "the LLM failed" in opened.notices[0]
+    history = [*LOGGING, ("user", "and how long did that take?"), ("assistant", opened.text)]
+    later = assistant.ask("Why did the database fail during traffic spikes?", history=history)
+    assert later.answerer == "extractive (LLM skipped)" and llm_notices(later) == []
+    elsewhere = assistant.ask(QUESTION)  # another conversation's first turn is told
+    assert len(llm_notices(elsewhere)) == 1 and len(fake.requests) == 1
+
+
+def test_config_errors_are_told_every_time_and_do_not_open_the_breaker(fake, llm):
+    fake.always(status(401))
+    assistant = llm(llm_breaker_failures=1)
+    for _ in range(3):
+        with pytest.raises(LLMConfigError, match="401"):
+            assistant.ask(QUESTION)
+    state = endpoint_state(assistant.settings)
+    assert len(fake.requests) == 3 and state["state"] == "closed" and "401" in state["last_error"]
+
+
+def test_a_half_open_breaker_lets_one_trial_through_across_threads():
+    key = ("http://127.0.0.1:1/v1", "m")
+    assert breaker.failed(key, "down", limit=1)
+    time.sleep(0.2)
+    admitted = []
+    threads = [threading.Thread(target=lambda: admitted.append(breaker.admit(key, 0.1, 30))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert admitted.count(None) == 1
+
+
+def test_endpoint_state_without_a_key_and_in_rag_info(fake, shipped_index, monkeypatch, capsys):
+    assert endpoint_state(Settings())["state"] == "not_configured"
+    monkeypatch.setenv("RAG_INDEX_DIR", str(shipped_index))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url.replace("http://", "http://user:pw@") + "?token=x")
+    assert main(["info", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["llm"] == {"endpoint": fake.url, "model": "gpt-4o-mini", "state": "closed", "failures": 0,
+                                      "retry_in_s": None, "last_error": None}
+    assert main(["info"]) == 0
+    out += capsys.readouterr().out
+    assert f"llm:        {fake.url} (gpt-4o-mini): closed" in out
+    assert KEY not in out and "pw" not in out and "token" not in out

@@ -14,6 +14,7 @@ from ..types import LLM_DECLINED, NO_GROUNDED_PASSAGE, Hit, Turn
 from .conversation import FollowUp, usable_rewrite
 from .extractive import extractive_draft
 from .grounding import NameMatcher, compound_names, context_of, question_names
+from .llm import LLMSkipped
 from .prompts import NO_ANSWER
 
 
@@ -101,27 +102,45 @@ class LLMAnswerer:
 
 
 class Fallback:
-    """The primary answerer, and the secondary one when the primary fails (RAG_LLM_FALLBACK)."""
+    """The primary answerer, and the secondary one when the primary fails (RAG_LLM_FALLBACK). One per turn.
 
-    def __init__(self, primary: Answerer, secondary: Answerer) -> None:
-        self.primary, self.secondary = primary, secondary
+    Notices, so that a down LLM is told once, not on every turn nor several times in one: the first
+    failure of a turn is told and the primary is not tried again in that turn (after a failed rewrite the
+    draft is the secondary's at once); a skip (the endpoint's breaker is open, so no call was made) is told
+    only on a conversation's first turn, because the turn that opened the breaker already said for how long
+    it is skipped. The answerer's label says it on every turn: "extractive (LLM skipped)".
+    """
+
+    def __init__(self, primary: Answerer, secondary: Answerer, first_turn: bool = True) -> None:
+        self.primary, self.secondary, self.first_turn = primary, secondary, first_turn
         self.name = primary.name
+        self.failure = ""  # "failed" or "skipped" once the primary failed in this turn
 
     def rewrite(self, history: Sequence[Turn], question: str, leaning: FollowUp, notices: list[str]) -> str:
-        try:
-            return self.primary.rewrite(history, question, leaning, notices)
-        except RagError as exc:
-            notices.append(f"the {self._primary} could not rewrite the follow-up ({exc}); used a simple rule")
+        if not self.failure:
+            try:
+                return self.primary.rewrite(history, question, leaning, notices)
+            except RagError as exc:
+                self._failed(exc, notices, "the follow-up read by a simple rule")
         return self.secondary.rewrite(history, question, leaning, notices)
 
     def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
               notices: list[str]) -> Generator[str, None, Draft]:
-        try:
-            return (yield from self.primary.draft(asked, standalone, hits, notices))
-        except RagError as exc:
-            notices.append(f"the {self._primary} failed, so this answer is {self.secondary.name}: {exc}")
+        if not self.failure:
+            try:
+                return (yield from self.primary.draft(asked, standalone, hits, notices))
+            except RagError as exc:
+                self._failed(exc, notices)
         draft = yield from self.secondary.draft(asked, standalone, hits, notices)
-        return Draft(draft.text, f"{draft.answerer} ({self._primary} failed)", draft.declined)
+        return Draft(draft.text, f"{draft.answerer} ({self._primary} {self.failure})", draft.declined)
+
+    def _failed(self, exc: RagError, notices: list[str], also: str = "") -> None:
+        skipped = isinstance(exc, LLMSkipped)
+        self.failure = "skipped" if skipped else "failed"
+        if skipped and not self.first_turn:
+            return
+        how = f"this answer is {self.secondary.name}" + (f" ({also})" if also else "")
+        notices.append(f"{how}: {exc}" if skipped else f"the {self._primary} failed, so {how}: {exc}")
 
     @property
     def _primary(self) -> str:

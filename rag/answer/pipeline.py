@@ -141,7 +141,7 @@ def _clarify(run: Run, answerer: str, leaning: FollowUp) -> Answer:
     """A follow-up with nothing to refer to: ask what it means instead of answering."""
     run.lap("total_ms", run.started)
     return Answer(run.question, clarifying_question(run.question, leaning.reference), (), False, answerer,
-                  run.question, notices=tuple(run.notices), timings=run.timings, needs_clarification=True)
+                  run.question, notices=_once(run.notices), timings=run.timings, needs_clarification=True)
 
 
 def _finish(run: Run, draft: Draft, checker: AnswerChecker) -> Answer:
@@ -161,8 +161,13 @@ def _finish(run: Run, draft: Draft, checker: AnswerChecker) -> Answer:
                       for n, i in enumerate(checker.cited, 1))
     run.lap("total_ms", run.started)
     return Answer(run.question, checker.text, citations, False, draft.answerer, run.standalone,
-                  unsupported=tuple(r.text for r in removed), removed=removed, notices=tuple(run.notices),
+                  unsupported=tuple(r.text for r in removed), removed=removed, notices=_once(run.notices),
                   timings=run.timings)
+
+
+def _once(notices: list[str]) -> tuple[str, ...]:
+    """The notices in order, each once: two stages that hit the same problem tell it once."""
+    return tuple(dict.fromkeys(notices))
 
 
 def _removed(check: Check) -> RemovedClaim:
@@ -176,4 +181,4 @@ def _abstain(run: Run, answerer: str, reason: str, removed: Sequence[RemovedClai
     run.lap("total_ms", run.started)
     return Answer(run.question, run.abstain_text, (), True, answerer, run.standalone, abstain_reason=reason,
                   near_misses=run.hits[:3], unsupported=tuple(r.text for r in removed), removed=tuple(removed),
-                  notices=tuple(run.notices), timings=run.timings)
+                  notices=_once(run.notices), timings=run.timings)

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from .. import logs
+from ..answer.llm import endpoint_state
 from ..answer.stream import AnswerStream
 from ..assistant import Assistant
 from ..errors import EmptyQuestion, RagError
@@ -286,10 +287,7 @@ def _decoded(name: str, data: str) -> bytes:
 
 
 def _llm_state(service: Service) -> dict:
-    from ..answer import llm
-
-    state = getattr(llm, "endpoint_state", None)  # TEMPORARY until the breaker lands
-    return state(service.assistant.settings) if state else {"state": "unknown"}
+    return endpoint_state(service.assistant.settings)
 
 
 def _client(request: Request) -> str:
