@@ -47,7 +47,7 @@ test: setup browser lint
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow"
 
-# Every benchmark, one after another (about 15 minutes), then benchmarks/RESULTS.md from their JSON.
+# Every benchmark, one after another (about 20 minutes), then benchmarks/RESULTS.md from their JSON.
 bench: setup browser
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(BIN)/python run_all.py
 

@@ -19,12 +19,14 @@ from common import machine
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SCRIPTS = ["ingest", "query", "app_memory", "scale", "verification", "documents"]
+SCRIPTS = ["ingest", "query", "app_memory", "scale", "verification", "documents", "server_load"]
+# Arguments a script runs with here: the service's soak is cut to 2 minutes (run server_load.py alone for 10).
+ARGS = {"server_load": ["--soak", "120"]}
 
 
 def run(name: str) -> None:
     print(f"== {name}", file=sys.stderr, flush=True)
-    out = subprocess.run([sys.executable, str(HERE / f"{name}.py")], cwd=HERE, check=True,
+    out = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *ARGS.get(name, [])], cwd=HERE, check=True,
                          stdout=subprocess.PIPE, text=True).stdout
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(out)
@@ -117,13 +119,41 @@ def documents_table(d) -> list[str]:
     ]
 
 
+def server_table(s) -> list[str]:
+    setup, soak = s["setup"], s["soak"]
+    load1 = s["load_average_1_5_15_min"]
+    rows = [f"`rag serve` on the shipped corpus, `RAG_SERVER_RATE_LIMIT=0`; each level: that many clients (threads, "
+            f"one HTTP connection each) asking `POST /v1/ask` back to back for {setup['seconds_per_level']:.0f} s, "
+            f"{setup['questions']} different case-study questions from tests/data in turn. The clients and the "
+            f"fake LLM (tests/fake_openai.py, `scripted_llm`) share the machine with the server, and so does "
+            f"whatever else runs (the 1-minute load average when the run began: {load1['at_start'][0]}; after each "
+            "level in the last column, which counts this benchmark's own busy threads too). Peak RSS is the server's VmHWM "
+            "after the level (it only rises level to level). Errors: any non-200 or failed request.", "",
+            "| answers | clients | requests | req/s | p50 / p95 / p99 (ms) | errors | server peak RSS (MiB) | load avg |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for mode, label in (("extractive", "extractive"), ("fake_llm", "LLM (fake, in-process)")):
+        for r in s["load"][mode]["levels"]:
+            rows.append(f"| {label} | {r['clients']} | {r['requests']} | {r['req_per_s']} | {r['p50_ms']} / "
+                        f"{r['p95_ms']} / {r['p99_ms']} | {r['errors']} | {r['peak_rss_mib']} | {r['load_average_1_min']} |")
+    if soak:
+        rows += ["", f"Soak: {soak['seconds'] / 60:.0f} min, {soak['clients']} clients ({soak['mix']}); "
+                     f"server RSS sampled every {soak['sample_every_s']:.0f} s. {soak['requests']} requests, "
+                     f"{soak['errors']} errors. RSS after the first minute {soak['rss_after_first_minute_mib']} MiB, "
+                     f"at the end {soak['rss_at_end_mib']} MiB: growth {soak['growth_after_first_minute_mib']} MiB "
+                     f"(goal < {soak['goal_growth_mib_below']:.0f}); least-squares slope after the first minute "
+                     f"{soak['slope_mib_per_10_min']} MiB per 10 min, over the second half alone "
+                     f"{soak.get('slope_second_half_mib_per_10_min')} MiB per 10 min; peak {soak['peak_rss_mib']} "
+                     f"MiB. Per-level figures and the RSS samples: `benchmarks/results/server_load.json`."]
+    return rows
+
+
 def render() -> str:
-    ing, qry, app, scale, verification, documents = (load(n) for n in SCRIPTS)
+    ing, qry, app, scale, verification, documents, server = (load(n) for n in SCRIPTS)
     m = next((r["machine"] for r in (ing, qry, app, scale) if r), machine())
     lines = ["## Performance, measured", "",
              f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, CPU only, Python {m['python']}. "
              "Each figure is next to its floor, measured in the same run. Reproduce: `make bench` "
-             "(`.venv/bin/python benchmarks/run_all.py`; about 15 minutes; JSON in `benchmarks/results/`).", ""]
+             "(`.venv/bin/python benchmarks/run_all.py`; about 20 minutes; JSON in `benchmarks/results/`).", ""]
     lines += perf_table(ing, qry, app)
     if ing:
         lines += ["", f"Ingest corpus: {ing['corpus']['files']} synthetic Markdown files, "
@@ -135,6 +165,8 @@ def render() -> str:
         lines += ["", "### Claim verification", ""] + verification_table(verification)
     if documents:
         lines += ["", "### Documents", ""] + documents_table(documents)
+    if server:
+        lines += ["", "### The service under load", ""] + server_table(server)
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,9 @@ Replies are scripted, one action per request: a text (streamed as server-sent ev
 asks for a stream), an HTTP error with headers, a delay, a stream cut off mid-way, a body that is not
 JSON, or no reply at all (`hang`). `always(action)` answers every request alike (`always(status(500))`: an
 endpoint that is down). Every request is recorded, so tests can read the prompt and the headers the real
-client sent, and count them.
+client sent, and count them. With `default` (an action, or a callable request -> Action, such as
+`scripted_llm`) it answers every request the script does not cover, for as long as it runs (the load
+benchmark); `record=False` keeps no requests, so a long run does not grow.
 """
 
 from __future__ import annotations
@@ -50,11 +52,15 @@ def hang() -> Action:
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, default=None, record: bool = True) -> None:
         self.script: deque = deque()
         self.requests: list[dict] = []
         self.every: Action | None = None  # answers every request when set, before the script
         self.closing = threading.Event()  # releases hung requests when the server closes
+        self.default = default  # the action (or callable) once the script is used up; None: HTTP 500
+        self.record = record
+        self.served = 0  # requests answered, recorded or not
+        self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -85,9 +91,10 @@ class FakeOpenAI:
     def _next(self, request: dict) -> Action:
         if self.every is not None:
             return self.every
-        if not self.script:
-            return status(500)
-        action = self.script.popleft()
+        try:
+            action = self.script.popleft()
+        except IndexError:  # the script is used up (threads may race for its last action)
+            action = self.default if self.default is not None else status(500)
         return action(request) if callable(action) else action
 
     def _handler(self):
@@ -101,7 +108,10 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 request = {"path": self.path, "headers": headers, "body": body}
-                fake.requests.append(request)
+                with fake._lock:
+                    fake.served += 1
+                if fake.record:
+                    fake.requests.append(request)
                 action = fake._next(request)
                 time.sleep(action.delay)
                 if action.kind == "hang":
