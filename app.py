@@ -15,6 +15,7 @@ import streamlit as st
 
 from rag import Assistant, RagError, Settings, access, load_settings
 from rag.access import Visitor
+from rag.answer.llm import describe_state, endpoint_state
 from rag.chats import NEW_TITLE, Chat, ChatStore, Message, chat_markdown
 from rag.render import answer_markdown, rewrite_note, source_label
 from rag.render import safe_markdown as safe
@@ -230,6 +231,9 @@ def answer_panel(assistant: Assistant) -> dict:
     if answerer == "llm":
         options["llm_model"] = st.text_input("Model", assistant.settings.llm_model)
         options["llm_temperature"] = st.slider("Temperature", 0.0, 1.0, assistant.settings.llm_temperature)
+        state = endpoint_state(assistant.settings.model_copy(update={"llm_model": options["llm_model"]}))
+        shown = st.warning if state["state"] == "open" else st.caption
+        shown(safe(f"Endpoint {state['endpoint']}: {describe_state(state)}"))
     return options
 
 

@@ -512,7 +512,7 @@ def cmd_migrate(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
-    from .answer.llm import endpoint_state
+    from .answer.llm import describe_state, endpoint_state
 
     info, llm = assistant.info(), endpoint_state(assistant.settings)
     if args.json:
@@ -526,7 +526,7 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
         posts:      {info.posts} from {info.files} documents
         passages:   {info.passages} ({info.unique_passages} unique)
         changed since: {changed}
-        llm:        {llm['endpoint']} ({llm['model']}): {_llm_state(llm)}"""))
+        llm:        {llm['endpoint']} ({llm['model']}): {describe_state(llm)}"""))
     for name, pages in sorted(info.pdf_pages.items()):
         print(f"pdf:        {name} ({pages} pages)")
     return 0
@@ -569,12 +569,6 @@ def cmd_token(assistant: Assistant, args: argparse.Namespace) -> int:
         print("no tokens yet: `rag token create --role reader` makes one")
     return 0
 
-
-def _llm_state(llm: dict) -> str:
-    if llm["state"] == "open":
-        return (f"open, skipped for another {llm['retry_in_s']:.0f} s after {llm['failures']} failures "
-                f"({llm['last_error']})")
-    return llm["state"].replace("_", " ") + (f" (last error: {llm['last_error']})" if llm["last_error"] else "")
 
 
 COMMANDS = {"ingest": cmd_ingest, "remove": cmd_remove, "sources": cmd_sources, "search": cmd_search, "ask": cmd_ask,

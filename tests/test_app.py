@@ -120,6 +120,17 @@ def test_llm_endpoint_down_falls_back_and_never_shows_the_key(monkeypatch, shipp
     assert KEY not in text + "".join(str(e.value) for e in app.sidebar.text_input)
 
 
+def test_the_sidebar_says_when_the_endpoint_is_skipped(monkeypatch, shipped_index):
+    with FakeOpenAI() as fake:
+        fake.always(status(500))
+        app = start(monkeypatch, RAG_INDEX_DIR=shipped_index, OPENAI_API_KEY=KEY, OPENAI_BASE_URL=fake.url,
+                    RAG_LLM_MAX_RETRIES=0, RAG_LLM_BREAKER_FAILURES=1)
+        assert ": closed" in " ".join(c.value for c in app.sidebar.caption)
+        ask(app, "Why did the database fail during traffic spikes?")
+    warning = " ".join(w.value for w in app.sidebar.warning)
+    assert safe_markdown(f"Endpoint {fake.url}: open, skipped for another") in warning and "HTTP 500" in warning
+
+
 def test_llm_endpoint_down_without_fallback_is_a_short_error(monkeypatch, shipped_index):
     with FakeOpenAI() as fake:
         fake.then(status(401))

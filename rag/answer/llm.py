@@ -67,6 +67,15 @@ def endpoint_state(settings: Settings) -> dict:
     return {**where, **breaker.snapshot(_key(settings), settings.llm_breaker_cooldown)}
 
 
+def describe_state(state: dict) -> str:
+    """One line for people: "closed", "open, skipped for another 42 s after 3 failures (...)"."""
+    if state["state"] == "open":
+        return (f"open, skipped for another {state['retry_in_s']:.0f} s after {state['failures']} failures "
+                f"({state['last_error']})")
+    last = f" (last error: {state['last_error']})" if state["last_error"] else ""
+    return state["state"].replace("_", " ") + last
+
+
 def _key(settings: Settings) -> breaker.Key:
     return endpoint_url(settings), settings.llm_model
 
