@@ -1,0 +1,76 @@
+"""Hostile input from the corpus, files, settings and eval sets: one clear line, nothing lost, nothing raw."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+
+import pytest
+
+from rag import logs
+from rag.cli import main
+from rag.text import printable
+
+HOSTILE = "\x1b]0;PWNED\x07\x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07"  # retitle, clear screen, write the clipboard
+FORGED_NAME = "evil\nrag: note: index verified OK.md"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def raw_controls(text: str) -> bool:
+    """Whether text holds a control character other than the line breaks the CLI lays out."""
+    return printable(text, newlines=True) != text
+
+
+def test_printable_makes_every_control_character_visible():
+    assert printable("a\x1b[2Jb\x07\r\t\x9b\u202ec") == "a\\x1b[2Jb\\x07\\r\\t\\x9b\\u202ec"
+    assert printable("name\nforged") == "name\\nforged"
+    assert printable("line one\nline two\x1b", newlines=True) == "line one\nline two\\x1b"
+    assert printable("café — ünïcode “quotes”") == "café — ünïcode “quotes”"
+
+
+@pytest.fixture
+def hostile_corpus(tmp_path, monkeypatch):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "kafka.md").write_text(
+        f"# Moving to Kafka {HOSTILE}\n\nWe replaced RabbitMQ with Kafka{HOSTILE} to get replayable event "
+        "streams for the billing team.\n")
+    (folder / FORGED_NAME).write_text("# Evil\n\nThe cluster costs four thousand dollars a month to run.\n")
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "vectorstore"))
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(folder))
+    return folder
+
+
+def test_corpus_text_and_names_reach_the_terminal_escaped_and_json_intact(hostile_corpus, capsys, monkeypatch):
+    code, out, err = run(capsys, "ingest")
+    assert code == 0 and not raw_controls(out + err)
+    assert "corpus/evil\\nrag: note: index verified OK.md" in out
+    assert not any(line.startswith("rag: note: index verified") for line in (out + err).splitlines())
+
+    question = "why did they replace RabbitMQ with Kafka?"
+    for argv in (["search", question], ["ask", question], ["sources"], ["info"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0 and not raw_controls(out + err), argv
+    assert "\\x1b]52;c;" in run(capsys, "search", question)[1]
+
+    code, out, _ = run(capsys, "search", question, "--json")
+    assert code == 0 and HOSTILE in json.loads(out)["passages"][0]["text"]  # JSON keeps the text, escaped
+    assert "\x1b" not in out
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(question + "\n"))
+    code, out, err = run(capsys, "chat")
+    assert code == 0 and "RabbitMQ" in out and not raw_controls(out + err)
+
+
+def test_plain_log_lines_are_escaped(capsys):
+    logs.setup(json_lines=False)
+    logging.getLogger("rag.ingest").warning("no export of %s", FORGED_NAME + HOSTILE)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "evil\\nrag: note" in err
