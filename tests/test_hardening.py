@@ -74,3 +74,26 @@ def test_plain_log_lines_are_escaped(capsys):
     logging.getLogger("rag.ingest").warning("no export of %s", FORGED_NAME + HOSTILE)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err and "evil\\nrag: note" in err
+
+
+def test_when_every_file_is_skipped_the_error_says_why_for_each(tmp_path, capsys):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "blob.txt").write_bytes(b"\x00\x01binary")
+    (folder / "sheet.csv").write_text("a,b\n")
+    (folder / "empty.md").write_text("\n")
+    for n in range(7):
+        (folder / f"latin{n}.txt").write_bytes(b"caf\xe9")
+    code, _, err = run(capsys, "ingest", str(folder))
+    assert code == 2 and err.count("\n") == 1
+    assert "docs/blob.txt: binary file" in err and "docs/empty.md: empty file" in err
+    assert "docs/sheet.csv: unsupported file type .csv" in err
+    assert "docs/latin0.txt, docs/latin1.txt, docs/latin2.txt, docs/latin3.txt, docs/latin4.txt and 2 more: " \
+           "not UTF-8 text" in err
+
+
+def test_a_folder_with_nothing_to_read_says_so(tmp_path, capsys):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / ".draft.md").write_text("# Hidden\n\nNot read.\n")
+    code, _, err = run(capsys, "ingest", str(tmp_path / "docs"))
+    assert code == 2 and "no files found; hidden files and folders are not read" in err
