@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     llm_model: str = Field("gpt-4o-mini", description="Chat model name at the OpenAI-compatible endpoint.")
     llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the LLM.")
     llm_timeout: float = Field(30.0, gt=0, description="Seconds to wait for the LLM before giving up on a request.")
+    llm_max_passage_chars: int = Field(
+        4000, ge=200, description="Most characters of one passage sent to the LLM; the rest of a longer "
+        "passage (from an index built before passages had a length cap) is left out of the prompt.",
+    )
     llm_max_retries: int = Field(
         2, ge=0, le=10, description="Retries on connection errors, 429 (honouring Retry-After) and 5xx replies."
     )

@@ -97,3 +97,21 @@ def test_a_folder_with_nothing_to_read_says_so(tmp_path, capsys):
     (tmp_path / "docs" / ".draft.md").write_text("# Hidden\n\nNot read.\n")
     code, _, err = run(capsys, "ingest", str(tmp_path / "docs"))
     assert code == 2 and "no files found; hidden files and folders are not read" in err
+
+
+def test_one_passage_sends_at_most_the_cap_to_the_llm(shipped_index):
+    from fake_openai import FakeOpenAI, passages_in, scripted_llm
+
+    from rag import Assistant, Settings
+
+    with FakeOpenAI() as fake:
+        fake.then(scripted_llm)
+        settings = Settings(index_dir=shipped_index, openai_api_key="sk-test", openai_base_url=fake.url,
+                            answerer="llm", llm_fallback=False, llm_max_retries=0, llm_max_passage_chars=200)
+        assistant = Assistant(settings)
+        assistant.ask("How did they cut cloud costs?", k=3)
+        sent = passages_in(fake.requests[0])
+    whole = [h.passage.text for h in assistant.search("How did they cut cloud costs?", k=3).hits]
+    assert sent and all(len(text) <= 200 for text in sent.values())
+    assert any(len(text) > 200 for text in whole)  # the index keeps them whole; only the prompt is cut
+    assert all(whole[n - 1].startswith(text) for n, text in sent.items())
