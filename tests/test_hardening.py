@@ -115,3 +115,27 @@ def test_one_passage_sends_at_most_the_cap_to_the_llm(shipped_index):
     assert sent and all(len(text) <= 200 for text in sent.values())
     assert any(len(text) > 200 for text in whole)  # the index keeps them whole; only the prompt is cut
     assert all(whole[n - 1].startswith(text) for n, text in sent.items())
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"question": "What did it cost?", "gold_titles": "Cost"}', ':2: "gold_titles" must be a list of strings'),
+    ('{"question": null, "gold_titles": []}', ':2: "question" must be a non-empty string'),
+    ('{"question": "Why?", "gold_titles": [["nested"]]}', ':2: "gold_titles" must be a list of strings'),
+    ('{"question": "Why?", "gold_files": [], "answers": "two weeks"}', ':2: "answers" must be a list of strings'),
+    ('{"question": "Why?"}', ':2: "gold_titles" is missing'),
+    ('["question"]', ":2: expected a JSON object"),
+    ("{not json", ":2: not a JSON line"),
+    ('{"turns": [{"question": "Why?"}, {"question": 3}]}', ':2: turn 2: "question" must be a non-empty string'),
+    ('{"turns": [{"question": "Why?", "subject": "db"}]}', ':2: turn 1: "subject" must be a list of strings'),
+    ('{"turns": "Why?"}', ":2: expected {\"turns\""),
+])
+def test_each_eval_line_is_checked_and_a_bad_one_named_by_line_and_field(shipped_index, tmp_path, capsys, line,
+                                                                          message):
+    conversation = line.startswith('{"turns"')
+    good = ('{"turns": [{"question": "Why feature flags?"}]}' if conversation else
+            '{"question": "Why feature flags?", "gold_titles": []}')
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(good + "\n" + line + "\n")
+    code, out, err = run(capsys, "eval", str(questions), *([] if conversation else ["--retrieval-only"]))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"questions.jsonl{message}" in err, err
