@@ -1,8 +1,9 @@
 """Paragraph-aware chunking and duplicate grouping (pure functions).
 
-A passage is one paragraph of one post. A paragraph longer than the model's window is split at
-sentence boundaries (at word boundaries for a single over-long sentence), so the dense vector
-sees all of its text. Identical paragraphs across posts become one passage with several sources.
+A passage is one paragraph of one post. A paragraph longer than the model's window (or the hard
+length cap) is split at sentence boundaries (at word boundaries for a single over-long sentence, and
+mid-word for a run with no whitespace), so the dense vector sees all of its text. Identical
+paragraphs across posts become one passage with several sources.
 """
 
 from __future__ import annotations
@@ -16,35 +17,72 @@ from .types import Chunk, Post, Source
 TokenCounter = Callable[[str], int]
 
 CHUNKING_VERSION = 1
+CHARS_PER_TOKEN = 8
 
 
 def passage_key(text: str) -> str:
     return hashlib.sha256(normalize(text).encode()).hexdigest()[:32]
 
 
+def max_chars(max_tokens: int) -> int:
+    """The hard length cap of a passage. Prose runs 4-5 characters a word piece, so it binds only on
+    text the token count misses: a run with no whitespace is one unknown word piece however long."""
+    return max_tokens * CHARS_PER_TOKEN
+
+
 def _pack(pieces: list[str], count_tokens: TokenCounter, max_tokens: int) -> list[str]:
-    """Greedily join pieces with spaces while the joined text fits max_tokens."""
+    """Greedily join pieces with spaces while the joined text fits max_tokens and the length cap."""
     parts: list[str] = []
     for piece in pieces:
         candidate = f"{parts[-1]} {piece}" if parts else piece
-        if parts and count_tokens(candidate) <= max_tokens:
+        # The length check first: tokenizing a multi-megabyte run takes seconds.
+        if parts and len(candidate) <= max_chars(max_tokens) and count_tokens(candidate) <= max_tokens:
             parts[-1] = candidate
         else:
             parts.append(piece)
     return parts
 
 
+def _fits(text: str, count_tokens: TokenCounter, max_tokens: int) -> bool:
+    return len(text) <= max_chars(max_tokens) and count_tokens(text) <= max_tokens
+
+
 def split_long(text: str, count_tokens: TokenCounter, max_tokens: int) -> list[str]:
-    """Split text into pieces of at most max_tokens, at sentence boundaries where possible."""
-    if count_tokens(text) <= max_tokens:
+    """Split text into pieces of at most max_tokens and max_chars(max_tokens), at sentence boundaries
+    where possible, else at spaces, else (a run with no whitespace) mid-word."""
+    if _fits(text, count_tokens, max_tokens):
         return [text]
     pieces: list[str] = []
     for sentence in split_sentences(text):
-        if count_tokens(sentence) <= max_tokens:
+        if _fits(sentence, count_tokens, max_tokens):
             pieces.append(sentence)
         else:
             pieces.extend(_pack(sentence.split(), count_tokens, max_tokens))
-    return _pack(pieces, count_tokens, max_tokens)
+    # Only a single over-long word can be left over a limit: cut it, never to be joined again.
+    return [cut for piece in _pack(pieces, count_tokens, max_tokens) for cut in _cut(piece, count_tokens, max_tokens)]
+
+
+def _cut(text: str, count_tokens: TokenCounter, max_tokens: int) -> list[str]:
+    """Consecutive slices of text within both limits: a slice of the length cap, and where that is still
+    too many word pieces, slices as long as the window has room for (no word piece is under one character)."""
+    if _fits(text, count_tokens, max_tokens):
+        return [text]
+    room = max(1, max_tokens - count_tokens(""))  # the model's own tokens ([CLS], [SEP]) take part of the window
+    slices = []
+    for coarse in _slices(text, max_chars(max_tokens)):
+        slices += [coarse] if count_tokens(coarse) <= max_tokens else _slices(coarse, room)
+    return slices
+
+
+def _slices(text: str, size: int) -> list[str]:
+    """text in pieces of at most size characters, cut at the last space before the limit when there is one."""
+    pieces = []
+    while len(text) > size:
+        cut = text.rfind(" ", 1, size + 1)
+        cut = cut if cut > 0 else size
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip(" ")
+    return pieces + ([text] if text else [])
 
 
 def chunk_posts(posts: Iterable[Post], count_tokens: TokenCounter, max_tokens: int) -> list[Chunk]:

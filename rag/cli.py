@@ -22,6 +22,7 @@ from .config import load_settings
 from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.registry import BACKENDS
 from .render import rewrite_note, source_label
+from .text import printable
 from .tokens import TokenStore
 from .types import Answer, IngestReport, SearchResult
 
@@ -161,7 +162,7 @@ def _fail(message: str, code: int, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"error": message, "exit_code": code}), file=sys.stderr)
     else:
-        print(f"rag: error: {message}", file=sys.stderr)
+        print(f"rag: error: {printable(message)}", file=sys.stderr)
     return code
 
 
@@ -194,14 +195,15 @@ def _print_report(report: IngestReport, as_json: bool) -> int:
     if as_json:
         _print_json(report.to_dict())
         return 0
+    # Names and reasons come from the corpus: printable() so none can forge a line or drive the terminal.
     for name in report.indexed:
-        print(f"  read     {name}")
+        print(f"  read     {printable(name)}")
     for name in report.removed_files:
-        print(f"  removed  {name}")
+        print(f"  removed  {printable(name)}")
     for skipped in report.skipped:
-        print(f"rag: warning: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+        print(f"rag: warning: skipped {printable(skipped.path)}: {printable(skipped.reason)}", file=sys.stderr)
     for warning in report.warnings:
-        print(f"rag: warning: {warning.path}: {warning.message}", file=sys.stderr)
+        print(f"rag: warning: {printable(warning.path)}: {printable(warning.message)}", file=sys.stderr)
     print(_describe_ingest(report))
     return 0
 
@@ -231,7 +233,7 @@ def cmd_sources(assistant: Assistant, args: argparse.Namespace) -> int:
         print("no documents indexed")
     for d in documents:
         size = _count(d.pages, "page") if d.pages is not None else _count(d.posts, "post")
-        print(f"{d.path}  ({d.kind}, {size}, {_count(d.passages, 'passage')}, added {d.added})")
+        print(f"{printable(d.path)}  ({d.kind}, {size}, {_count(d.passages, 'passage')}, added {d.added})")
     return 0
 
 
@@ -255,7 +257,7 @@ def _question(args: argparse.Namespace, command: str) -> str:
 
 def _print_notices(notices) -> None:
     for notice in notices:
-        print(f"rag: note: {notice}", file=sys.stderr)
+        print(f"rag: note: {printable(notice)}", file=sys.stderr)
 
 
 def _read_lines(source: str) -> Iterator[str]:
@@ -304,7 +306,7 @@ def _describe_search(result: SearchResult) -> str:
     blocks = []
     for rank, hit in enumerate(result.hits, 1):
         where = _where(hit.passage)
-        body = textwrap.fill(hit.passage.text, width=100, initial_indent="    ", subsequent_indent="    ")
+        body = textwrap.fill(printable(hit.passage.text), width=100, initial_indent="    ", subsequent_indent="    ")
         blocks.append(f"{rank}. [{hit.score:.3f}] {where}\n{body}")
     return "\n\n".join(blocks)
 
@@ -321,8 +323,9 @@ def cmd_ask(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(answer.to_dict())
     else:
-        print(answer.text if answer.needs_clarification else
-              answer.text + "\n\n" + _describe_sources(answer) + f"\n({answer.answerer} answer)")
+        text = printable(answer.text, newlines=True)
+        print(text if answer.needs_clarification else
+              text + "\n\n" + _describe_sources(answer) + f"\n({answer.answerer} answer)")
     return 0
 
 
@@ -331,22 +334,23 @@ def _describe_sources(answer: Answer) -> str:
         if not answer.near_misses:
             return "Nothing in the index came close."
         lines = ["Closest passages (near misses, not sources):"]
-        lines += [f"  - {_where(h.passage)}: {_clip(h.passage.text)}" for h in answer.near_misses]
+        lines += [f"  - {_where(h.passage)}: {_clip(printable(h.passage.text))}" for h in answer.near_misses]
         return "\n".join(lines)
     lines = ["Sources:"]
     for citation in answer.citations:
         lines.append(f"  [{citation.marker}] {_where(citation.hit.passage)}")
-        lines.append(textwrap.fill(citation.hit.passage.text, width=100, initial_indent="      ",
+        lines.append(textwrap.fill(printable(citation.hit.passage.text), width=100, initial_indent="      ",
                                    subsequent_indent="      "))
-        lines += [f"      supported by: \"{citation.hit.passage.text[start:end]}\"" for start, end in citation.evidence]
+        lines += [f"      supported by: \"{printable(citation.hit.passage.text[start:end])}\""
+                  for start, end in citation.evidence]
     if answer.removed:
         lines.append("Removed (the sources do not support them):")
-        lines += [f"  - {claim.text} ({claim.reason})" for claim in answer.removed]
+        lines += [f"  - {printable(claim.text)} ({printable(claim.reason)})" for claim in answer.removed]
     return "\n".join(lines)
 
 
 def _where(passage) -> str:
-    return "; ".join(source_label(s.to_dict()) for s in passage.sources)
+    return printable("; ".join(source_label(s.to_dict()) for s in passage.sources))
 
 
 def _clip(text: str, width: int = 120) -> str:
@@ -382,7 +386,7 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
             store.add(chat.id, "assistant", "", error=str(exc))
             if isinstance(exc, (IndexMissing, IndexCorrupt, IndexMismatch)):
                 raise
-            print(f"rag: error: {exc}", file=sys.stderr)
+            print(f"rag: error: {printable(str(exc))}", file=sys.stderr)
             continue
         store.add(chat.id, "assistant", answer.text, answer=answer.to_dict())
 
@@ -394,9 +398,10 @@ def _resumed(store: ChatStore, wanted: str) -> Chat:
         raise UserError("no saved chat to resume" if wanted == "last" else
                         f"no saved chat {wanted}: rag chat --list shows their ids")
     turns = store.messages(chat.id)
-    print(f'(resuming "{chat.title}": {sum(m.role == "user" for m in turns)} questions so far)')
+    print(f'(resuming "{printable(chat.title)}": {sum(m.role == "user" for m in turns)} questions so far)')
     for message in turns[-4:]:
-        print(f"{'you' if message.role == 'user' else 'rag'}> {message.error or message.content}")
+        said = printable(message.error or message.content, newlines=True)
+        print(f"{'you' if message.role == 'user' else 'rag'}> {said}")
     return chat
 
 
@@ -405,10 +410,10 @@ def _saved_chats(store: ChatStore, export: str | None) -> int:
         chat = store.get(export)
         if chat is None:
             raise UserError(f"no saved chat {export}: rag chat --list shows their ids")
-        print(chat_markdown(chat, store.messages(chat.id)), end="")
+        print(printable(chat_markdown(chat, store.messages(chat.id)), newlines=True), end="")
         return 0
     for chat in store.chats():
-        print(f"{chat.id}  {chat.updated}  {chat.title}")
+        print(f"{chat.id}  {chat.updated}  {printable(chat.title)}")
     return 0
 
 
@@ -427,13 +432,13 @@ def _chat_turn(assistant: Assistant, question: str, history: list, args: argpars
     shown = False
     for piece in stream:  # each sentence once it has passed the check
         shown = True
-        print(piece, end="", flush=True)
+        print(printable(piece, newlines=True), end="", flush=True)
     answer = stream.answer
     if not shown:  # an abstention: nothing of the draft passed
-        print(answer.text, end="")
+        print(printable(answer.text, newlines=True), end="")
     note = rewrite_note(answer.question, answer.standalone_question)
     if note:
-        print(f"\n({note})", end="")
+        print(f"\n({printable(note)})", end="")
     print("\n" + ("" if answer.needs_clarification else _describe_sources(answer) + "\n"))
     _print_notices(answer.notices)
     return answer
@@ -482,7 +487,7 @@ def _describe_eval(report: dict, show_misses: int) -> str:
         lines.append(f"{metric:<24}" + "".join(f"{'-' if v is None else v:>12}" for v in cells))
     misses = report["misses"]
     for miss in misses[:show_misses]:
-        lines.append(f"miss: {miss['question']}  gold {miss['gold']}  got {miss['got']}")
+        lines.append(printable(f"miss: {miss['question']}  gold {miss['gold']}  got {miss['got']}"))
     if len(misses) > show_misses:
         lines.append(f"... and {len(misses) - show_misses} more misses (--show-misses N, or --json for all)")
     return "\n".join(lines)
@@ -506,8 +511,8 @@ def cmd_migrate(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(info.to_dict())
     else:
-        print(f"copied {info.unique_passages} passages into {info.store} ({info.location}); nothing re-embedded. "
-              f"Set RAG_STORE={args.to} to use it.")
+        print(f"copied {info.unique_passages} passages into {info.store} ({printable(info.location)}); "
+              f"nothing re-embedded. Set RAG_STORE={args.to} to use it.")
     return 0
 
 
@@ -518,17 +523,18 @@ def cmd_info(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.json:
         _print_json({**info.to_dict(), "llm": llm})
         return 0
-    changed = ", ".join(info.changed_files) if info.changed_files else "none"
+    changed = printable(", ".join(info.changed_files)) if info.changed_files else "none"
+    where, model = printable(info.index_dir), printable(info.model)
     print(textwrap.dedent(f"""\
-        index:      {info.index_dir} ({info.index_type}, {info.index_bytes / 1e6:.2f} MB, built {info.built_at})
-        store:      {info.store}: {info.location}
-        model:      {info.model} ({info.dimension} dimensions)
+        index:      {where} ({info.index_type}, {info.index_bytes / 1e6:.2f} MB, built {info.built_at})
+        store:      {info.store}: {printable(info.location)}
+        model:      {model} ({info.dimension} dimensions)
         posts:      {info.posts} from {info.files} documents
         passages:   {info.passages} ({info.unique_passages} unique)
         changed since: {changed}
         llm:        {llm['endpoint']} ({llm['model']}): {describe_state(llm)}"""))
     for name, pages in sorted(info.pdf_pages.items()):
-        print(f"pdf:        {name} ({pages} pages)")
+        print(f"pdf:        {printable(name)} ({pages} pages)")
     return 0
 
 
@@ -557,14 +563,14 @@ def cmd_token(assistant: Assistant, args: argparse.Namespace) -> int:
         if args.json:
             _print_json(record.to_dict())
         else:
-            print(f"revoked {record.id} ({record.role}{', ' + record.name if record.name else ''})")
+            print(printable(f"revoked {record.id} ({record.role}{', ' + record.name if record.name else ''})"))
         return 0
     records = store.tokens()
     if args.json:
         _print_json({"tokens": [r.to_dict() for r in records]})
     for r in [] if args.json else records:
         state = f"revoked {r.revoked}" if r.revoked else "active"
-        print(f"{r.id}  {r.role:<6}  {state:<32}  made {r.created}  {r.name}")
+        print(f"{r.id}  {r.role:<6}  {state:<32}  made {r.created}  {printable(r.name)}")
     if not records and not args.json:
         print("no tokens yet: `rag token create --role reader` makes one")
     return 0

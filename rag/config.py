@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import UserError
@@ -17,7 +19,8 @@ class Settings(BaseSettings):
     """Every knob of the assistant. Environment variables use the prefix ``RAG_``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+        allow_inf_nan=False,  # inf or nan would reach scores and print as invalid JSON (NaN)
     )
 
     collection: str = Field(
@@ -164,6 +167,10 @@ class Settings(BaseSettings):
         30.0, gt=0,
         description="Seconds one LLM call (a follow-up's rewrite, or an answer) may take in all, retries included.",
     )
+    llm_max_passage_chars: int = Field(
+        4000, ge=200, description="Most characters of one passage sent to the LLM; the rest of a longer "
+        "passage (from an index built before passages had a length cap) is left out of the prompt.",
+    )
     llm_max_retries: int = Field(
         2, ge=0, le=10,
         description="Retries on connection errors, 429 (honouring Retry-After) and 5xx replies, all within "
@@ -189,12 +196,45 @@ class Settings(BaseSettings):
         description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 for Ollama; unset for OpenAI.",
     )
 
+    @field_validator("openai_base_url")
+    @classmethod
+    def _base_url(cls, url: str | None) -> str | None:
+        """Refused here, not at the first question, where a bad port fails deep inside the HTTP client."""
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError when the port is out of range or not a number
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://localhost:11434/v1")
+        return url
+
+    @model_validator(mode="after")
+    def _some_ranking_counts(self) -> Settings:
+        if self.dense_weight == 0 and self.lexical_weight == 0:
+            raise ValueError("RAG_DENSE_WEIGHT and RAG_LEXICAL_WEIGHT are both 0: set at least one above 0")
+        return self
+
+
 def load_settings(**overrides) -> Settings:
     """Settings from the environment and .env; a bad value is the user's to fix, named by its variable."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"RAG_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
-        )
+        problems = "; ".join(_problem(error) for error in exc.errors())
         raise UserError(f"invalid setting ({problems}): fix it in the environment or .env") from None
+    except UnicodeDecodeError:
+        raise UserError(".env is not UTF-8 text: save it as UTF-8 (or remove it)") from None
+    except OSError as exc:
+        raise UserError(f"cannot read .env ({exc.strerror or exc}): fix its permissions or remove it") from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One validation error, named by its environment variable (OPENAI_* keep their own names)."""
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # a rule over several settings names them itself
+        return message
+    name = "_".join(str(part) for part in error["loc"])
+    return f"{name if name.isupper() else 'RAG_' + name.upper()}: {message}"

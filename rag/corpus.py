@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,20 +125,62 @@ def _unsupported(path: Path) -> str:
 
 def _walk_folder(root: Path, base: Path, skipped: list[Skipped], excluded: list[str]) -> Iterator[tuple[Path, str]]:
     real_root = root.resolve()
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(folder) / d).is_symlink()
-                         and not under_any(display_path(Path(folder) / d, base), excluded))
-        for name in sorted(files):
-            path = Path(folder) / name
+
+    def wanted(folder: Path) -> bool:
+        return not folder.name.startswith(".") and not folder.is_symlink() and \
+            not under_any(display_path(folder, base), excluded)
+
+    for folder, files in _folders(root, wanted, lambda folder, why: skipped.append(
+            Skipped(display_path(folder, base), why))):
+        for name in files:
+            path = folder / name
             if name.startswith(".") or under_any(display_path(path, base), excluded):
                 continue
-            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                skipped.append(Skipped(display_path(path, base), _unsupported(path)))
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                skipped.append(Skipped(display_path(path, base), "link to a file outside the corpus folder"))
+            reason = _refusal(path, real_root)
+            if reason:
+                skipped.append(Skipped(display_path(path, base), reason))
                 continue
             yield path, display_path(path, base)
+
+
+def _folders(root: Path, wanted: Callable[[Path], bool],
+             unreadable: Callable[[Path, str], None]) -> Iterator[tuple[Path, list[str]]]:
+    """(folder, its file names) for root and the wanted folders under it, in name order (as os.walk).
+
+    An explicit stack, not recursion: os.walk recurses before Python 3.12, so ~1000 nested folders
+    would abort the whole ingest with RecursionError."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            unreadable(folder, f"folder unreadable ({exc.strerror or exc})")
+            continue
+        folders = [Path(e.path) for e in entries if _is_dir(e)]
+        yield folder, [e.name for e in entries if not _is_dir(e)]
+        stack.extend(reversed([f for f in folders if wanted(f)]))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _refusal(path: Path, real_root: Path) -> str:
+    """Why a file found in a folder is not read ("" when it is)."""
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        return _unsupported(path)
+    if not path.is_symlink():
+        return ""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a loop raises RuntimeError before Python 3.13
+        return "broken link (it points to itself, loops, or points to nothing)"
+    return "" if target.is_relative_to(real_root) else "link to a file outside the corpus folder"
 
 
 # ---------------------------------------------------------------- reading

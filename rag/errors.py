@@ -64,9 +64,22 @@ class CorpusMissing(UserError):
 
 class EmptyCorpus(UserError):
     def __init__(self, paths: object, skipped: Sequence = ()) -> None:
-        why = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        super().__init__(f"no readable text in {paths}" + (f" ({why})" if why else "")
-                         + ": add PDF, Word .docx, Markdown, HTML or text files")
+        super().__init__(f"no readable text in {paths} ({why_skipped(skipped)}): add PDF, Word .docx, Markdown, "
+                         "HTML or text files")
+
+
+def why_skipped(skipped: Sequence, names_shown: int = 5) -> str:
+    """Why each file was skipped, grouped by reason so a long list stays one readable line."""
+    if not skipped:
+        return "no files found; hidden files and folders are not read"
+    by_reason: dict[str, list[str]] = {}
+    for entry in skipped:
+        by_reason.setdefault(entry.reason, []).append(entry.path)
+    parts = []
+    for reason, names in by_reason.items():
+        more = f" and {len(names) - names_shown} more" if len(names) > names_shown else ""
+        parts.append(f"{', '.join(names[:names_shown])}{more}: {reason}")
+    return "; ".join(parts)
 
 
 class ModelUnavailable(UserError):

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Generator
 
+from .text import printable
 from .types import Answer
 
 log = logging.getLogger("rag")
@@ -26,12 +27,23 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class PlainLines(logging.Formatter):
+    """`rag: level: message` for a human; messages can hold file names and corpus text, so they are
+    made printable (no escape sequences, no forged lines)."""
+
+    def __init__(self) -> None:
+        super().__init__("rag: %(levelname)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+
 def setup(json_lines: bool, include_text: bool = False) -> None:
     """JSON lines of every event at INFO on stderr, or plain warnings only."""
     global _INCLUDE_TEXT
     _INCLUDE_TEXT = include_text
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonLines() if json_lines else logging.Formatter("rag: %(levelname)s: %(message)s"))
+    handler.setFormatter(JsonLines() if json_lines else PlainLines())
     log.handlers[:] = [handler]
     log.setLevel(logging.INFO if json_lines else logging.WARNING)
     log.propagate = False

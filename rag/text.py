@@ -66,3 +66,19 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     if carry is not None:
         spans.append((carry, len(text.rstrip())))
     return spans
+
+
+# DEL, the C1 controls, and the bidi embeddings, overrides and isolates (which reorder what a reader sees).
+_OTHER_CONTROLS = r"\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE = re.compile(rf"[\x00-\x1f{_OTHER_CONTROLS}]")
+_UNPRINTABLE_BUT_NEWLINE = re.compile(rf"[\x00-\x09\x0b-\x1f{_OTHER_CONTROLS}]")
+
+
+def printable(text: str, newlines: bool = False) -> str:
+    """Text safe to print on a terminal: each control character becomes a visible escape (\\x1b, \\n).
+
+    Corpus text, file names and model output reach a human's terminal; raw, an escape sequence could
+    retitle or clear it or write the clipboard (OSC 52), and a newline in a name could forge a line of
+    output. `newlines` keeps line breaks, for text the CLI itself lays out on several lines."""
+    pattern = _UNPRINTABLE_BUT_NEWLINE if newlines else _UNPRINTABLE
+    return pattern.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import SHIPPED_CORPUS
 
-from rag.chunking import chunk_posts, group_duplicates, split_long
+from rag.chunking import chunk_posts, group_duplicates, max_chars, split_long
 from rag.corpus import load_paths
 from rag.embeddings import resolve_model_path, token_counter
 from rag.text import normalize
@@ -74,3 +74,21 @@ def test_shipped_corpus_groups_repeated_paragraphs(count_tokens):
     assert (len(chunks), len(groups)) == (36, 25)
     cost = next(sources for _, text, sources in groups if text.startswith("Our cost optimization"))
     assert len({s.title for s in cost}) == 4
+
+
+@pytest.mark.parametrize("run", ["a" * 200_000, "ab-" * 70_000, "QmFzZTY0" * 25_000])
+def test_a_run_with_no_whitespace_is_cut_within_the_length_cap_and_the_window(count_tokens, run):
+    # "a" * n is a single unknown word piece, so the token count alone would keep it whole.
+    text = f"Before the blob. {run} After the blob."
+    pieces = split_long(text, count_tokens, 256)
+    assert all(len(p) <= max_chars(256) and count_tokens(p) <= 256 for p in pieces)
+    assert "".join(pieces).replace(" ", "") == text.replace(" ", "")  # every character kept, in order
+    assert pieces[0] == "Before the blob." and pieces[-1].endswith("After the blob.")
+    chunks = chunk_posts([post("Blob", text)], count_tokens, 256)
+    assert [c.text for c in chunks] == pieces and max(len(c.text) for c in chunks) <= max_chars(256)
+
+
+def test_ordinary_prose_never_meets_the_length_cap(count_tokens):
+    posts = load_paths([SHIPPED_CORPUS], 10**7, SHIPPED_CORPUS).posts
+    for text in [paragraph.text for post_ in posts for paragraph in post_.paragraphs]:
+        assert len(text) <= max_chars(count_tokens(text))

@@ -89,6 +89,16 @@ def test_info_lists_files_changed_since(capsys, tmp_path, monkeypatch):
     assert code == 0 and "changed since: corpus/new.md" in out
 
 
+
+def test_a_link_loop_in_the_corpus_is_skipped_by_ingest_and_info(capsys, tmp_path):
+    shutil.copytree(SHIPPED_CORPUS, tmp_path / "corpus")
+    assert run(capsys, "ingest", "--json")[0] == 0
+    (tmp_path / "corpus" / "self.md").symlink_to("self.md")  # added after the ingest
+    code, out, err = run(capsys, "info")
+    assert code == 0 and "changed since: none" in out and err == ""
+    code, out, err = run(capsys, "ingest")
+    assert code == 0 and "warning: skipped corpus/self.md: broken link" in err
+
 @pytest.mark.parametrize("argv, message", [
     (["search", "   "], "the question is empty"),
     (["search", "\x00\x07"], "the question is empty"),

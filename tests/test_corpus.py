@@ -125,3 +125,34 @@ def test_unreadable_file_is_skipped(tmp_path):
     (tmp_path / "locked.md").chmod(0)
     result = load(tmp_path)
     assert result.posts == [] and "unreadable" in result.skipped[0].reason
+
+
+def test_a_link_loop_is_skipped_with_a_warning_and_the_rest_load(tmp_path):
+    (tmp_path / "good.md").write_text("# Good\n\nA fine paragraph.\n")
+    os.symlink("self.md", tmp_path / "self.md")  # points to itself
+    os.symlink("b.md", tmp_path / "a.md")
+    os.symlink("a.md", tmp_path / "b.md")
+    os.symlink("gone.md", tmp_path / "dangling.md")
+    for parse in (True, False):  # reading, and fingerprinting for `rag info`
+        result = load_paths([tmp_path], 5_000_000, tmp_path, parse=parse)
+        reasons = {s.path: s.reason for s in result.skipped}
+        assert set(reasons) == {"self.md", "a.md", "b.md", "dangling.md"}
+        assert all("broken link" in reason for reason in reasons.values())
+        assert list(result.fingerprints) == ["good.md"]
+    assert [p.title for p in load(tmp_path).posts] == ["Good"]
+
+
+def test_deeply_nested_folders_are_read_without_a_recursion_limit(tmp_path):
+    deep = tmp_path
+    for _ in range(1100):  # deeper than Python's default recursion limit (mkdir(parents=True) recurses)
+        deep = deep / "d"
+        deep.mkdir()
+    try:
+        (deep / "bottom.md").write_text("# Bottom\n\nFar down.\n")
+        (tmp_path / "top.md").write_text("# Top\n\nUp here.\n")
+        assert [p.title for p in load(tmp_path).posts] == ["Top", "Bottom"]
+    finally:  # pytest's clean-up (shutil.rmtree) recurses too, and would fail on it later
+        (deep / "bottom.md").unlink(missing_ok=True)
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent

@@ -40,3 +40,25 @@ def test_bad_values_are_refused_naming_the_variable(monkeypatch):
     monkeypatch.setenv("RAG_TOP_K", "0")
     with pytest.raises(UserError, match="RAG_TOP_K"):
         load_settings()
+
+
+@pytest.mark.parametrize("variables, named", [
+    ({"RAG_DENSE_WEIGHT": "inf"}, "RAG_DENSE_WEIGHT: Input should be a finite number"),
+    ({"RAG_MIN_SCORE": "nan"}, "RAG_MIN_SCORE: Input should be a finite number"),
+    ({"RAG_DENSE_WEIGHT": "0", "RAG_LEXICAL_WEIGHT": "0"}, "RAG_DENSE_WEIGHT and RAG_LEXICAL_WEIGHT are both 0"),
+    ({"OPENAI_BASE_URL": "http://localhost:99999/v1"}, "OPENAI_BASE_URL: not a valid URL (Port out of range"),
+    ({"OPENAI_BASE_URL": "localhost:11434/v1"}, "OPENAI_BASE_URL: must be an http:// or https:// URL"),
+])
+def test_unusable_values_are_refused_in_one_line_naming_the_variable(monkeypatch, variables, named):
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(UserError) as refused:
+        load_settings()
+    assert named in str(refused.value) and "\n" not in str(refused.value)
+    assert refused.value.exit_code == 2
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_clear_error(tmp_path):
+    (tmp_path / ".env").write_bytes(b"RAG_TOP_K=3\n# caf\xe9\n")
+    with pytest.raises(UserError, match=r"\.env is not UTF-8 text: save it as UTF-8"):
+        load_settings()

@@ -4,7 +4,7 @@ extractive answerer to fall back on. The pipeline talks to the `Answerer` interf
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from ..config import Settings
@@ -94,11 +94,19 @@ class LLMAnswerer:
         from .llm import stream_answer
 
         pieces: list[str] = []
-        for piece in stream_answer(self.settings, standalone, hits):
+        for piece in stream_answer(self.settings, standalone, clipped(hits, self.settings.llm_max_passage_chars)):
             pieces.append(piece)
             yield piece
         text = "".join(pieces)
         return Draft(text, self.name, LLM_DECLINED if NO_ANSWER.lower() in text.lower() else None)
+
+
+def clipped(hits: Sequence[Hit], limit: int) -> list[Hit]:
+    """The hits with each passage cut to `limit` characters: what one passage may put in a prompt.
+
+    Verification still reads the whole passage; cutting only bounds the prompt's size and cost."""
+    return [h if len(h.passage.text) <= limit else replace(h, passage=replace(h.passage, text=h.passage.text[:limit]))
+            for h in hits]
 
 
 class Fallback:

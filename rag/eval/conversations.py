@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..types import Answer
-from .metrics import Question, Result, answer_metrics, retrieval_metrics
+from .metrics import Question, Result, answer_metrics, json_line, parse_question, retrieval_metrics, strings
 
 KINDS = ("standalone", "followup", "switch", "contains_that", "followup_oos", "dangling")
 _STAND_ALONE = ("standalone", "switch", "contains_that")
@@ -45,23 +45,24 @@ def load_conversations(path: Path) -> list[list[ConversationTurn]]:
     conversations = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
-            try:
-                conversations.append([_turn(row) for row in json.loads(line)["turns"]])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UserError(f"{path}:{number}: expected {_SHAPE} ({type(exc).__name__}: {exc})") from None
+            where = f"{path}:{number}"
+            row = json_line(line, where)
+            turns = row.get("turns") if isinstance(row, dict) else None
+            if not isinstance(turns, list) or not turns:
+                raise UserError(f"{where}: expected {_SHAPE}")
+            conversations.append([_turn(turn, f"{where}: turn {n}") for n, turn in enumerate(turns, 1)])
     if not conversations:
         raise UserError(f"{path} holds no conversations")
     return conversations
 
 
-def _turn(row: dict) -> ConversationTurn:
+def _turn(row: object, where: str) -> ConversationTurn:
+    question = parse_question(row, where, gold_required=False)
+    assert isinstance(row, dict)  # parse_question refuses anything else
     kind = row.get("kind", "standalone")
     if kind not in KINDS:
-        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-    by_file = "gold_files" in row
-    question = Question(str(row["question"]), tuple(row.get("gold_files" if by_file else "gold_titles", ())),
-                        tuple(row.get("answers", [])), by_file)
-    return ConversationTurn(question, kind, tuple(str(w).lower() for w in row.get("subject", [])))
+        raise UserError(f'{where}: "kind" must be one of {", ".join(KINDS)}')
+    return ConversationTurn(question, kind, tuple(word.lower() for word in strings(row, "subject", where)))
 
 
 def evaluate_conversations(conversations: Sequence[Sequence[ConversationTurn]],

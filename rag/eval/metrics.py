@@ -40,21 +40,44 @@ def load_questions(path: Path) -> list[Question]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read the question file {path}: {exc}") from exc
-    questions = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            by_file = "gold_files" in row
-            questions.append(Question(str(row["question"]), tuple(row["gold_files" if by_file else "gold_titles"]),
-                                      tuple(row.get("answers", [])), by_file))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UserError(f"{path}:{number}: expected {{\"question\", \"gold_titles\" or \"gold_files\", "
-                            f"\"answers\"}} ({type(exc).__name__}: {exc})") from None
+    questions = [parse_question(json_line(line, f"{path}:{number}"), f"{path}:{number}")
+                 for number, line in enumerate(lines, 1) if line.strip()]
     if not questions:
         raise UserError(f"{path} holds no questions")
     return questions
+
+
+def json_line(line: str, where: str) -> object:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise UserError(f"{where}: not a JSON line ({exc})") from None
+
+
+def parse_question(row: object, where: str, gold_required: bool = True) -> Question:
+    """One question, checked field by field: a wrong type is named with its line (`where`), never
+    taken apart (a string as a list of characters) or asked as "None"."""
+    if not isinstance(row, dict):
+        raise UserError(f'{where}: expected a JSON object {{"question", "gold_titles" or "gold_files", "answers"}}')
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise UserError(f'{where}: "question" must be a non-empty string')
+    by_file = "gold_files" in row
+    gold = strings(row, "gold_files" if by_file else "gold_titles", where, gold_required)
+    return Question(question, gold, strings(row, "answers", where), by_file)
+
+
+def strings(row: dict, field: str, where: str, required: bool = False) -> tuple[str, ...]:
+    """The list of strings in row[field] (empty when it is absent and not required)."""
+    if field not in row:
+        if required:
+            raise UserError(f'{where}: "{field}" is missing: list the posts (or "gold_files") that answer the '
+                            "question, [] when none does")
+        return ()
+    value = row[field]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise UserError(f'{where}: "{field}" must be a list of strings, e.g. ["Cost"] ([] when none applies)')
+    return tuple(value)
 
 
 def result_of(hit: Hit) -> Result:
