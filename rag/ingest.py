@@ -6,6 +6,7 @@ edited file re-embeds only its changed paragraphs and an unchanged corpus writes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -18,8 +19,8 @@ from .chunking import CHUNKING_VERSION, chunk_posts, embedding_text, group_dupli
 from .config import Settings
 from .corpus import LoadResult, display_path, load_paths, under
 from .embeddings import Progress, load_encoder, model_window, resolve_model_path, token_counter
-from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, UserError
-from .index.files import built_at, ingest_lock, remove_stale_files
+from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
+from .index.files import built_at, ingest_lock, remove_stale_files, user_fixable
 from .index.manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
 from .index.records import Record
 from .index.registry import describe_location, location_of, open_store, write_store
@@ -149,7 +150,7 @@ def list_documents(settings: Settings) -> list[Document]:
 def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = None) -> Manifest:
     """Copy the current index into another backend without re-embedding: same records, same vectors."""
     spec = build_spec(settings)
-    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
         current = read_manifest(settings.index_dir)
         if current.store == to and current.store_location == location_of(settings, to):
             raise UserError(f"the index is already in {to} ({current.store_location or settings.index_dir})")
@@ -162,6 +163,9 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
                                    "query_model_files")}
             manifest = write_store(settings.model_copy(update={"store": to}), spec, current.dimension, records,
                                    vectors, None, store=to, **fields)
+        except BaseException:
+            _discard_unpublished(settings, current)
+            raise
         finally:
             source.close()
         remove_stale_files(settings.index_dir, {current.generation, manifest.generation})
@@ -176,12 +180,15 @@ def run_ingest(
     no paths re-reads what the index holds. Only passages whose text changed are embedded."""
     started = time.perf_counter()
     spec = build_spec(settings)
-    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
         current = _current_manifest(settings)
         previous = None if rebuild else _open_previous(settings, spec, current)
         try:
             plan = _plan(settings, current, previous is not None, list(paths or []), sync)
             return _apply(settings, spec, plan, current, previous, progress, started)
+        except BaseException:
+            _discard_unpublished(settings, current)
+            raise
         finally:
             if previous:
                 previous.close()
@@ -191,7 +198,7 @@ def run_remove(settings: Settings, paths: Sequence[Path], on_wait: Callable[[], 
     """Remove these files or folders (and only their passages) from the index; nothing is embedded."""
     started = time.perf_counter()
     spec = build_spec(settings)
-    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
         current = read_manifest(settings.index_dir)
         previous = open_store(settings, spec, store=current.store)
         try:
@@ -202,8 +209,20 @@ def run_remove(settings: Settings, paths: Sequence[Path], on_wait: Callable[[], 
                     raise UserError(f"{name} is not in the index; `rag sources` lists what is")
             plan = remove_plan(current.roots, current.excluded, names)
             return _apply(settings, spec, plan, current, previous, False, started)
+        except BaseException:
+            _discard_unpublished(settings, current)
+            raise
         finally:
             previous.close()
+
+
+def _discard_unpublished(settings: Settings, current: Manifest | None) -> None:
+    """A failed or interrupted write removes its temp files and unpublished files now: left for the next
+    ingest, they kept a full disk full. Whichever generation is published stays, and the one before it."""
+    kept = {current.generation} if current else set()
+    with contextlib.suppress(RagError, OSError):  # the write's own error is the one to report
+        published = _current_manifest(settings)
+        remove_stale_files(settings.index_dir, kept | ({published.generation} if published else set()))
 
 
 def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | None,

@@ -1,0 +1,118 @@
+"""Failures the user can fix (full disk, read-only or blocked index folder, SIGTERM): exit 2 or an
+interruption, one line naming the folder and the fix, the previous index intact and nothing left over."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+
+import pytest
+
+from rag import Assistant
+from rag.cli import main
+from rag.index.manifest import read_manifest
+
+CHANGED = "# Moving to Kafka\n\nAn entirely new story about queues.\n"
+
+
+@pytest.fixture
+def indexed(make_settings, docs, monkeypatch):
+    """An index of `docs`, a changed document to ingest next, and the CLI pointed at both."""
+    settings = make_settings()
+    Assistant(settings).ingest()
+    (docs / "kafka.md").write_text(CHANGED)
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(settings.corpus_dir))
+    monkeypatch.setenv("RAG_INDEX_DIR", str(settings.index_dir))
+    return settings
+
+
+def one_error_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "unexpected failure" not in lines[0] and "Traceback" not in lines[0]
+    return lines[0]
+
+
+def assert_unchanged_and_clean(settings, before) -> None:
+    """The previous generation is still the published one, and the failed write left no file at all."""
+    assert read_manifest(settings.index_dir) == before
+    names = sorted(p.name for p in settings.index_dir.iterdir() if p.name not in ("manifest.json", ".lock", "onnx"))
+    assert names == sorted([before.index_file.name, before.records_file.name])
+    assert Assistant(settings).search("replayable event streams").hits
+
+
+def full_faiss_write(monkeypatch) -> None:
+    """FAISS writes into /dev/full: the real ENOSPC, at the real write."""
+    import rag.index.faiss as module
+
+    real = module.faiss.PyCallbackIOWriter
+    full = open("/dev/full", "wb")  # noqa: SIM115 - kept open for the writer
+    monkeypatch.setattr(module.faiss, "PyCallbackIOWriter", lambda write: real(full.write))
+
+
+def full_sqlite(monkeypatch) -> None:
+    """SQLite's own SQLITE_FULL ("database or disk is full"), from a page limit on the records file."""
+    real = sqlite3.connect
+
+    def tiny(*args, **kwargs):
+        db = real(*args, **kwargs)
+        db.execute("PRAGMA max_page_count = 2")
+        return db
+
+    monkeypatch.setattr("rag.index.records.sqlite3.connect", tiny)
+
+
+def full_manifest(monkeypatch) -> None:
+    real = os.replace
+
+    def replace(src, dst):
+        if os.path.basename(dst) == "manifest.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr("rag.index.files.os.replace", replace)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("fill", [full_faiss_write, full_sqlite, full_manifest])
+def test_disk_full_exits_2_and_removes_its_temp_files(indexed, monkeypatch, capsys, fill):
+    before = read_manifest(indexed.index_dir)
+    fill(monkeypatch)
+    assert main(["ingest"]) == 2
+    line = one_error_line(capsys)
+    assert f"no space left on the disk of {indexed.index_dir}: free some space" in line
+    monkeypatch.undo()
+    assert_unchanged_and_clean(indexed, before)
+
+
+def test_read_only_index_folder_exits_2_naming_it(indexed, monkeypatch, capsys):
+    before = read_manifest(indexed.index_dir)
+    if os.geteuid() == 0:  # root writes through chmod: fail the lock's open as a read-only mount does
+        def read_only(self, *args, **kwargs):
+            raise OSError(errno.EROFS, "Read-only file system", self.lock_file)
+
+        monkeypatch.setattr("rag.index.files.FileLock.acquire", read_only)
+    else:
+        indexed.index_dir.chmod(0o555)
+    try:
+        assert main(["ingest"]) == 2
+    finally:
+        indexed.index_dir.chmod(0o755)
+    line = one_error_line(capsys)
+    assert f"cannot write to {indexed.index_dir}" in line and "RAG_INDEX_DIR" in line
+    monkeypatch.undo()
+    assert_unchanged_and_clean(indexed, before)
+
+
+def test_an_index_path_that_is_a_file_exits_2_saying_so(make_settings, docs, monkeypatch, capsys):
+    settings = make_settings()
+    settings.index_dir.write_text("my notes")
+    monkeypatch.setenv("RAG_CORPUS_DIR", str(settings.corpus_dir))
+    monkeypatch.setenv("RAG_INDEX_DIR", str(settings.index_dir))
+    for argv in (["search", "kafka"], ["ingest", "--rebuild"]):  # search once said to run the rebuild
+        assert main(argv) == 2
+        line = one_error_line(capsys)
+        assert f"{settings.index_dir} is a file, not a folder: move it away" in line
+        assert "--rebuild" not in line
+    assert settings.index_dir.read_text() == "my notes"
