@@ -6,8 +6,12 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 
 import pytest
+from conftest import REPO
 
 from rag import Assistant
 from rag.cli import main
@@ -116,3 +120,34 @@ def test_an_index_path_that_is_a_file_exits_2_saying_so(make_settings, docs, mon
         assert f"{settings.index_dir} is a file, not a folder: move it away" in line
         assert "--rebuild" not in line
     assert settings.index_dir.read_text() == "my notes"
+
+
+SIGNAL_MID_WRITE = """
+import os, signal, sys, time
+import rag.index.records as records
+from rag.cli import main
+
+real = records.write_records
+
+def write_then_signal(path, rows):
+    real(path, rows)  # the generation's FAISS file and records are on disk, the manifest not yet
+    os.kill(os.getpid(), signal.{name})
+    time.sleep(5)
+
+import rag.index.registry
+rag.index.registry.write_records = write_then_signal
+sys.exit(main(["ingest"]))
+"""
+
+
+@pytest.mark.parametrize(("name", "code", "message"), [("SIGTERM", 143, "interrupted (SIGTERM)"),
+                                                       ("SIGINT", 130, "interrupted")])
+def test_a_signal_mid_ingest_ends_with_one_line_and_no_leftovers(indexed, name, code, message):
+    before = read_manifest(indexed.index_dir)
+    script = textwrap.dedent(SIGNAL_MID_WRITE).replace("{name}", name)
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == code, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"rag: error: {message}"
+    assert "Traceback" not in done.stderr
+    assert_unchanged_and_clean(indexed, before)
