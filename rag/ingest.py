@@ -160,7 +160,7 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
             vectors = source.vectors_by_key()
             fields = {name: getattr(current, name) for name in
                       ("posts", "passages", "roots", "excluded", "fingerprints", "documents",
-                                   "query_model_files")}
+                                   "query_model_files", "query_model_unsupported")}
             manifest = write_store(settings.model_copy(update={"store": to}), spec, current.dimension, records,
                                    vectors, None, store=to, **fields)
         except BaseException:
@@ -286,7 +286,7 @@ def _build(
         fresh, dimension = {}, previous.manifest.dimension
     records = [record for record, _ in embedded_texts]
     manifest = write_store(settings, spec, dimension, records, fresh, previous, passages=len(chunks),
-                           query_model_files=_query_model(settings, export), **fields)
+                           **_query_model(settings, export), **fields)
     return manifest, len(missing)
 
 
@@ -316,34 +316,47 @@ def _current_manifest(settings: Settings) -> Manifest | None:
         return None
 
 
-def _query_model(settings: Settings, previous: Manifest | None) -> list[FileEntry]:
-    """The ONNX export the query path uses without torch: kept when intact, else made anew.
+def _query_model(settings: Settings, previous: Manifest | None) -> dict:
+    """The manifest fields of the ONNX export the query path uses without torch: kept when intact, else
+    made anew, so an export that is missing, damaged or was never made comes back with the next ingest.
 
     A model the exporter cannot handle is not an error: queries then use sentence-transformers.
     """
-    if previous and previous.query_model_files:
-        try:
-            for entry in previous.query_model_files:
-                verify_file(settings.index_dir, entry)
-            return previous.query_model_files
-        except IndexCorrupt:
-            pass
+    if previous and previous.query_model_unsupported:
+        return {"query_model_files": [], "query_model_unsupported": True}
+    if previous and previous.query_model_files and _intact(settings, previous.query_model_files):
+        return {"query_model_files": previous.query_model_files, "query_model_unsupported": False}
     from .onnx_encoder import export_onnx
 
     try:
         files = export_onnx(resolve_model_path(settings.embedding_model), settings.index_dir / QUERY_MODEL_DIR)
+    except OSError as exc:  # a full disk or a read-only folder: worth trying again next time
+        log.warning("no ONNX export of %s (%s): queries load sentence-transformers until an ingest makes it",
+                    settings.embedding_model, exc)
+        return {"query_model_files": [], "query_model_unsupported": False}
     except Exception as exc:  # noqa: BLE001 - any exporter failure means "no fast path", never a failed ingest
         log.warning("no ONNX export of %s (%s): queries will load sentence-transformers",
                     settings.embedding_model, exc)
-        return []
-    return [file_entry(path, settings.index_dir) for path in files]
+        return {"query_model_files": [], "query_model_unsupported": True}
+    return {"query_model_files": [file_entry(path, settings.index_dir) for path in files],
+            "query_model_unsupported": False}
+
+
+def _intact(settings: Settings, files: list[FileEntry]) -> bool:
+    try:
+        for entry in files:
+            verify_file(settings.index_dir, entry)
+    except IndexCorrupt:
+        return False
+    return True
 
 
 def _repair_query_model(settings: Settings, manifest: Manifest) -> Manifest:
-    """A no-change ingest still restores a deleted or damaged export, rewriting only the manifest."""
-    files = _query_model(settings, manifest) if manifest.query_model_files else []
-    if files == manifest.query_model_files:
+    """A no-change ingest still makes a missing or damaged export, rewriting only the manifest."""
+    fields = _query_model(settings, manifest)
+    if fields == {"query_model_files": manifest.query_model_files,
+                  "query_model_unsupported": manifest.query_model_unsupported}:
         return manifest
-    repaired = dataclasses.replace(manifest, query_model_files=files)
+    repaired = dataclasses.replace(manifest, **fields)
     write_manifest(settings.index_dir, repaired)
     return repaired

@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO
+from conftest import REPO, loaded
 
 from rag import Assistant
 from rag.cli import main
@@ -151,3 +151,38 @@ def test_a_signal_mid_ingest_ends_with_one_line_and_no_leftovers(indexed, name, 
     assert done.stderr.strip().splitlines()[-1] == f"rag: error: {message}"
     assert "Traceback" not in done.stderr
     assert_unchanged_and_clean(indexed, before)
+
+
+def test_an_export_lost_to_a_full_disk_is_made_by_the_next_ingest(make_settings, docs, monkeypatch):
+    import rag.onnx_encoder
+    from rag.onnx_encoder import OnnxEncoder
+
+    settings, export = make_settings(), rag.onnx_encoder.export_onnx
+
+    def full(model_path, out_dir):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rag.onnx_encoder, "export_onnx", full)
+    Assistant(settings).ingest()  # the index is written; the fast query path is not
+    assert read_manifest(settings.index_dir).query_model_files == []
+    assert not (settings.index_dir / "onnx").exists()
+    monkeypatch.setattr(rag.onnx_encoder, "export_onnx", export)
+    report = Assistant(settings).ingest()  # nothing changed, but the export is made now
+    assert not report.wrote_index and read_manifest(settings.index_dir).query_model_files
+    assert isinstance(loaded(Assistant(settings))[1], OnnxEncoder)
+
+
+def test_a_model_the_exporter_cannot_handle_is_not_tried_again(make_settings, docs, monkeypatch):
+    import rag.onnx_encoder
+
+    settings, tries = make_settings(), []
+
+    def unsupported(model_path, out_dir):
+        tries.append(out_dir)
+        raise TypeError("forward() got an unexpected keyword argument 'token_type_ids'")
+
+    monkeypatch.setattr(rag.onnx_encoder, "export_onnx", unsupported)
+    Assistant(settings).ingest()
+    Assistant(settings).ingest()  # a no-change ingest does not pay for the export again
+    assert len(tries) == 1 and read_manifest(settings.index_dir).query_model_unsupported
+    assert Assistant(settings).search("replayable event streams").hits

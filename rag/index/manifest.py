@@ -57,6 +57,8 @@ class Manifest:
     fingerprints: dict[str, str] = field(default_factory=dict)
     # The torch-free export of the model for queries; empty when it could not be made.
     query_model_files: list[FileEntry] = field(default_factory=list)
+    # The exporter cannot handle this model: ingests stop trying (a full disk is no such case).
+    query_model_unsupported: bool = False
     # The vector index kind ("flat" or "hnsw"); manifests written before index types existed held a flat index.
     index_type: str = "flat"
     # Which backend holds the vectors ("faiss" or "milvus") and, for Milvus, where: the URI as configured
