@@ -30,7 +30,7 @@ index: setup
 run: index
 	address=$$($(BIN)/python -c "from rag.config import load_settings; print(load_settings().app_address)") && \
 	$(BIN)/python -m streamlit run app.py --server.address "$$address" --server.port $(PORT) --server.headless true \
-		--browser.gatherUsageStats false --client.toolbarMode minimal
+		--browser.gatherUsageStats false --client.toolbarMode minimal --client.showErrorDetails none
 
 # The browser test drives Debian's chromium (a browser download cannot work offline).
 browser:

@@ -7,6 +7,7 @@ OIDC configured, it shows nothing until someone signs in (the rules are in rag/a
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,10 @@ EXAMPLES = [
 ]
 
 UPLOAD_TYPES = ["pdf", "docx", "md", "markdown", "html", "htm", "txt"]
+# An unexpected failure's one line: its traceback and paths go to the server's log, never to the page.
+UNEXPECTED = ("Something went wrong on the server: try again, or reload the page; if it keeps happening, "
+              "the server's log has the details.")
+log = logging.getLogger("rag.app")
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…")
@@ -374,6 +379,9 @@ def respond(assistant: Assistant, store: ChatStore, chat_id: str | None, questio
             store.add(chat_id, "assistant", stream.answer.text, answer=stream.answer.to_dict())
         except RagError as exc:
             store.add(chat_id, "assistant", "", error=str(exc))
+        except Exception:  # stored like any failure, so the question stays and Retry asks it again
+            log.exception("answering failed")
+            store.add(chat_id, "assistant", "", error=UNEXPECTED)
         finally:
             checking.empty()
     st.rerun()  # redraw from the store: the verified text, its sources, the rating
@@ -430,4 +438,13 @@ def main() -> None:
         respond(assistant, store, chat_id, question, options)
 
 
-main()
+def guarded() -> None:
+    """The last line of defence: st.stop and st.rerun are BaseExceptions and pass through."""
+    try:
+        main()
+    except Exception:
+        log.exception("the page failed")
+        st.error(UNEXPECTED)
+
+
+guarded()

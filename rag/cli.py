@@ -7,8 +7,10 @@ stderr (a JSON object with --json); RAG_DEBUG=1 shows the traceback of an unexpe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import textwrap
@@ -143,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     as_json = getattr(args, "json", False) or bool(getattr(args, "batch", None))
     logs.setup(args.log_json, args.log_text)
     try:
-        assistant = Assistant(load_settings())
-        return COMMANDS[args.command](assistant, args)
+        with _sigterm_as_interrupt(args.command != "serve"):  # the server stops gracefully on its own
+            assistant = Assistant(load_settings())
+            return COMMANDS[args.command](assistant, args)
     except RagError as exc:
         return _fail(str(exc), exc.exit_code, as_json)
+    except Terminated:
+        return _fail("interrupted (SIGTERM)", 128 + signal.SIGTERM, as_json)
     except KeyboardInterrupt:
         return _fail("interrupted", 130, as_json)
     except BrokenPipeError:
@@ -156,6 +161,27 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(f"unexpected failure ({type(exc).__name__}: {exc}); rerun with RAG_DEBUG=1 "
                      "for the details and report it", 1, as_json)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it unwinds like Ctrl-C and every clean-up runs."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(enabled: bool) -> Iterator[None]:
+    """SIGTERM's default ends the process at once, leaving an ingest's temp files behind."""
+    if not enabled:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _fail(message: str, code: int, as_json: bool) -> int:

@@ -49,6 +49,24 @@ class IndexBusy(UserError):
         )
 
 
+class IndexDiskFull(UserError):
+    def __init__(self, index_dir: object) -> None:
+        super().__init__(f"no space left on the disk of {index_dir}: free some space, then run `rag ingest` again "
+                         "(the previous index is unchanged)")
+
+
+class IndexNotWritable(UserError):
+    def __init__(self, index_dir: object) -> None:
+        super().__init__(f"cannot write to {index_dir} (read-only or not yours): make it writable, or set "
+                         "RAG_INDEX_DIR to a folder you can write")
+
+
+class IndexNotAFolder(UserError):
+    def __init__(self, path: object) -> None:
+        super().__init__(f"{path} is a file, not a folder: move it away, or set RAG_INDEX_DIR to a folder "
+                         "for the index")
+
+
 class StoreUnavailable(UserError):
     """The configured vector store cannot be reached or opened (a Milvus server, a locked Milvus Lite file)."""
 

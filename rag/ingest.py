@@ -6,6 +6,7 @@ edited file re-embeds only its changed paragraphs and an unchanged corpus writes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -18,8 +19,8 @@ from .chunking import CHUNKING_VERSION, chunk_posts, embedding_text, group_dupli
 from .config import Settings
 from .corpus import LoadResult, display_path, load_paths, under
 from .embeddings import Progress, load_encoder, model_window, resolve_model_path, token_counter
-from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, UserError
-from .index.files import built_at, ingest_lock, remove_stale_files
+from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
+from .index.files import built_at, ingest_lock, remove_stale_files, user_fixable
 from .index.manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
 from .index.records import Record
 from .index.registry import describe_location, location_of, open_store, write_store
@@ -149,7 +150,7 @@ def list_documents(settings: Settings) -> list[Document]:
 def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = None) -> Manifest:
     """Copy the current index into another backend without re-embedding: same records, same vectors."""
     spec = build_spec(settings)
-    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
         current = read_manifest(settings.index_dir)
         if current.store == to and current.store_location == location_of(settings, to):
             raise UserError(f"the index is already in {to} ({current.store_location or settings.index_dir})")
@@ -159,9 +160,12 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
             vectors = source.vectors_by_key()
             fields = {name: getattr(current, name) for name in
                       ("posts", "passages", "roots", "excluded", "fingerprints", "documents",
-                                   "query_model_files")}
+                                   "query_model_files", "query_model_unsupported")}
             manifest = write_store(settings.model_copy(update={"store": to}), spec, current.dimension, records,
                                    vectors, None, store=to, **fields)
+        except BaseException:
+            _discard_unpublished(settings, current)
+            raise
         finally:
             source.close()
         remove_stale_files(settings.index_dir, {current.generation, manifest.generation})
@@ -176,12 +180,15 @@ def run_ingest(
     no paths re-reads what the index holds. Only passages whose text changed are embedded."""
     started = time.perf_counter()
     spec = build_spec(settings)
-    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
         current = _current_manifest(settings)
         previous = None if rebuild else _open_previous(settings, spec, current)
         try:
             plan = _plan(settings, current, previous is not None, list(paths or []), sync)
             return _apply(settings, spec, plan, current, previous, progress, started)
+        except BaseException:
+            _discard_unpublished(settings, current)
+            raise
         finally:
             if previous:
                 previous.close()
@@ -191,7 +198,7 @@ def run_remove(settings: Settings, paths: Sequence[Path], on_wait: Callable[[], 
     """Remove these files or folders (and only their passages) from the index; nothing is embedded."""
     started = time.perf_counter()
     spec = build_spec(settings)
-    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
         current = read_manifest(settings.index_dir)
         previous = open_store(settings, spec, store=current.store)
         try:
@@ -202,8 +209,20 @@ def run_remove(settings: Settings, paths: Sequence[Path], on_wait: Callable[[], 
                     raise UserError(f"{name} is not in the index; `rag sources` lists what is")
             plan = remove_plan(current.roots, current.excluded, names)
             return _apply(settings, spec, plan, current, previous, False, started)
+        except BaseException:
+            _discard_unpublished(settings, current)
+            raise
         finally:
             previous.close()
+
+
+def _discard_unpublished(settings: Settings, current: Manifest | None) -> None:
+    """A failed or interrupted write removes its temp files and unpublished files now: left for the next
+    ingest, they kept a full disk full. Whichever generation is published stays, and the one before it."""
+    kept = {current.generation} if current else set()
+    with contextlib.suppress(RagError, OSError):  # the write's own error is the one to report
+        published = _current_manifest(settings)
+        remove_stale_files(settings.index_dir, kept | ({published.generation} if published else set()))
 
 
 def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | None,
@@ -267,7 +286,7 @@ def _build(
         fresh, dimension = {}, previous.manifest.dimension
     records = [record for record, _ in embedded_texts]
     manifest = write_store(settings, spec, dimension, records, fresh, previous, passages=len(chunks),
-                           query_model_files=_query_model(settings, export), **fields)
+                           **_query_model(settings, export), **fields)
     return manifest, len(missing)
 
 
@@ -297,34 +316,47 @@ def _current_manifest(settings: Settings) -> Manifest | None:
         return None
 
 
-def _query_model(settings: Settings, previous: Manifest | None) -> list[FileEntry]:
-    """The ONNX export the query path uses without torch: kept when intact, else made anew.
+def _query_model(settings: Settings, previous: Manifest | None) -> dict:
+    """The manifest fields of the ONNX export the query path uses without torch: kept when intact, else
+    made anew, so an export that is missing, damaged or was never made comes back with the next ingest.
 
     A model the exporter cannot handle is not an error: queries then use sentence-transformers.
     """
-    if previous and previous.query_model_files:
-        try:
-            for entry in previous.query_model_files:
-                verify_file(settings.index_dir, entry)
-            return previous.query_model_files
-        except IndexCorrupt:
-            pass
+    if previous and previous.query_model_unsupported:
+        return {"query_model_files": [], "query_model_unsupported": True}
+    if previous and previous.query_model_files and _intact(settings, previous.query_model_files):
+        return {"query_model_files": previous.query_model_files, "query_model_unsupported": False}
     from .onnx_encoder import export_onnx
 
     try:
         files = export_onnx(resolve_model_path(settings.embedding_model), settings.index_dir / QUERY_MODEL_DIR)
+    except OSError as exc:  # a full disk or a read-only folder: worth trying again next time
+        log.warning("no ONNX export of %s (%s): queries load sentence-transformers until an ingest makes it",
+                    settings.embedding_model, exc)
+        return {"query_model_files": [], "query_model_unsupported": False}
     except Exception as exc:  # noqa: BLE001 - any exporter failure means "no fast path", never a failed ingest
         log.warning("no ONNX export of %s (%s): queries will load sentence-transformers",
                     settings.embedding_model, exc)
-        return []
-    return [file_entry(path, settings.index_dir) for path in files]
+        return {"query_model_files": [], "query_model_unsupported": True}
+    return {"query_model_files": [file_entry(path, settings.index_dir) for path in files],
+            "query_model_unsupported": False}
+
+
+def _intact(settings: Settings, files: list[FileEntry]) -> bool:
+    try:
+        for entry in files:
+            verify_file(settings.index_dir, entry)
+    except IndexCorrupt:
+        return False
+    return True
 
 
 def _repair_query_model(settings: Settings, manifest: Manifest) -> Manifest:
-    """A no-change ingest still restores a deleted or damaged export, rewriting only the manifest."""
-    files = _query_model(settings, manifest) if manifest.query_model_files else []
-    if files == manifest.query_model_files:
+    """A no-change ingest still makes a missing or damaged export, rewriting only the manifest."""
+    fields = _query_model(settings, manifest)
+    if fields == {"query_model_files": manifest.query_model_files,
+                  "query_model_unsupported": manifest.query_model_unsupported}:
         return manifest
-    repaired = dataclasses.replace(manifest, query_model_files=files)
+    repaired = dataclasses.replace(manifest, **fields)
     write_manifest(settings.index_dir, repaired)
     return repaired

@@ -9,9 +9,11 @@ then the report or the error.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from .config import Settings
 from .embeddings import Progress
 from .errors import RagError, UserError
 from .types import IngestReport
+
+log = logging.getLogger(__name__)
 
 
 def ingest_in_child(settings: Settings, paths: Sequence[Path], rebuild: bool = False, progress: Progress = False,
@@ -49,10 +53,12 @@ def ingest_in_child(settings: Settings, paths: Sequence[Path], rebuild: bool = F
                 outcome = message
         code = child.wait()
         errors.seek(0)
-        detail = errors.read().decode(errors="replace").strip().splitlines()
+        detail = errors.read().decode(errors="replace").strip()
+    if code and detail:  # for the server's log: it may hold a traceback and paths, which users never see
+        log.warning("the ingest process exited %s:\n%s", code, detail)
     if outcome is None:
-        raise RagError(f"the ingest process ended without a report (exit {code}"
-                       f"{': ' + detail[-1] if detail else ''})")
+        raise RagError(f"the ingest process ended without a report (exit {code}): try again; the server's log "
+                       "has the details")
     if outcome["event"] == "error":
         raise (UserError if outcome["exit_code"] == 2 else RagError)(outcome["message"])
     return IngestReport.from_dict(outcome["report"])
@@ -85,6 +91,11 @@ def main() -> int:
     except RagError as exc:
         _send(event="error", message=str(exc), exit_code=exc.exit_code)
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the traceback goes to the log, the app shows one line
+        traceback.print_exc()
+        _send(event="error", message=f"the ingest failed unexpectedly ({type(exc).__name__}): try again; the "
+              "server's log has the details", exit_code=1)
+        return 1
     _send(event="report", report=report.to_dict())
     return 0
 

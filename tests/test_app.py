@@ -405,3 +405,63 @@ def test_oidc_users_listed_in_rag_app_admins_are_admins(monkeypatch, served_on, 
     assert f"Signed in as {email} ({role})" in [c.value for c in app.sidebar.caption]
     assert "Sign out" in sidebar_labels(app)
     st.cache_resource.clear()
+
+
+SERVER_PATH = "/usr/lib/python3/site-packages/rag-internals/x.py"
+
+
+def no_traceback_or_path(app: AppTest) -> str:
+    """Every error line on the page, checked to hold no traceback and no server path."""
+    assert not app.exception, app.exception  # an st.exception element is a traceback on the page
+    errors = " ".join(e.value for e in app.error)
+    page = errors + page_text(app)
+    assert "Traceback" not in page and "site-packages" not in page and SERVER_PATH not in page
+    return errors
+
+
+def test_an_unexpected_failure_while_answering_is_one_line_with_retry(app, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise OSError(5, "Input/output error", SERVER_PATH)
+
+    monkeypatch.setattr("rag.assistant.Assistant.stream", broken)
+    app.chat_input[0].set_value("How did they cut cloud costs?").run()
+    assert "try again" in no_traceback_or_path(app)
+    assert any(b.label == "Retry" for b in app.main.button)
+
+
+def test_an_unexpected_failure_drawing_the_page_is_one_line(monkeypatch, shipped_index):
+    def broken(self):
+        raise RuntimeError(f"Error in {SERVER_PATH}: 'ret == 0' failed")
+
+    monkeypatch.setattr("rag.assistant.Assistant.info", broken)
+    app = start(monkeypatch, RAG_INDEX_DIR=shipped_index)
+    assert "the server's log has the details" in no_traceback_or_path(app)
+
+
+def test_a_damaged_index_is_one_line_naming_the_fix(monkeypatch, tmp_path, shipped_index):
+    shutil.copytree(shipped_index, tmp_path / "vectorstore")
+    faiss_file = next((tmp_path / "vectorstore").glob("index-*.faiss"))
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    app = start(monkeypatch, RAG_INDEX_DIR=tmp_path / "vectorstore")
+    app.chat_input[0].set_value("How did they cut cloud costs?").run()
+    assert "rag ingest --rebuild" in no_traceback_or_path(app)
+
+
+def test_a_crashed_ingest_process_shows_no_traceback(monkeypatch, make_settings):
+    from rag.errors import RagError
+    from rag.isolated import ingest_in_child
+
+    crash = f"import sys; sys.stderr.write('Traceback (most recent call last):\\nOSError: {SERVER_PATH}'); sys.exit(1)"
+    real = subprocess.Popen
+    monkeypatch.setattr("rag.isolated.subprocess.Popen", lambda args, **kw: real([sys.executable, "-c", crash], **kw))
+    with pytest.raises(RagError) as failed:
+        ingest_in_child(make_settings(), [])
+    assert "Traceback" not in str(failed.value) and SERVER_PATH not in str(failed.value)
+
+
+def test_error_details_are_off_wherever_the_app_is_served():
+    import tomllib
+
+    root = Path(APP).parent
+    assert tomllib.loads((root / ".streamlit" / "config.toml").read_text())["client"]["showErrorDetails"] == "none"
+    assert "--client.showErrorDetails none" in (root / "Makefile").read_text()

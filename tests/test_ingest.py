@@ -9,7 +9,7 @@ import pytest
 from filelock import FileLock
 
 from rag import Assistant, IndexCorrupt, IndexMismatch, IndexMissing
-from rag.errors import EmptyCorpus, IndexBusy
+from rag.errors import EmptyCorpus, IndexBusy, IndexDiskFull
 from rag.index.manifest import read_manifest
 
 
@@ -43,14 +43,14 @@ def test_failure_during_save_leaves_previous_index_loadable(make_settings, docs,
         return real_replace(src, dst)
 
     monkeypatch.setattr("rag.index.files.os.replace", failing_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(IndexDiskFull):
         Assistant(settings).ingest()
     monkeypatch.setattr("rag.index.files.os.replace", real_replace)
 
     after = Assistant(settings).search("replayable event streams", k=1).to_dict()
     assert after["passages"] == before["passages"]
-    assert any(p.name.endswith(".tmp") for p in settings.index_dir.iterdir())
-    Assistant(settings).ingest()  # the next ingest cleans what the failed one left
+    assert not any(p.name.endswith(".tmp") for p in settings.index_dir.iterdir())  # removed at once
+    Assistant(settings).ingest()
     names = [p.name for p in settings.index_dir.iterdir()]
     assert not [n for n in names if n.endswith(".tmp")]
     generations = {n.split("-", 1)[1].rsplit(".", 1)[0] for n in names if n.startswith(("index-", "passages-"))}

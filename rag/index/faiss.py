@@ -91,7 +91,7 @@ class FaissWriter:
         matrix = np.stack([vectors[r.key] for r in records]) if records else np.zeros((0, self.dimension))
         path = self.index_dir / f"index-{generation}.faiss"
         tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(build_index(matrix, self.dimension, self.kind, self.options), str(tmp))
+        write_index(build_index(matrix, self.dimension, self.kind, self.options), tmp)
         publish(tmp, path)
         return file_entry(path)
 
@@ -117,6 +117,14 @@ def search_index(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.nd
         return index.search(queries, k)
     finally:
         faiss.omp_set_num_threads(threads)
+
+
+def write_index(index: faiss.Index, path: Path) -> None:
+    """Through a Python file, so a full disk is an OSError at once: FAISS's own writer turns it into an
+    assertion text, or for a small index only prints it when closing and leaves a truncated file."""
+    with path.open("wb") as handle:
+        writer = faiss.PyCallbackIOWriter(handle.write)  # type: ignore[attr-defined]  # SWIG, not in the stubs
+        faiss.write_index(index, writer)
 
 
 def _read_index(path: Path) -> faiss.Index:

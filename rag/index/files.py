@@ -8,20 +8,25 @@ lock, and the previous generation is kept so a reader that raced a writer still 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ..errors import IndexBusy, IndexCorrupt
+from ..errors import IndexBusy, IndexCorrupt, IndexDiskFull, IndexNotAFolder, IndexNotWritable, UserError
 
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"
 _FORBIDDEN_SUFFIXES = (".pkl", ".pickle", ".joblib", ".npy", ".npz")
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+_SQLITE_ERRNO = {13: errno.ENOSPC, 8: errno.EROFS}  # SQLITE_FULL, SQLITE_READONLY
 
 
 def new_generation() -> str:
@@ -45,6 +50,42 @@ def publish(tmp: Path, final: Path) -> None:
     _fsync(tmp)
     os.replace(tmp, final)
     _fsync(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+
+@contextlib.contextmanager
+def user_fixable(index_dir: Path) -> Iterator[None]:
+    """Say a full disk, a read-only folder or a file in the folder's place as what they are, with the fix,
+    instead of an unexpected failure (FAISS, SQLite and the OS each word them differently)."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        problem = write_problem(exc, Path(index_dir))
+        if problem is None:
+            raise
+        raise problem from exc
+
+
+def write_problem(exc: OSError | sqlite3.OperationalError, index_dir: Path) -> UserError | None:
+    """The user-fixable error behind a failed write in the index folder, or None."""
+    code = _SQLITE_ERRNO.get(getattr(exc, "sqlite_errorcode", 0)) if isinstance(exc, sqlite3.Error) else exc.errno
+    blocker = not_a_folder(index_dir)
+    if blocker is not None:
+        return IndexNotAFolder(blocker)
+    if code in _FULL:
+        return IndexDiskFull(index_dir)
+    filename = getattr(exc, "filename", None)
+    inside = filename is None or Path(os.path.abspath(filename)).is_relative_to(os.path.abspath(index_dir))
+    if code in _DENIED and inside:  # a model or corpus file we may not read is another matter
+        return IndexNotWritable(index_dir)
+    return None
+
+
+def not_a_folder(index_dir: Path) -> Path | None:
+    """The file standing where the index folder (or one of its parents) should be, if any."""
+    for path in (index_dir, *index_dir.parents):
+        if path.exists():
+            return None if path.is_dir() else path
+    return None
 
 
 @contextlib.contextmanager

@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..errors import IndexCorrupt, IndexMismatch, IndexMissing
-from .files import MANIFEST_NAME, publish
+from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexNotAFolder
+from .files import MANIFEST_NAME, not_a_folder, publish
 
 FORMAT_VERSION = 2  # 2: FTS5 lexical table beside the passage records
 
@@ -57,6 +57,8 @@ class Manifest:
     fingerprints: dict[str, str] = field(default_factory=dict)
     # The torch-free export of the model for queries; empty when it could not be made.
     query_model_files: list[FileEntry] = field(default_factory=list)
+    # The exporter cannot handle this model: ingests stop trying (a full disk is no such case).
+    query_model_unsupported: bool = False
     # The vector index kind ("flat" or "hnsw"); manifests written before index types existed held a flat index.
     index_type: str = "flat"
     # Which backend holds the vectors ("faiss" or "milvus") and, for Milvus, where: the URI as configured
@@ -101,6 +103,8 @@ def read_manifest(index_dir: Path) -> Manifest:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise IndexMissing(index_dir) from None
+    except NotADirectoryError:  # not damage: `rag ingest --rebuild` could not write there either
+        raise IndexNotAFolder(not_a_folder(index_dir) or index_dir) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise IndexCorrupt(f"cannot read {MANIFEST_NAME}: {exc}") from exc
     return Manifest.from_json(text)
