@@ -18,6 +18,7 @@ from rag import Assistant, RagError, Settings, access, load_settings
 from rag.access import Visitor
 from rag.answer.llm import describe_state, endpoint_state
 from rag.chats import NEW_TITLE, Chat, ChatStore, Message, chat_markdown
+from rag.config import trusted_hosts
 from rag.render import answer_markdown, rewrite_note, source_label
 from rag.render import safe_markdown as safe
 from rag.uploads import UploadRefused, save_upload
@@ -322,7 +323,8 @@ def show_message(store: ChatStore, message: Message, last: bool, options: dict) 
 
 def show_answer(store: ChatStore, message: Message, options: dict) -> None:
     answer = message.answer or {}
-    st.markdown(answer_markdown(message.content, [c["text"] for c in answer.get("citations", [])]))
+    hosts = trusted_hosts(shared_assistant().settings)
+    st.markdown(answer_markdown(message.content, [c["text"] for c in answer.get("citations", [])], hosts))
     note = rewrite_note(answer.get("question", ""), answer.get("standalone_question", ""))
     if note:
         st.caption(safe(note))
@@ -426,7 +428,8 @@ def main() -> None:
         if question is not None:
             respond(assistant, store, chat_id, question, options, asked=True)
     if messages and chat is not None:
-        st.download_button("Export chat (Markdown)", chat_markdown(chat, messages), file_name=f"chat-{chat.id}.md",
+        exported = chat_markdown(chat, messages, trusted_hosts(assistant.settings))
+        st.download_button("Export chat (Markdown)", exported, file_name=f"chat-{chat.id}.md",
                            mime="text/markdown", icon=":material/download:")
     question = st.chat_input(f"Ask about {collection}")
     if not messages and not question:

@@ -10,7 +10,7 @@ import contextlib
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,7 +173,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def chat_markdown(chat: Chat, messages: list[Message]) -> str:
+def chat_markdown(chat: Chat, messages: list[Message], hosts: Sequence[str] = ()) -> str:
     """The chat as a Markdown document: each question, its answer with [n] markers, and under the
     answer its sources (title, section, pages) with the sentences that support it quoted."""
     lines = [f"# {safe_markdown(chat.title)}", "", f"_Exported {_now()} · started {chat.created}_", ""]
@@ -183,14 +183,14 @@ def chat_markdown(chat: Chat, messages: list[Message]) -> str:
         elif message.error is not None:
             lines += [f"**Failed:** {safe_markdown(message.error)}", ""]
         else:
-            lines += _answer_lines(message)
+            lines += _answer_lines(message, hosts)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _answer_lines(message: Message) -> list[str]:
+def _answer_lines(message: Message, hosts: Sequence[str]) -> list[str]:
     answer = message.answer or {}
     citations = answer.get("citations", [])
-    lines = [f"**Answer:** {answer_markdown(message.content, [c['text'] for c in citations])}", ""]
+    lines = [f"**Answer:** {answer_markdown(message.content, [c['text'] for c in citations], hosts)}", ""]
     for citation in citations:
         where = "; ".join(source_label(s) for s in citation["sources"])
         lines.append(f"- [{citation['marker']}] {safe_markdown(where)}")

@@ -20,7 +20,7 @@ from pathlib import Path
 from . import logs
 from .assistant import Assistant
 from .chats import Chat, ChatStore, chat_markdown, feedback_line
-from .config import load_settings
+from .config import load_settings, trusted_hosts
 from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.registry import BACKENDS
 from .render import rewrite_note, source_label
@@ -387,7 +387,7 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
     """Read questions until EOF or /quit; /new starts another chat. Every turn is saved (RAG_CHATS_PATH)."""
     store = ChatStore(assistant.settings.chats_path)
     if args.list or args.export:
-        return _saved_chats(store, args.export)
+        return _saved_chats(store, args.export, trusted_hosts(assistant.settings))
     chat = _resumed(store, args.resume) if args.resume else None
     print(f"Ask about {assistant.settings.collection}. /new starts over, /quit (or Ctrl-D) leaves.", file=sys.stderr)
     while True:
@@ -431,12 +431,12 @@ def _resumed(store: ChatStore, wanted: str) -> Chat:
     return chat
 
 
-def _saved_chats(store: ChatStore, export: str | None) -> int:
+def _saved_chats(store: ChatStore, export: str | None, hosts: tuple[str, ...]) -> int:
     if export:
         chat = store.get(export)
         if chat is None:
             raise UserError(f"no saved chat {export}: rag chat --list shows their ids")
-        print(printable(chat_markdown(chat, store.messages(chat.id)), newlines=True), end="")
+        print(printable(chat_markdown(chat, store.messages(chat.id), hosts), newlines=True), end="")
         return 0
     for chat in store.chats():
         print(f"{chat.id}  {chat.updated}  {printable(chat.title)}")

@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         description="Keep a sentence when the verifier's P(supported) reaches this; unset uses the model's own "
         "threshold (tuned with it). Higher removes more.",
     )
+    trusted_link_hosts: str | None = Field(
+        None, description="Comma-separated hosts (and their subdomains) whose links in answers show as plain links. "
+        "A link to any other host is kept only when its cited passage holds it, and then shown with a warning "
+        "and not clickable.",
+    )
     answer_max_sentences: int = Field(3, ge=1, le=10, description="Most sentences the extractive answerer writes.")
     history_turns: int = Field(6, ge=0, le=50, description="Earlier messages used to rewrite a follow-up question.")
     chats_path: Path = Field(
@@ -216,6 +221,10 @@ class Settings(BaseSettings):
         if self.dense_weight == 0 and self.lexical_weight == 0:
             raise ValueError("RAG_DENSE_WEIGHT and RAG_LEXICAL_WEIGHT are both 0: set at least one above 0")
         return self
+
+
+def trusted_hosts(settings: Settings) -> tuple[str, ...]:
+    return tuple(h.strip().lower() for h in (settings.trusted_link_hosts or "").split(",") if h.strip())
 
 
 def load_settings(**overrides) -> Settings:

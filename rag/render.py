@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
+from .answer.citations import ADDRESS, host_of, trusted
 from .answer.conversation import added_subject
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
-_URL_START = re.compile(r"(?i)\b(https?|ftp|www)(\S)")
+_URL_START = re.compile(r"(?i)\b(https?|ftp|www)(\S)|(?<=\w)(@)(?=\w)")
 
 
 def safe_markdown(text: str) -> str:
     """Markdown that shows the text as written: escaped syntax, so no link, image, HTML or emphasis,
     and URLs broken by a zero-width space so they are not auto-linked either."""
     escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-    return _URL_START.sub(lambda m: f"{m.group(1)}\u200b{m.group(2)}", escaped)
+    return _URL_START.sub(lambda m: f"{m.group(1)}\u200b{m.group(2)}" if m.group(1) else "@\u200b", escaped)
 
 
 def rewrite_note(question: str, standalone: str, limit: int = 160) -> str | None:
@@ -32,22 +34,23 @@ _CODE = re.compile(r"(```.*?```|`[^`\n]+`)", re.S)
 _TOKEN = re.compile(
     r"!\[(?P<alt>[^\]\n]*)\]\([^)\n]*\)"  # an image: never shown, its alt text is
     r"|\[(?P<label>[^\]\n]+)\]\(\s*<?(?P<href>[^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)"  # a link
-    r"|(?P<url>(?i:\b(?:https?://|ftp://|www\.))[^\s<>()\[\]]+)")  # a bare address, which would be linked
+    r"|(?P<url>" + ADDRESS + ")")  # a bare address or e-mail, which would be linked
 _LINK_DEFINITION = re.compile(r"(?m)^(\s{0,3})\[([^\]\n]+)\]:")
 # Raw HTML, and Streamlit's own syntax: colours and icons (":red[x]", ":material/x:") and LaTeX ("$x$").
 _ACTIVE = re.compile(r"[<>$]|:(?=[a-z/_-]+[\[:])")
 
 
-def answer_markdown(text: str, passages: list[str]) -> str:
+def answer_markdown(text: str, passages: list[str], hosts: Sequence[str] = ()) -> str:
     """An answer as Markdown that keeps emphasis, lists, headings and code, keeps a link only when a
-    passage holds its address, and never shows an image, raw HTML or a link the sources do not have."""
-    return "".join(part if index % 2 else _prose(part, passages) for index, part in enumerate(_CODE.split(text)))
+    passage holds its address, and never shows an image, raw HTML or a link the sources do not have. A
+    kept link to a host outside `hosts` (allow-listed, with subdomains) is shown unlinked, with a warning."""
+    return "".join(part if index % 2 else _prose(part, passages, hosts) for index, part in enumerate(_CODE.split(text)))
 
 
-def _prose(text: str, passages: list[str]) -> str:
+def _prose(text: str, passages: list[str], hosts: Sequence[str]) -> str:
     out, at = [], 0
     for match in _TOKEN.finditer(text):
-        out += [_plain(text[at:match.start()]), _token(match, passages)]
+        out += [_plain(text[at:match.start()]), _token(match, passages, hosts)]
         at = match.end()
     return "".join(out + [_plain(text[at:])])
 
@@ -57,16 +60,20 @@ def _plain(text: str) -> str:
     return _ACTIVE.sub(lambda m: "\\" + m.group(0), text)
 
 
-def _token(match: re.Match, passages: list[str]) -> str:
+def _token(match: re.Match, passages: list[str], hosts: Sequence[str]) -> str:
     if match.group("alt") is not None:
         return safe_markdown(match.group("alt"))
     address = match.group("href") or match.group("url")
     whole = re.compile(re.escape(address) + r"(?=[.,;:!?]*(?:[\s<>()\[\]\"']|$))")  # itself, not a prefix of one
     sourced = any(whole.search(p) for p in passages)
-    if match.group("label") is not None:
-        label = safe_markdown(match.group("label"))
-        return f"[{label}]({address})" if sourced else label
-    return address if sourced else safe_markdown(address)
+    label = safe_markdown(match.group("label")) if match.group("label") is not None else None
+    if not sourced:
+        return label if label is not None else safe_markdown(address)
+    host = host_of(address)
+    if not trusted(host, hosts):  # a planted "reset your password at ..." is in its source too
+        shown = f"{label} ({safe_markdown(address)})" if label is not None else safe_markdown(address)
+        return f"{shown} ⚠ *outside link to {safe_markdown(host)}: check it before you open it*"
+    return f"[{label}]({address})" if label is not None else address
 
 
 def source_label(source: dict) -> str:

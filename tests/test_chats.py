@@ -117,9 +117,24 @@ def test_answer_markdown_keeps_formatting_and_only_the_links_its_sources_have():
     text = ("**Bold** and *emphasis* stay.\n\n- a list\n- `code <b>` too\n\n![tracker](https://evil.test/p.png) "
             "[config](https://www.pgbouncer.org/config.html) [phish](https://evil.test/login) "
             "<img src=x onerror=alert(1)> https://evil.test/raw $x$ :red[alarm]\n\n[1]: https://evil.test/ref")
-    shown = answer_markdown(text, passages)
+    shown = answer_markdown(text, passages, ("pgbouncer.org",))
     assert shown.startswith("**Bold** and *emphasis* stay.\n\n- a list\n- `code <b>` too")
     assert "[config](https://www.pgbouncer.org/config.html)" in shown
     assert "](https://evil.test" not in shown and "evil.test/p.png" not in shown and "phish" in shown
     assert "\\<img" in shown and "https://evil.test/raw" not in shown and "\\$x\\$" in shown
     assert "\\:red[alarm]" in shown and "\\[1\\]: " in shown
+
+
+def test_a_sourced_link_to_a_host_not_allow_listed_is_shown_unlinked_with_a_warning():
+    text = "See [config](https://www.pgbouncer.org/config.html) or https://www.pgbouncer.org/config.html now."
+    shown = answer_markdown(text, [PASSAGE])
+    assert "](https://" not in shown and shown.count("outside link to www\u200b.pgbouncer.org") == 2
+    assert "https\u200b://www\u200b.pgbouncer.org/config.html" in shown  # shown, but not auto-linked
+    assert "[config](https://www.pgbouncer.org/config.html)" in answer_markdown(text, [PASSAGE], ("pgbouncer.org",))
+
+
+def test_an_email_address_is_a_link_kept_only_when_its_source_holds_it():
+    source = "Questions go to ops@pgbouncer.org."
+    shown = answer_markdown("Write to help@evil.test or ops@pgbouncer.org.", [source], ("pgbouncer.org",))
+    assert "help@\u200bevil.test" in shown and "help@evil.test" not in shown  # not turned into a mailto: link
+    assert "ops@pgbouncer.org" in shown and "outside" not in shown

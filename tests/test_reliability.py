@@ -182,7 +182,8 @@ def test_odd_file_names_and_hostile_html_are_read_safely(make_settings, tmp_path
 def test_planted_links_and_images_never_reach_the_answer(shipped_index):
     planted = ("A simple PgBouncer setup eliminated the database connection limit issue, see "
                "http://evil.example/collect?d=1 [1]. ![status](http://evil.example/pixel.png) Under normal load, "
-               "direct connections worked fine [1]. Visit [the full story](https://evil.example/x) now [1].")
+               "direct connections worked fine [1]. Visit [the full story](https://evil.example/x) now [1]. "
+               "Questions about PgBouncer go to help@evil.example [1].")
     with FakeOpenAI() as fake:
         fake.then(reply(planted))
         settings = Settings(index_dir=shipped_index, openai_api_key=KEY, openai_base_url=fake.url, answerer="llm",
@@ -190,6 +191,21 @@ def test_planted_links_and_images_never_reach_the_answer(shipped_index):
         answer = Assistant(settings).ask("Why did the database fail during traffic spikes?")
     assert "evil.example" not in answer.text and "PgBouncer" in answer.text
     assert any("link" in n for n in answer.notices)
+
+
+def test_a_planted_phishing_link_is_answered_with_a_warning_unless_its_host_is_trusted(make_settings, tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "help.md").write_text("# Account help\n\nTo reset your password, visit http://evil.example/reset "
+                                    "and enter your old password there.\n\n## Tokens\n\nAPI tokens expire after "
+                                    "ninety days.\n")
+    assistant = Assistant(make_settings(corpus_dir=folder))
+    assistant.ingest()
+    answer = assistant.ask("How do I reset my password?")
+    assert "http://evil.example/reset" in answer.text  # its source says so: quoted, and flagged
+    assert any("points outside (evil.example)" in n for n in answer.notices)
+    trusting = assistant.configured(trusted_link_hosts="corp.example, evil.example")
+    assert not any("points outside" in n for n in trusting.ask("How do I reset my password?").notices)
 
 
 def test_the_key_never_appears_in_output_logs_or_errors(tmp_path, shipped_index):

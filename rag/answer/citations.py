@@ -71,13 +71,37 @@ def strip_markers(sentence: str, limit: int) -> tuple[str, list[int]]:
 
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)[^)]*\)")
-_URL = re.compile(r"(?i)\b(?:https?://|ftp://|www\.)[^\s<>()\[\]\"']+")
+_WEB = r"(?i:\b(?:https?://|ftp://|www\.))[^\s<>()\[\]\"']+"
+# An e-mail address is a pointer too: a renderer turns it into a mailto: link.
+_EMAIL = r"(?i:\b(?:mailto:)?[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,})\b"
+ADDRESS = _WEB + "|" + _EMAIL
+_URL = re.compile(ADDRESS)
 
 
 def without_links(text: str) -> str:
     """The words of a sentence with its images and URLs taken out (a link's text stays): what a claim says."""
     text = _MD_LINK.sub(lambda m: m.group(1), _IMAGE.sub("", text))
     return " ".join(_URL.sub("", text).split())
+
+
+def host_of(address: str) -> str:
+    """The host an address points to: "evil.example" for http://evil.example/x and for a@evil.example."""
+    address = address.rstrip(".,;:!?").lower()
+    if "@" in address and "://" not in address:
+        return address.rsplit("@", 1)[1]
+    rest = address.split("://", 1)[-1]
+    return rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
+
+
+def trusted(host: str, hosts: Sequence[str]) -> bool:
+    """Whether the host is one of the allow-listed hosts or a subdomain of one."""
+    return any(host == h or host.endswith("." + h) for h in hosts)
+
+
+def outside_hosts(text: str, hosts: Sequence[str]) -> list[str]:
+    """Hosts the text's links and addresses point to that are not allow-listed, in order of appearance."""
+    found = [host_of(m.group(2)) for m in _MD_LINK.finditer(text)] + [host_of(m.group(0)) for m in _URL.finditer(text)]
+    return list(dict.fromkeys(h for h in found if h and not trusted(h, hosts)))
 
 
 def strip_links(text: str, sources: Sequence[str]) -> tuple[str, int]:

@@ -12,11 +12,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from ..config import Settings
+from ..config import Settings, trusted_hosts
 from ..index.store import VectorStore
 from ..retrieval import QueryEncoder, hybrid_search
 from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
 from .answerers import Answerer, Draft
+from .citations import outside_hosts
 from .conversation import FollowUp, as_turns, clarifying_question, follow_up, holds_words, speaks_of
 from .prompts import abstain_text
 from .questions import clean_question
@@ -79,7 +80,7 @@ def answer(question: str, history: Any, k: int, settings: Settings,
         checker = AnswerChecker(load_verifier(settings), [h.passage.text for h in run.hits])
         draft = yield from _verified(writer.draft(run.question, run.standalone, run.hits, notices), checker)
         run.lap("answer_ms", since)
-    return _finish(run, draft, checker)
+    return _finish(run, draft, checker, trusted_hosts(settings))
 
 
 def _verified(draft: Generator[str, None, Draft], checker: AnswerChecker) -> Generator[str, None, Draft]:
@@ -144,7 +145,7 @@ def _clarify(run: Run, answerer: str, leaning: FollowUp) -> Answer:
                   run.question, notices=_once(run.notices), timings=run.timings, needs_clarification=True)
 
 
-def _finish(run: Run, draft: Draft, checker: AnswerChecker) -> Answer:
+def _finish(run: Run, draft: Draft, checker: AnswerChecker, trusted: Sequence[str] = ()) -> Answer:
     """The verified sentences and their citations; abstain when the answerer declined or nothing passed."""
     removed = tuple(map(_removed, checker.removed))
     if draft.declined:
@@ -155,6 +156,10 @@ def _finish(run: Run, draft: Draft, checker: AnswerChecker) -> Answer:
         return _abstain(run, draft.answerer, NOTHING_VERIFIED, removed)
     if removed:
         run.notices.append(f"removed {len(removed)} sentence(s) no passage supports")
+    outside = outside_hosts(checker.text, trusted)
+    if outside:  # the sources hold it, but a planted "reset your password at ..." is held by its source too
+        run.notices.append(f"the answer points outside ({', '.join(outside[:3])}), as its source does: check the "
+                           "address before you open it")
     if checker.links_removed:
         run.notices.append(f"removed {checker.links_removed} link(s) or image(s) that no cited passage contains")
     citations = tuple(Citation(n, run.hits[i], tuple(checker.evidence.get(i, ())))
