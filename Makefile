@@ -8,16 +8,27 @@ PORT ?= 8501
 CHROMIUM := /usr/lib/chromium/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser index run lint test test-fast screenshot bench clean
+.PHONY: setup browser index run lint test test-fast screenshot bench clean lock audit
 
 setup: $(STAMP)
 
 # The CPU build of torch goes in first: a later requirement it satisfies then pulls no CUDA packages.
-$(STAMP): pyproject.toml
+# Every package comes at the version in constraints.txt, the one the suite was run with.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all,test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,test]"
 	touch $@
+
+# After a change of dependencies and a green `make test`: pin what that .venv holds.
+lock: setup
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//' | sort -f; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+
+# Known vulnerabilities in the pinned versions (pip-audit), or a plain line saying none could be checked.
+audit: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip-audit>=2.7,<3"
+	$(BIN)/python scripts/audit.py
 
 screenshot: setup browser index
 	$(BIN)/python scripts/screenshot.py
