@@ -8,14 +8,16 @@ from collections.abc import Sequence
 from .answer.citations import ADDRESS, host_of, trusted
 from .answer.conversation import added_subject
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~$])")
+# Streamlit's colours, icons and emoji shortcodes (":red[x]", ":material/x:", ":smile:"), with "[" escaped.
+_DIRECTIVE = re.compile(r":(?=[a-z/_-]+(?:\\\[|:))")
 _URL_START = re.compile(r"(?i)\b(https?|ftp|www)(\S)|(?<=\w)(@)(?=\w)")
 
 
 def safe_markdown(text: str) -> str:
     """Markdown that shows the text as written: escaped syntax, so no link, image, HTML or emphasis,
     and URLs broken by a zero-width space so they are not auto-linked either."""
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    escaped = _DIRECTIVE.sub(r"\\:", _MARKDOWN_SPECIAL.sub(r"\\\1", text))
     return _URL_START.sub(lambda m: f"{m.group(1)}\u200b{m.group(2)}" if m.group(1) else "@\u200b", escaped)
 
 

@@ -402,7 +402,7 @@ def test_oidc_users_listed_in_rag_app_admins_are_admins(monkeypatch, served_on, 
     app = oidc_app(monkeypatch, shipped_index, {"is_logged_in": True, "email": email})
     assert not app.exception and app.chat_input and can_change_the_index(app) == admin
     role = "admin" if admin else "reader"
-    assert f"Signed in as {email} ({role})" in [c.value for c in app.sidebar.caption]
+    assert f"Signed in as {safe_markdown(email)} ({role})" in [c.value for c in app.sidebar.caption]
     assert "Sign out" in sidebar_labels(app)
     st.cache_resource.clear()
 

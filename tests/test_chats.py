@@ -138,3 +138,10 @@ def test_an_email_address_is_a_link_kept_only_when_its_source_holds_it():
     shown = answer_markdown("Write to help@evil.test or ops@pgbouncer.org.", [source], ("pgbouncer.org",))
     assert "help@\u200bevil.test" in shown and "help@evil.test" not in shown  # not turned into a mailto: link
     assert "ops@pgbouncer.org" in shown and "outside" not in shown
+
+
+def test_safe_markdown_neutralizes_streamlit_directives_and_latex():
+    from rag.render import safe_markdown
+
+    shown = safe_markdown(":material/warning: :red[alarm] :smile: cost $5 and $6 at 10:30")
+    assert shown == "\\:material/warning: \\:red\\[alarm\\] \\:smile: cost \\$5 and \\$6 at 10:30"
