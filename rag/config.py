@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         description="HNSW candidate list size per query, applied when the index is loaded: higher is slower and "
         "more exact (never below the number of candidates asked for).",
     )
+    index_rebuild_share: float = Field(
+        0.2, gt=0, le=1,
+        description="An ingest that leaves at least this share of the FAISS index's vectors deleted (removed or "
+        "edited passages, filtered out of searches until then) rebuilds the index from the live ones once it has "
+        "published its changes.",
+    )
     store: Literal["faiss", "milvus"] = Field(
         "faiss",
         description="Where the vectors live: 'faiss' (index file in RAG_INDEX_DIR) or 'milvus' (a Milvus Lite "

@@ -186,17 +186,17 @@ def _refusal(path: Path, real_root: Path) -> str:
 # ---------------------------------------------------------------- reading
 
 
-def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool = True,
+def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool | Callable[[str, str], bool] = True,
                excluded: Sequence[str] = ()) -> LoadResult:
-    """Read every supported file under paths (less the excluded names); with parse=False only
-    fingerprint them."""
+    """Read every supported file under paths (less the excluded names) and fingerprint it; parse those
+    for which parse(name, fingerprint) is true (all, or none)."""
     result = LoadResult()
     for path, name in iter_files(paths, base, result.skipped, excluded):
         data, fingerprint, reason = read_bytes(path, max_bytes)
         result.fingerprints[name] = fingerprint
         if data is None:
             result.skipped.append(Skipped(name, reason))
-        elif parse:
+        elif parse is True or (callable(parse) and parse(name, fingerprint)):
             _parse_into(result, data, path, name)
     return result
 

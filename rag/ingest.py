@@ -10,9 +10,12 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from . import logs
 from .chunking import CHUNKING_VERSION, chunk_posts, embedding_text, group_duplicates, passage_key
@@ -22,10 +25,10 @@ from .embeddings import Progress, load_encoder, model_window, resolve_model_path
 from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.files import built_at, ingest_lock, remove_stale_files, user_fixable
 from .index.manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
-from .index.records import Record
-from .index.registry import describe_location, location_of, open_store, write_store
-from .index.store import VectorStore
-from .sources import Plan, add_plan, catalogue, kept_chunks, remove_plan, scanned_documents, sync_plan
+from .index.records import Record, Row, undo_unpublished
+from .index.registry import describe_location, location_of, open_store, rebuild_if_due, write_store
+from .index.store import Changes, VectorStore
+from .sources import Plan, add_plan, catalogue, remove_plan, scanned_documents, sync_plan
 from .types import Chunk, Document, IndexInfo, IngestReport
 
 log = logging.getLogger(__name__)
@@ -135,20 +138,18 @@ def stored_records(settings: Settings, manifest: Manifest) -> list[Record]:
     """Every passage record of the published index, read from the backend that wrote it."""
     store = open_store(settings, build_spec(settings), store=manifest.store)
     try:
-        return store.records()
+        return [row.record for row in store.records.all()]
     finally:
         store.close()
 
 
 def list_documents(settings: Settings) -> list[Document]:
     manifest = read_manifest(settings.index_dir)
-    # An index written before the catalogue is described from its records.
-    records = None if manifest.documents else stored_records(settings, manifest)
-    return sorted(catalogue(manifest, records).values(), key=lambda d: d.path)
+    return sorted(catalogue(manifest, None).values(), key=lambda d: d.path)
 
 
 def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = None) -> Manifest:
-    """Copy the current index into another backend without re-embedding: same records, same vectors."""
+    """Copy the current index into another backend without re-embedding: same records, ids and vectors."""
     spec = build_spec(settings)
     with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
         current = read_manifest(settings.index_dir)
@@ -156,19 +157,21 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
             raise UserError(f"the index is already in {to} ({current.store_location or settings.index_dir})")
         source = open_store(settings, spec, store=current.store)
         try:
-            records = source.records()
-            vectors = source.vectors_by_key()
+            rows = source.records.all()
+            vectors = np.empty((len(rows), current.dimension), dtype=np.float32)
+            for start in range(0, len(rows), 4096):
+                vectors[start:start + 4096] = source.vectors([row.id for row in rows[start:start + 4096]])
             fields = {name: getattr(current, name) for name in
                       ("posts", "passages", "roots", "excluded", "fingerprints", "documents",
-                                   "query_model_files", "query_model_unsupported")}
-            manifest = write_store(settings.model_copy(update={"store": to}), spec, current.dimension, records,
-                                   vectors, None, store=to, **fields)
+                       "query_model_files", "query_model_unsupported")}
+            manifest = write_store(settings.model_copy(update={"store": to}), spec, current.dimension,
+                                   Changes(rows, vectors, [], current.next_id), None, store=to, **fields)
         except BaseException:
             _discard_unpublished(settings, current)
             raise
         finally:
             source.close()
-        remove_stale_files(settings.index_dir, {current.generation, manifest.generation})
+        remove_stale_files(settings.index_dir, current.files() | manifest.files())
     return manifest
 
 
@@ -219,22 +222,26 @@ def run_remove(settings: Settings, paths: Sequence[Path], on_wait: Callable[[], 
 def _discard_unpublished(settings: Settings, current: Manifest | None) -> None:
     """A failed or interrupted write removes its temp files and unpublished files now: left for the next
     ingest, they kept a full disk full. Whichever generation is published stays, and the one before it."""
-    kept = {current.generation} if current else set()
-    with contextlib.suppress(RagError, OSError):  # the write's own error is the one to report
+    kept = current.files() if current else set()
+    with contextlib.suppress(RagError, OSError, sqlite3.Error):  # the write's own error is the one to report
         published = _current_manifest(settings)
-        remove_stale_files(settings.index_dir, kept | ({published.generation} if published else set()))
+        remove_stale_files(settings.index_dir, kept | (published.files() if published else set()))
+        if published is not None and (settings.index_dir / published.records_file.name).is_file():
+            undo_unpublished(settings.index_dir / published.records_file.name, published.serial)
 
 
 def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | None,
            previous: VectorStore | None, progress: Progress, started: float) -> IngestReport:
     # The published generation stays until a new one replaces it, even when --rebuild ignores its vectors.
-    kept = {current.generation} if current else set()
+    kept = current.files() if current else set()
     remove_stale_files(settings.index_dir, kept)
     base = project_dir(settings)
-    loaded = load_paths([base / name for name in plan.scan], settings.max_file_bytes, base,
-                        excluded=plan.excluded)
     old = previous.manifest if previous else None
     old_fingerprints = old.fingerprints if old else {}
+    old_documents = catalogue(old, None) if old else {}
+    # Only files that changed are parsed again (and those that were skipped: a newer parser may read them).
+    loaded = load_paths([base / name for name in plan.scan], settings.max_file_bytes, base, excluded=plan.excluded,
+                        parse=lambda name, fp: old_fingerprints.get(name) != fp or name not in old_documents)
     changed, removed = changed_files({n: fp for n, fp in old_fingerprints.items() if plan.in_scope(n)},
                                      loaded.fingerprints)
     same_store = previous is not None and previous.manifest.store == settings.store and \
@@ -242,52 +249,98 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     if old and same_store and not changed and not removed and (old.roots, old.excluded) == (plan.roots, plan.excluded):
         manifest = _repair_query_model(settings, old)
         return _report(loaded, manifest, 0, manifest.unique_passages, [], [], started, wrote=False)
-    records = previous.records() if previous else []
-    old_documents = catalogue(old, records) if old else {}
-    documents = {n: d for n, d in old_documents.items() if not plan.in_scope(n)}
-    chunks = kept_chunks(records, lambda name: name in documents)
+    replaced = set(changed) | set(removed) | set(loaded.read)
+    documents = {n: d for n, d in old_documents.items() if n not in replaced}
     new_chunks = chunk_posts(loaded.posts, token_counter(resolve_model_path(settings.embedding_model)), spec.max_tokens)
-    if not chunks and not new_chunks and not plan.scan:
+    added, dying, reuse, next_id = diff_records(previous, replaced, new_chunks, settings.embed_context)
+    unique = (old.unique_passages if old else 0) + len(added) - len(dying)
+    if not unique and not plan.scan:
         raise UserError("that would leave the index empty: keep a document, or `rag ingest --sync PATH` to "
                         "replace them all")
-    if not chunks and not new_chunks:
+    if not unique:
         raise EmptyCorpus(", ".join(plan.scan or plan.roots), loaded.skipped)
     documents.update(scanned_documents(loaded, new_chunks, old_documents, old_fingerprints, built_at()))
     fingerprints = {n: fp for n, fp in old_fingerprints.items() if not plan.in_scope(n)}
     fingerprints.update(loaded.fingerprints)
     # The ONNX export depends on the model alone: even a rebuild reuses it while its checksums hold.
     export = current if current and current.spec.model == spec.model else None
-    fields = dict(posts=sum(d.posts for d in documents.values()), roots=plan.roots, excluded=plan.excluded,
-                  fingerprints=fingerprints, documents={n: d.fields() for n, d in sorted(documents.items())})
-    manifest, embedded = _build(settings, spec, chunks + new_chunks, previous, export, progress, fields)
-    remove_stale_files(settings.index_dir, kept | {manifest.generation})
+    fields = dict(posts=sum(d.posts for d in documents.values()), passages=sum(d.passages for d in documents.values()),
+                  roots=plan.roots, excluded=plan.excluded, fingerprints=fingerprints,
+                  documents={n: d.fields() for n, d in sorted(documents.items())}, **_query_model(settings, export))
+    changes = Changes(added, np.zeros((0, 0), np.float32), dying, next_id)
+    if not same_store and previous is not None:  # another backend or place: write every row there
+        changes = _everything(previous, changes)
+        reuse = {i: row.id for i, row in enumerate(changes.added) if row.id < (old.next_id if old else 0)}
+    changes.vectors, embedded = _vectors(settings, changes.added, reuse, previous, progress)
+    manifest = write_store(settings, spec, changes.vectors.shape[1], changes, previous if same_store else None,
+                           **fields)
+    manifest = rebuild_if_due(settings, spec, manifest)
+    remove_stale_files(settings.index_dir, kept | manifest.files())
     return _report(loaded, manifest, embedded, manifest.unique_passages - embedded,
                    changed, removed, started, wrote=True)
 
 
-def _build(
-    settings: Settings, spec: BuildSpec, chunks: list[Chunk], previous: VectorStore | None,
-    export: Manifest | None, progress: Progress, fields: dict,
-) -> tuple[Manifest, int]:
-    model_path = resolve_model_path(settings.embedding_model)
-    # A record's key hashes the text the model reads, so a vector is reused exactly when it would not change.
-    embedded_texts = []
-    for _, text, sources in group_duplicates(chunks):
-        embedded = embedding_text(text, sources, settings.embed_context)
-        embedded_texts.append((Record(passage_key(embedded), text, sources), embedded))
-    known = previous.keys() if previous else set()
-    missing = {record.key: embedded for record, embedded in embedded_texts if record.key not in known}
-    if missing:
-        encoder = load_encoder(model_path, settings.embed_batch_size)
-        fresh = dict(zip(missing, encoder.encode(list(missing.values()), progress)))
-        dimension = encoder.dimension
+def diff_records(previous: VectorStore | None, replaced: set[str], chunks: list[Chunk],
+                 embed_context: bool) -> tuple[list[Row], list[Row], dict[int, int], int]:
+    """What changes when these files' passages are replaced by these chunks: (rows born, rows that die,
+    {position in born: id of a dying row with the same vector}, the next free id).
+
+    Only rows with a source in a replaced file, or with the text of a new chunk, are looked at: a passage
+    shared with other files keeps those sources, and an unchanged passage keeps its row and id.
+    """
+    next_id = previous.manifest.next_id if previous else 0
+    touched: dict[int, Row] = {}
+    if previous is not None:
+        touched = {row.id: row for row in previous.records.rows_in_files(replaced)}
+        touched.update((row.id, row) for row in previous.records.rows_with_texts(passage_key(c.text) for c in chunks))
+    kept = [Chunk(row.record.text, source) for row in sorted(touched.values(), key=lambda r: r.id)
+            for source in row.record.sources if source.path not in replaced]
+    by_key = {row.record.key: row for row in touched.values()}
+    added, unchanged, reuse = [], set(), {}
+    for _, text, sources in group_duplicates(kept + chunks):
+        record = Record(passage_key(embedding_text(text, sources, embed_context)), text, sources)
+        old = by_key.get(record.key)
+        if old is not None and old.record == record:
+            unchanged.add(old.id)
+            continue
+        if old is not None:
+            reuse[len(added)] = old.id
+        added.append(Row(next_id, record))
+        next_id += 1
+    dying = [row for row in touched.values() if row.id not in unchanged]
+    return added, sorted(dying, key=lambda r: r.id), reuse, next_id
+
+
+def _everything(previous: VectorStore, changes: Changes) -> Changes:
+    """The whole index after these changes, for a write into another backend."""
+    gone = {row.id for row in changes.removed}
+    rows = [row for row in previous.records.all() if row.id not in gone] + changes.added
+    return Changes(rows, changes.vectors, [], changes.next_id)
+
+
+def _vectors(settings: Settings, rows: list[Row], reuse: dict[int, int], previous: VectorStore | None,
+             progress: Progress) -> tuple[np.ndarray, int]:
+    """The rows' vectors in order: those of unchanged texts from the previous store, the rest embedded.
+    Returns them and how many passages were embedded."""
+    texts = [embedding_text(row.record.text, row.record.sources, settings.embed_context)
+             for i, row in enumerate(rows) if i not in reuse]
+    fresh = None
+    if texts:
+        encoder = load_encoder(resolve_model_path(settings.embedding_model), settings.embed_batch_size)
+        fresh, dimension = encoder.encode(texts, progress), encoder.dimension
     else:
-        assert previous is not None  # nothing to embed: every passage is known to it
-        fresh, dimension = {}, previous.manifest.dimension
-    records = [record for record, _ in embedded_texts]
-    manifest = write_store(settings, spec, dimension, records, fresh, previous, passages=len(chunks),
-                           **_query_model(settings, export), **fields)
-    return manifest, len(missing)
+        assert previous is not None  # nothing to embed: every vector is known to it
+        dimension = previous.manifest.dimension
+    if not reuse and fresh is not None:
+        return fresh, len(texts)
+    out = np.empty((len(rows), dimension), dtype=np.float32)
+    positions = sorted(reuse)
+    for start in range(0, len(positions), 4096):
+        part = positions[start:start + 4096]
+        out[part] = previous.vectors([reuse[i] for i in part])  # type: ignore[union-attr]
+    if fresh is not None:
+        out[[i for i in range(len(rows)) if i not in reuse]] = fresh
+    return out, len(texts)
 
 
 def logged(report: IngestReport) -> IngestReport:

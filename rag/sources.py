@@ -56,13 +56,6 @@ def remove_plan(roots: Sequence[str], excluded: Sequence[str], removed: Sequence
     return Plan(kept_roots, excluded, [], lambda name: under_any(name, removed))
 
 
-def kept_chunks(records: Iterable[Record], keep: Callable[[str], bool]) -> list[Chunk]:
-    """The passages of the kept files, as chunks again, in file and position order: what an ingest
-    that does not re-read a file writes for it."""
-    chunks = [Chunk(record.text, source) for record in records for source in record.sources if keep(source.path)]
-    return sorted(chunks, key=lambda chunk: (chunk.source.path, chunk.source.position))
-
-
 def catalogue(manifest: Manifest, records: Iterable[Record] | None) -> dict[str, Document]:
     """Every indexed file. Indexes written before the catalogue existed are described from their records."""
     if manifest.documents or records is None:

@@ -42,21 +42,24 @@ def assert_unchanged_and_clean(settings, before) -> None:
     """The previous generation is still the published one, and the failed write left no file at all."""
     assert read_manifest(settings.index_dir) == before
     names = sorted(p.name for p in settings.index_dir.iterdir() if p.name not in ("manifest.json", ".lock", "onnx"))
-    assert names == sorted([before.index_file.name, before.records_file.name])
+    assert names == sorted(before.files())
     assert Assistant(settings).search("replayable event streams").hits
 
 
-def full_faiss_write(monkeypatch) -> None:
+def full_faiss_write(monkeypatch, settings) -> None:
     """FAISS writes into /dev/full: the real ENOSPC, at the real write."""
     import rag.index.faiss as module
 
     real = module.faiss.PyCallbackIOWriter
-    full = open("/dev/full", "wb")  # noqa: SIM115 - kept open for the writer
+    full = open("/dev/full", "wb", buffering=0)  # noqa: SIM115 - kept open for the writer; ENOSPC at once
     monkeypatch.setattr(module.faiss, "PyCallbackIOWriter", lambda write: real(full.write))
 
 
-def full_sqlite(monkeypatch) -> None:
-    """SQLite's own SQLITE_FULL ("database or disk is full"), from a page limit on the records file."""
+def full_sqlite(monkeypatch, settings) -> None:
+    """SQLite's own SQLITE_FULL ("database or disk is full"), from a page limit on the records file, which
+    the records of a long new document outgrow."""
+    paragraphs = "\n\n".join(f"Paragraph {n} on queues, {'partitions and offsets ' * 20}." for n in range(200))
+    (settings.corpus_dir / "long.md").write_text(f"# Queues at length\n\n{paragraphs}\n")
     real = sqlite3.connect
 
     def tiny(*args, **kwargs):
@@ -67,7 +70,7 @@ def full_sqlite(monkeypatch) -> None:
     monkeypatch.setattr("rag.index.records.sqlite3.connect", tiny)
 
 
-def full_manifest(monkeypatch) -> None:
+def full_manifest(monkeypatch, settings) -> None:
     real = os.replace
 
     def replace(src, dst):
@@ -82,7 +85,7 @@ def full_manifest(monkeypatch) -> None:
 @pytest.mark.parametrize("fill", [full_faiss_write, full_sqlite, full_manifest])
 def test_disk_full_exits_2_and_removes_its_temp_files(indexed, monkeypatch, capsys, fill):
     before = read_manifest(indexed.index_dir)
-    fill(monkeypatch)
+    fill(monkeypatch, indexed)
     assert main(["ingest"]) == 2
     line = one_error_line(capsys)
     assert f"no space left on the disk of {indexed.index_dir}: free some space" in line
@@ -127,15 +130,15 @@ import os, signal, sys, time
 import rag.index.records as records
 from rag.cli import main
 
-real = records.write_records
+real = records.update_records
 
-def write_then_signal(path, rows):
-    real(path, rows)  # the generation's FAISS file and records are on disk, the manifest not yet
+def write_then_signal(*args):
+    real(*args)  # the generation's FAISS file and records are on disk, the manifest not yet
     os.kill(os.getpid(), signal.{name})
     time.sleep(5)
 
 import rag.index.registry
-rag.index.registry.write_records = write_then_signal
+rag.index.registry.update_records = write_then_signal
 sys.exit(main(["ingest"]))
 """
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from rag import Assistant, IndexCorrupt, Settings
+from rag.chunking import passage_key
 from rag.index.faiss import build_index
 from rag.index.manifest import BuildSpec, Manifest, read_manifest
-from rag.index.records import Record
+from rag.index.records import Record, Row
 from rag.index.registry import open_store, write_store
-from rag.index.store import IndexOptions
+from rag.index.store import Changes, IndexOptions
 from rag.types import Source
 
 SPEC = BuildSpec("test-model", 1, 256)
@@ -26,19 +27,22 @@ def unit_vectors(count: int, seed: int = 0) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def records(count: int) -> list[Record]:
-    return [Record(f"key-{i}", f"passage {i}", (Source(f"post {i % 7}", f"corpus/{i % 7}.md"),))
-            for i in range(count)]
+def rows(count: int) -> list[Row]:
+    sources = [(Source(f"post {i}", f"corpus/{i}.md"),) for i in range(7)]
+    return [Row(i, Record(passage_key(f"passage {i}"), f"passage {i}", sources[i % 7])) for i in range(count)]
 
 
 def write(index_dir, count: int, seed: int = 0, **options) -> np.ndarray:
     """A generation of `count` random vectors written as an ingest writes it, with these index settings."""
     vectors = unit_vectors(count, seed)
     index_dir.mkdir(parents=True, exist_ok=True)
-    written = records(count)
-    write_store(Settings(index_dir=index_dir, **options), SPEC, DIM, written,
-                {r.key: v for r, v in zip(written, vectors)}, None, posts=7, passages=count)
+    write_store(Settings(index_dir=index_dir, **options), SPEC, DIM, Changes(rows(count), vectors, [], count), None,
+                posts=7, passages=count)
     return vectors
+
+
+def graph(store) -> faiss.IndexHNSWFlat:
+    return store.segments[0].inner
 
 
 def load(index_dir, **options):
@@ -54,9 +58,11 @@ def recall_at_10(index: faiss.Index, exact: faiss.Index, queries: np.ndarray) ->
 def test_hnsw_finds_nearly_what_exact_search_finds():
     vectors, queries = unit_vectors(5000), unit_vectors(200, seed=1)
     options = IndexOptions()
-    flat = build_index(vectors, DIM, "flat", options)
-    hnsw = build_index(vectors, DIM, "hnsw", options)
-    assert isinstance(hnsw, faiss.IndexHNSWFlat) and hnsw.hnsw.efSearch == options.ef_search
+    ids = np.arange(len(vectors))
+    flat = build_index(vectors, ids, DIM, "flat", options)
+    hnsw = build_index(vectors, ids, DIM, "hnsw", options)
+    inner = faiss.downcast_index(hnsw.index)
+    assert isinstance(inner, faiss.IndexHNSWFlat) and inner.hnsw.efSearch == options.ef_search
     assert recall_at_10(flat, flat, queries) == 1.0
     assert recall_at_10(hnsw, flat, queries) >= 0.9
     # Inner product on unit vectors: the scores are the cosines, as with the flat index.
@@ -70,7 +76,7 @@ def test_auto_chooses_by_size_and_the_manifest_records_it(tmp_path):
     assert read_manifest(tmp_path / "small").index_type == "flat"
     assert read_manifest(tmp_path / "large").index_type == "hnsw"
     store = load(tmp_path / "large")
-    assert (store.index.hnsw.efConstruction, store.index.hnsw.nb_neighbors(1)) == (40, 16)  # built as configured
+    assert (graph(store).hnsw.efConstruction, graph(store).hnsw.nb_neighbors(1)) == (40, 16)  # built as configured
     store.close()
 
 
@@ -97,18 +103,16 @@ def test_reload_through_faiss_store(tmp_path, monkeypatch, kind):
     try:
         assert store.manifest.index_type == kind
         if kind == "hnsw":
-            assert store.index.hnsw.efSearch == 77  # applied at load
+            assert graph(store).hnsw.efSearch == 77  # applied at load
         hits = store.search(vectors[5], 10)
         assert hits[0][0] == 5 and hits[0][1] == pytest.approx(1.0, abs=1e-5)
         assert np.allclose(store.vectors([5, 0, 599]), vectors[[5, 0, 599]])
-        by_key = store.vectors_by_key()  # what an incremental ingest reuses
-        assert len(by_key) == 600 and np.allclose(by_key["key-42"], vectors[42])
         assert [p.text for p in store.passages([3, 1])] == ["passage 3", "passage 1"]
     finally:
         store.close()
     if kind == "hnsw":
         store = load(tmp_path, hnsw_ef_search=200)
-        assert store.index.hnsw.efSearch == 200
+        assert graph(store).hnsw.efSearch == 200
         store.close()
 
 
@@ -128,7 +132,7 @@ def test_manifests_from_before_index_types_read_as_flat(tmp_path):
     data["index_params"] = {}  # a field of older manifests, ignored
     (tmp_path / "manifest.json").write_text(json.dumps(data))
     store = load(tmp_path)
-    assert store.manifest.index_type == "flat" and store.index.ntotal == 20
+    assert store.manifest.index_type == "flat" and store.segments[0].index.ntotal == 20
     store.close()
 
 

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 from filelock import FileLock
 
+import rag.index.records as records_module
 from rag import Assistant, IndexCorrupt, IndexMismatch, IndexMissing
 from rag.errors import EmptyCorpus, IndexBusy, IndexDiskFull
 from rag.index.manifest import read_manifest
@@ -28,33 +29,38 @@ def test_rebuild_reembeds_everything(make_settings, docs):
     assert assistant.ingest(rebuild=True).embedded == 4
 
 
-@pytest.mark.parametrize("failing_step", ["index-", "passages-", "manifest.json"])
+@pytest.mark.parametrize("failing_step", ["index-", "records", "manifest.json"])
 def test_failure_during_save_leaves_previous_index_loadable(make_settings, docs, monkeypatch, failing_step):
     settings = make_settings()
     Assistant(settings).ingest()
+    first = read_manifest(settings.index_dir)
     before = Assistant(settings).search("replayable event streams", k=1).to_dict()
     (docs / "kafka.md").write_text("# Moving to Kafka\n\nAn entirely new story about queues.\n")
 
-    real_replace = os.replace
+    real_replace, real_insert = os.replace, records_module._insert
 
     def failing_replace(src, dst):
         if os.path.basename(dst).startswith(failing_step):
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
+    def failing_insert(db, *args, **kwargs):  # in the middle of the records' transaction
+        real_insert(db, *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
     monkeypatch.setattr("rag.index.files.os.replace", failing_replace)
+    if failing_step == "records":
+        monkeypatch.setattr(records_module, "_insert", failing_insert)
     with pytest.raises(IndexDiskFull):
         Assistant(settings).ingest()
-    monkeypatch.setattr("rag.index.files.os.replace", real_replace)
+    monkeypatch.undo()
 
     after = Assistant(settings).search("replayable event streams", k=1).to_dict()
     assert after["passages"] == before["passages"]
     assert not any(p.name.endswith(".tmp") for p in settings.index_dir.iterdir())  # removed at once
     Assistant(settings).ingest()
-    names = [p.name for p in settings.index_dir.iterdir()]
-    assert not [n for n in names if n.endswith(".tmp")]
-    generations = {n.split("-", 1)[1].rsplit(".", 1)[0] for n in names if n.startswith(("index-", "passages-"))}
-    assert len(generations) == 2  # the new one and the one before it, no orphans
+    names = {p.name for p in settings.index_dir.iterdir()} - {"manifest.json", ".lock", "onnx"}
+    assert names == first.files() | read_manifest(settings.index_dir).files()  # the new one and the one before
 
 
 def test_old_generations_are_removed_but_the_previous_one_kept(make_settings, docs):
@@ -63,9 +69,10 @@ def test_old_generations_are_removed_but_the_previous_one_kept(make_settings, do
     for n in range(3):
         (docs / "kafka.md").write_text(f"# Moving to Kafka\n\nVersion {n} of the story.\n")
         assistant.ingest()
-    faiss_files = sorted(p.name for p in settings.index_dir.glob("index-*.faiss"))
-    assert len(faiss_files) == 2
-    assert read_manifest(settings.index_dir).index_file.name in faiss_files
+        if n == 1:
+            previous = read_manifest(settings.index_dir)
+    files = {p.name for p in settings.index_dir.iterdir()} - {"manifest.json", ".lock", "onnx"}
+    assert files == previous.files() | read_manifest(settings.index_dir).files()
 
 
 def test_index_built_with_other_settings_is_refused(make_settings, docs):

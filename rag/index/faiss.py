@@ -1,9 +1,17 @@
-"""The FAISS backend (RAG_STORE=faiss): the vectors in FAISS's own index file, one per generation."""
+"""The FAISS backend (RAG_STORE=faiss): passage vectors under their stable passage ids, in segments.
+
+A generation's vectors are a base segment (flat or HNSW) and small flat delta segments, one per ingest
+that added passages, each an ID map over a FAISS index in its own immutable file; passages removed since
+the base was built are listed in a deleted-ids file and filtered out of every search. So an ingest
+writes only what it changed. When the deleted share passes RAG_INDEX_REBUILD_SHARE, or the deltas grow
+large, the ingest rebuilds one base from the live vectors once it has published its own generation.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -13,12 +21,27 @@ from ..config import Settings
 from ..errors import IndexCorrupt, IndexMismatch
 from .files import publish
 from .manifest import FileEntry, Manifest, file_entry, verify_file
-from .records import Record, Records
+from .records import Records, Row
 from .store import INDEX_TYPES, IndexOptions, VectorStore
 
 # Map the index file's vectors instead of copying them into the process (FAISS >= 1.10: flat codes, which
 # is also the storage of IndexHNSWFlat). A FAISS build without it falls back to an ordinary read.
 _MMAP_FLAGS = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY
+MAX_DELTAS = 8  # more delta segments than this are merged into one (each costs a search)
+DELTA_SHARE = 0.25  # deltas holding more vectors than this share of the base are folded into a new base
+_BATCH = 65_536
+
+
+@dataclass
+class Segment:
+    """One index file: a FAISS ID map and its passage ids, ascending."""
+
+    index: faiss.IndexIDMap
+    ids: np.ndarray
+
+    @property
+    def inner(self) -> faiss.Index:
+        return faiss.downcast_index(self.index.index)
 
 
 class FaissStore(VectorStore):
@@ -26,26 +49,62 @@ class FaissStore(VectorStore):
 
     name = "faiss"
 
-    def __init__(self, manifest: Manifest, records: Records, index: faiss.Index) -> None:
+    def __init__(self, manifest: Manifest, records: Records, segments: list[Segment], deleted: np.ndarray,
+                 ef_search: int) -> None:
         super().__init__(manifest, records)
-        self.index = index
+        self.segments = segments
+        self.deleted = deleted
+        self.dimension = manifest.dimension
+        self._params = [_search_params(segment, deleted, ef_search) for segment in segments]
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if vector.shape[-1] != self.index.d:
-            raise IndexMismatch(f"query vectors have {vector.shape[-1]} dimensions, the index {self.index.d}")
-        scores, ids = search_index(self.index, vector.reshape(1, -1).astype(np.float32), k)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        if vector.shape[-1] != self.dimension:
+            raise IndexMismatch(f"query vectors have {vector.shape[-1]} dimensions, the index {self.dimension}")
+        query = vector.reshape(1, -1).astype(np.float32)
+        found: list[tuple[int, float]] = []
+        for segment, params in zip(self.segments, self._params):
+            scores, ids = search_index(segment.index, query, k, params)
+            found += [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return sorted(found, key=lambda hit: -hit[1])[:k]
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if ids else np.zeros((0, self.index.d))
+        out = np.zeros((len(ids), self.dimension), dtype=np.float32)
+        wanted = np.asarray(ids, dtype=np.int64)
+        todo = np.ones(len(wanted), dtype=bool)
+        for segment in self.segments:
+            positions = np.searchsorted(segment.ids, wanted)
+            inside = todo & (positions < len(segment.ids))
+            inside[inside] &= segment.ids[positions[inside]] == wanted[inside]
+            inner = segment.inner
+            for row in np.flatnonzero(inside):
+                out[row] = inner.reconstruct(int(positions[row]))
+            todo &= ~inside
+        if todo.any():
+            raise IndexCorrupt(f"{int(todo.sum())} passage vectors are missing")
+        return out
 
-    def vectors_by_key(self, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        stored = self._records.keys()
-        if not stored:
-            return {}
-        vectors = self.index.reconstruct_n(0, self.index.ntotal)
-        wanted = None if keys is None else set(keys)
-        return {key: vectors[i] for i, key in enumerate(stored) if wanted is None or key in wanted}
+    def live_ids(self) -> np.ndarray:
+        """Every live passage id, ascending."""
+        ids = np.concatenate([segment.ids for segment in self.segments]) if self.segments else np.zeros(0, np.int64)
+        return np.sort(ids[~np.isin(ids, self.deleted)])
+
+
+def _search_params(segment: Segment, deleted: np.ndarray, ef_search: int) -> faiss.SearchParameters | None:
+    """Skip the deleted passages inside the search (an ID selector), and search a graph as configured."""
+    positions = np.searchsorted(segment.ids, deleted)
+    inside = deleted[(positions < len(segment.ids)) & (segment.ids[np.minimum(positions, len(segment.ids) - 1)]
+                                                       == deleted)] if len(segment.ids) else deleted[:0]
+    selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(inside)) if len(inside) else None
+    if isinstance(segment.inner, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW(efSearch=ef_search)
+    elif selector is None:
+        return None
+    else:
+        params = faiss.SearchParameters()
+    if selector is not None:
+        params.sel = selector
+        params.keep = (selector, inside)  # the selector reads the array: both live as long as the params
+    return params
 
 
 class FaissBackend:
@@ -55,16 +114,22 @@ class FaissBackend:
     def open(cls, settings: Settings, manifest: Manifest, records: Records) -> FaissStore:
         if manifest.index_file is None:
             raise IndexCorrupt("the manifest names no FAISS index file")
-        index_path = verify_file(Path(settings.index_dir), manifest.index_file)
-        index = _read_index(index_path)
-        if index.d != manifest.dimension or index.ntotal != manifest.unique_passages:
-            raise IndexCorrupt(f"{index_path.name} holds {index.ntotal}x{index.d}, the manifest says "
-                               f"{manifest.unique_passages}x{manifest.dimension}")
-        if _kind(index) != manifest.index_type:
-            raise IndexCorrupt(f"{index_path.name} is a {_kind(index)} index, the manifest says {manifest.index_type}")
-        if isinstance(index, faiss.IndexHNSW):
-            index.hnsw.efSearch = settings.hnsw_ef_search
-        return FaissStore(manifest, records, index)
+        index_dir = Path(settings.index_dir)
+        segments = [_read_segment(verify_file(index_dir, entry), manifest.dimension)
+                    for entry in (manifest.index_file, *manifest.segment_files)]
+        deleted = read_ids(verify_file(index_dir, manifest.deleted_file)) if manifest.deleted_file else \
+            np.zeros(0, dtype=np.int64)
+        stored = sum(len(segment.ids) for segment in segments)
+        if stored - len(deleted) != manifest.unique_passages:
+            raise IndexCorrupt(f"the index files hold {stored - len(deleted)} live vectors, the manifest says "
+                               f"{manifest.unique_passages}")
+        if _kind(segments[0].inner) != manifest.index_type:
+            raise IndexCorrupt(f"{manifest.index_file.name} is a {_kind(segments[0].inner)} index, the manifest "
+                               f"says {manifest.index_type}")
+        for segment in segments:
+            if isinstance(segment.inner, faiss.IndexHNSW):
+                segment.inner.hnsw.efSearch = settings.hnsw_ef_search
+        return FaissStore(manifest, records, segments, deleted, settings.hnsw_ef_search)
 
     @classmethod
     @contextlib.contextmanager
@@ -82,27 +147,88 @@ class FaissBackend:
 
 
 class FaissWriter:
-    existing: set[str] = set()  # every generation gets a whole new file
+    """Writes a generation's segment files: a new base for a full write, else a delta and the deleted ids."""
+
+    existing: set[str] = set()  # every vector a generation adds is written into its own file
 
     def __init__(self, index_dir: Path, dimension: int, kind: str, options: IndexOptions) -> None:
         self.index_dir, self.dimension, self.kind, self.options = index_dir, dimension, kind, options
 
-    def write(self, generation: str, records: Sequence[Record], vectors: dict[str, np.ndarray]) -> FileEntry:
-        matrix = np.stack([vectors[r.key] for r in records]) if records else np.zeros((0, self.dimension))
-        path = self.index_dir / f"index-{generation}.faiss"
+    def write(self, generation: str, rows: Sequence[Row], vectors: np.ndarray, removed: Sequence[int],
+              previous: VectorStore | None) -> dict:
+        """The manifest fields of the new generation's vector files."""
+        ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
+        if not isinstance(previous, FaissStore):
+            base = self.segment_file(f"index-{generation}", build_index(vectors, ids, self.dimension, self.kind,
+                                                                         self.options))
+            return {"index_file": base, "segment_files": [], "deleted_file": None, "index_type": self.kind}
+        manifest = previous.manifest
+        deltas = list(manifest.segment_files)
+        deleted = np.union1d(previous.deleted, np.asarray(removed, dtype=np.int64))
+        if len(ids):
+            if len(deltas) >= MAX_DELTAS:  # fold the deltas and this one into one
+                merged = np.concatenate([s.ids for s in previous.segments[1:]])
+                kept = merged[~np.isin(merged, deleted)]
+                ids, vectors = np.concatenate([kept, ids]), np.vstack([previous.vectors(kept), vectors])
+                deleted, deltas = deleted[~np.isin(deleted, merged)], []
+            flat = build_index(vectors, ids, self.dimension, "flat", self.options)
+            deltas.append(self.segment_file(f"index-{generation}", flat))
+        deleted_file = self._ids_file(f"deleted-{generation}", deleted) if len(deleted) else None
+        return {"index_file": manifest.index_file, "segment_files": deltas, "deleted_file": deleted_file,
+                "index_type": manifest.index_type}
+
+    def segment_file(self, stem: str, index: faiss.Index) -> FileEntry:
+        path = self.index_dir / f"{stem}.faiss"
         tmp = path.with_name(path.name + ".tmp")
-        write_index(build_index(matrix, self.dimension, self.kind, self.options), tmp)
+        write_index(index, tmp)
+        publish(tmp, path)
+        return file_entry(path)
+
+    def _ids_file(self, stem: str, ids: np.ndarray) -> FileEntry:
+        path = self.index_dir / f"{stem}.ids"
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as handle:
+            handle.write(np.ascontiguousarray(ids, dtype="<i8").tobytes())
         publish(tmp, path)
         return file_entry(path)
 
     def location(self) -> dict[str, str]:
         return {}
 
-    def finish(self, records: Sequence[Record]) -> None:
+    def finish(self, stale_keys: set[str] | None) -> None:
         """Old generations' files are removed by the ingest once no reader needs them."""
 
 
-def search_index(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def needs_rebuild(manifest: Manifest, options: IndexOptions) -> bool:
+    """Whether the deleted share, or the deltas, have grown enough to rebuild one base segment."""
+    if manifest.index_file is None:
+        return False
+    deleted = manifest.deleted_file.bytes // 8 if manifest.deleted_file else 0
+    stored = manifest.unique_passages + deleted
+    in_deltas = sum(entry.bytes for entry in manifest.segment_files) // (4 * manifest.dimension + 8)
+    return deleted > options.rebuild_share * stored or in_deltas > DELTA_SHARE * (stored - in_deltas) or \
+        options.choose(manifest.unique_passages) != manifest.index_type
+
+
+def rebuild(store: FaissStore, index_dir: Path, generation: str, options: IndexOptions) -> dict:
+    """One base segment of the live vectors: the manifest fields of the rebuilt generation."""
+    ids = store.live_ids()
+    kind = options.choose(len(ids))
+    index = build_index(np.zeros((0, store.dimension), np.float32), ids[:0], store.dimension, kind, options)
+    for start in range(0, len(ids), _BATCH):
+        part = ids[start:start + _BATCH]
+        index.add_with_ids(store.vectors(part), part)
+    writer = FaissWriter(index_dir, store.dimension, kind, options)
+    return {"index_file": writer.segment_file(f"index-{generation}", index), "segment_files": [],
+            "deleted_file": None, "index_type": kind}
+
+
+def read_ids(path: Path) -> np.ndarray:
+    return np.fromfile(path, dtype="<i8").astype(np.int64)
+
+
+def search_index(index: faiss.Index, queries: np.ndarray, k: int,
+                 params: faiss.SearchParameters | None = None) -> tuple[np.ndarray, np.ndarray]:
     """FAISS search, on one OpenMP thread for a handful of queries.
 
     Measured on 2 cores: a single query on a 10k-50k flat index took ~16 ms with FAISS's default two
@@ -110,11 +236,11 @@ def search_index(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.nd
     in OpenMP, so this does not slow an ingest's index build or another thread's search.
     """
     if len(queries) > 4:
-        return index.search(queries, k)
+        return index.search(queries, k, params=params)
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        return index.search(queries, k)
+        return index.search(queries, k, params=params)
     finally:
         faiss.omp_set_num_threads(threads)
 
@@ -125,6 +251,16 @@ def write_index(index: faiss.Index, path: Path) -> None:
     with path.open("wb") as handle:
         writer = faiss.PyCallbackIOWriter(handle.write)  # type: ignore[attr-defined]  # SWIG, not in the stubs
         faiss.write_index(index, writer)
+
+
+def _read_segment(path: Path, dimension: int) -> Segment:
+    index = _read_index(path)
+    if not isinstance(index, faiss.IndexIDMap) or index.d != dimension:
+        raise IndexCorrupt(f"{path.name} is not an ID-mapped index of {dimension}-d vectors")
+    ids = faiss.vector_to_array(index.id_map)
+    if len(ids) != index.ntotal or (len(ids) > 1 and not (np.diff(ids) > 0).all()):
+        raise IndexCorrupt(f"{path.name} has malformed passage ids")
+    return Segment(index, ids)
 
 
 def _read_index(path: Path) -> faiss.Index:
@@ -147,17 +283,19 @@ def _kind(index: faiss.Index) -> str:
     return type(index).__name__
 
 
-def build_index(vectors: np.ndarray, dimension: int, kind: str, options: IndexOptions) -> faiss.Index:
-    """A FAISS inner-product index over the (normalized) vectors: cosine similarity either way."""
-    index: faiss.Index
+def build_index(vectors: np.ndarray, ids: np.ndarray, dimension: int, kind: str,
+                options: IndexOptions) -> faiss.IndexIDMap:
+    """An inner-product index over the (normalized) vectors, under their passage ids: cosine either way."""
+    inner: faiss.Index
     if kind == "flat":
-        index = faiss.IndexFlatIP(dimension)
+        inner = faiss.IndexFlatIP(dimension)
     elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dimension, options.m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = options.ef_construction
-        index.hnsw.efSearch = options.ef_search
+        inner = faiss.IndexHNSWFlat(dimension, options.m, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = options.ef_construction
+        inner.hnsw.efSearch = options.ef_search
     else:
         raise ValueError(f"unknown index type {kind!r}: use one of auto, {', '.join(INDEX_TYPES)}")
+    index = faiss.IndexIDMap(inner)
     if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
     return index

@@ -114,8 +114,8 @@ def refuse_foreign_files(index_dir: Path) -> None:
             raise IndexCorrupt(f"unexpected file {path.name} in the index folder (this index never uses pickle)")
 
 
-def remove_stale_files(index_dir: Path, keep_generations: set[str]) -> None:
-    """Drop temp files left by a killed ingest and generations no reader can still be using."""
+def remove_stale_files(index_dir: Path, keep: set[str]) -> None:
+    """Drop temp files left by a killed ingest and files no generation a reader may hold still names."""
     for path in index_dir.iterdir():
         if path.is_dir():
             if path.name.startswith(".") and (".tmp-" in path.name or ".old-" in path.name):
@@ -123,7 +123,8 @@ def remove_stale_files(index_dir: Path, keep_generations: set[str]) -> None:
             continue
         if path.name in (MANIFEST_NAME, LOCK_NAME):
             continue
-        is_ours = path.suffix in (".faiss", ".sqlite", ".tmp") and path.name.startswith(
-            ("index-", "passages-", MANIFEST_NAME))
-        if is_ours and not any(g in path.name and not path.name.endswith(".tmp") for g in keep_generations):
+        ours = path.name.startswith(("index-", "passages-", "deleted-", MANIFEST_NAME)) and \
+            path.suffix in (".faiss", ".sqlite", ".ids", ".tmp", ".sqlite-journal")
+        # A kept records file's journal may be needed to undo a killed write: it stays with its file.
+        if ours and path.name.removesuffix("-journal") not in keep:
             path.unlink(missing_ok=True)

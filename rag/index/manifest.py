@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexNotAFolder
 from .files import MANIFEST_NAME, not_a_folder, publish
 
-FORMAT_VERSION = 2  # 2: FTS5 lexical table beside the passage records
+FORMAT_VERSION = 3  # 2: FTS5 lexical table beside the passage records; 3: stable ids, updated in place
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,13 @@ class BuildSpec:
 
 @dataclass(frozen=True)
 class FileEntry:
+    """A file of the index. Its checksum is verified in full when its size or modification time differ
+    from those recorded when it was written: a file changed since then is read only if it still matches."""
+
     name: str
     sha256: str
     bytes: int
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,8 @@ class Manifest:
     dimension: int
     generation: str
     built_at: str
-    index_file: FileEntry | None  # the FAISS index file; None when the vectors live in Milvus
-    records_file: FileEntry
+    index_file: FileEntry | None  # the FAISS base segment; None when the vectors live in Milvus
+    records_file: FileEntry  # the SQLite records, updated in place: no checksum (each row carries its own)
     posts: int
     passages: int
     unique_passages: int
@@ -69,6 +73,17 @@ class Manifest:
     excluded: list[str] = field(default_factory=list)
     # Each indexed file: {kind, pages, posts, passages, added, updated} (see rag.types.Document).
     documents: dict[str, dict] = field(default_factory=dict)
+    # The records' generation number (rows born after it are not yet published) and the next passage id.
+    serial: int = 1
+    next_id: int = 0
+    # FAISS: the delta segments after the base, and the ids of passages deleted since the base was built.
+    segment_files: list[FileEntry] = field(default_factory=list)
+    deleted_file: FileEntry | None = None
+
+    def files(self) -> set[str]:
+        """The names of the files of this generation in the index folder (besides the query model)."""
+        entries = [self.index_file, self.records_file, self.deleted_file, *self.segment_files]
+        return {entry.name for entry in entries if entry is not None}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -81,6 +96,8 @@ class Manifest:
             data["index_file"] = FileEntry(**data["index_file"]) if data["index_file"] is not None else None
             data["records_file"] = FileEntry(**data["records_file"])
             data["query_model_files"] = [FileEntry(**f) for f in data.get("query_model_files", [])]
+            data["segment_files"] = [FileEntry(**f) for f in data.get("segment_files", [])]
+            data["deleted_file"] = FileEntry(**data["deleted_file"]) if data.get("deleted_file") else None
             known = {f.name for f in fields(cls)}  # fields of older formats (index_params) are ignored
             return cls(**{name: value for name, value in data.items() if name in known})
         except (ValueError, TypeError, KeyError) as exc:
@@ -120,14 +137,27 @@ def sha256_file(path: Path) -> str:
 
 def file_entry(path: Path, index_dir: Path | None = None) -> FileEntry:
     name = path.relative_to(index_dir).as_posix() if index_dir else path.name
-    return FileEntry(name, sha256_file(path), path.stat().st_size)
+    stat = path.stat()
+    return FileEntry(name, sha256_file(path), stat.st_size, stat.st_mtime_ns)
+
+
+def records_entry(path: Path) -> FileEntry:
+    """The records file changes in place: named, never checksummed as a whole."""
+    return FileEntry(path.name, "", 0)
 
 
 def verify_file(index_dir: Path, entry: FileEntry) -> Path:
+    """The file's path, once it is known to hold what was written (a full checksum if it may have changed)."""
     path = index_dir / entry.name
-    if not path.is_file():
-        raise IndexCorrupt(f"{entry.name} is missing")
-    if path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
+    try:
+        stat = path.stat()
+    except OSError:
+        raise IndexCorrupt(f"{entry.name} is missing") from None
+    if not entry.sha256:
+        return path
+    if stat.st_size != entry.bytes:
+        raise IndexCorrupt(f"{entry.name} does not match its checksum")
+    if (stat.st_mtime_ns != entry.mtime_ns or not entry.mtime_ns) and sha256_file(path) != entry.sha256:
         raise IndexCorrupt(f"{entry.name} does not match its checksum")
     return path
 

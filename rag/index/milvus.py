@@ -32,7 +32,7 @@ from pymilvus import DataType, MilvusClient, MilvusException
 from ..config import Settings
 from ..errors import IndexCorrupt, IndexMismatch, StoreUnavailable, UserError
 from .manifest import Manifest
-from .records import Record, Records
+from .records import Records, Row
 from .store import IndexOptions, VectorStore
 
 _SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
@@ -178,8 +178,6 @@ class MilvusStore(VectorStore):
         self.target = target
         self.client: MilvusClient | None = client
         self.ef_search = settings.hnsw_ef_search
-        self._keys = records.keys()
-        self._ids = {key: i for i, key in enumerate(self._keys)}
 
     def _close_vectors(self) -> None:
         if self.client is not None:
@@ -200,27 +198,20 @@ class MilvusStore(VectorStore):
                 self.target.collection, data=[np.asarray(vector, dtype=np.float32).tolist()], limit=k,
                 anns_field=_VECTOR, output_fields=[_KEY],
                 search_params=_search_params(self.manifest.index_type, self.ef_search, k))
-        hits = [(self._ids.get(hit["entity"][_KEY]), float(hit["distance"])) for hit in results[0]]
+        ids = self._records.ids_of_keys([hit["entity"][_KEY] for hit in results[0]])
+        hits = [(ids.get(hit["entity"][_KEY]), float(hit["distance"])) for hit in results[0]]
         return [(i, score) for i, score in hits if i is not None]  # keys of a newer, unpublished write
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        if not ids:
+        if not len(ids):
             return np.zeros((0, self.manifest.dimension), dtype=np.float32)
-        keys = [self._keys[int(i)] for i in ids]
-        found = self.vectors_by_key(keys)
-        return np.stack([found[key] for key in keys])
-
-    def keys(self) -> set[str]:
-        return set(self._keys)
-
-    def vectors_by_key(self, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        keys = list(self._keys if keys is None else keys)
+        keys = self._records.keys_of(ids)
         with self.target.errors():
-            found = fetch_vectors(self._client(), self.target.collection, keys)
+            found = fetch_vectors(self._client(), self.target.collection, list(dict.fromkeys(keys)))
         if len(found) != len(set(keys)):
             raise IndexCorrupt(f"{len(set(keys)) - len(found)} passage vectors are missing from Milvus "
                                f"collection {self.target.collection}")
-        return found
+        return np.stack([found[key] for key in keys])
 
 
 class MilvusBackend:
@@ -271,24 +262,27 @@ class MilvusWriter:
         reusable = _reusable_keys(client, target, model, dimension, kind)
         self._recreate = reusable is None
         self.existing: set[str] = reusable or set()
+        self.written: set[str] = set()
 
-    def write(self, generation: str, records: Sequence[Record], vectors: dict[str, np.ndarray]) -> None:
+    def write(self, generation: str, rows: Sequence[Row], vectors: np.ndarray, removed: Sequence[int],
+              previous: VectorStore | None) -> dict:
         if self._recreate:
             if self.client.has_collection(self.target.collection):
                 self.client.drop_collection(self.target.collection)
             _create(self.client, self.target, self.model, self.dimension, self.kind, self.options)
-        rows = [r.key for r in records if r.key in vectors]
-        for start in range(0, len(rows), _BATCH):
-            self.client.upsert(self.target.collection, [
-                {_KEY: key, _VECTOR: np.asarray(vectors[key], np.float32).tolist()}
-                for key in rows[start:start + _BATCH]])
+        self.written = {row.record.key for row in rows}
+        todo = [(row.record.key, vector) for row, vector in zip(rows, vectors) if row.record.key not in self.existing]
+        for start in range(0, len(todo), _BATCH):
+            self.client.upsert(self.target.collection, [{_KEY: key, _VECTOR: np.asarray(vector, np.float32).tolist()}
+                                                        for key, vector in todo[start:start + _BATCH]])
+        return {"index_file": None, "segment_files": [], "deleted_file": None, "index_type": self.kind}
 
     def location(self) -> dict[str, str]:
         return self.target.location()
 
-    def finish(self, records: Sequence[Record]) -> None:
+    def finish(self, stale_keys: set[str] | None) -> None:
         # After publishing: readers of the old generation lose little, and drop keys they do not know.
-        stale = sorted(self.existing - {r.key for r in records})
+        stale = sorted((self.existing - self.written) if stale_keys is None else stale_keys)
         for start in range(0, len(stale), _BATCH):
             self.client.delete(self.target.collection, ids=stale[start:start + _BATCH])
 

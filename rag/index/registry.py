@@ -6,20 +6,18 @@ only when a store of that kind is opened or written.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
-
-import numpy as np
 
 from ..errors import IndexCorrupt, UserError
 from ..extras import require
 from .files import built_at, new_generation, refuse_foreign_files
-from .manifest import BuildSpec, Manifest, file_entry, read_manifest, verify_file, write_manifest
-from .records import Record, Records, write_records
-from .store import Backend, IndexOptions, VectorStore, reuse_vectors
+from .manifest import BuildSpec, Manifest, read_manifest, records_entry, verify_file, write_manifest
+from .records import Records, create_records, update_records
+from .store import Backend, Changes, IndexOptions, VectorStore
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -58,7 +56,7 @@ def _open(settings: Settings, spec: BuildSpec, kind: type[Backend]) -> VectorSto
     manifest.check_spec(spec)
     manifest.check_store(kind.name)
     refuse_foreign_files(index_dir)
-    records = Records(verify_file(index_dir, manifest.records_file))  # checksums first: nothing read unchecked
+    records = Records(verify_file(index_dir, manifest.records_file), manifest.serial, manifest.spec.embed_context)
     try:
         return kind.open(settings, manifest, records)
     except BaseException:
@@ -67,32 +65,61 @@ def _open(settings: Settings, spec: BuildSpec, kind: type[Backend]) -> VectorSto
 
 
 def write_store(
-    settings: Settings, spec: BuildSpec, dimension: int, records: Sequence[Record],
-    fresh: dict[str, np.ndarray], previous: VectorStore | None, store: str | None = None, **manifest_fields,
+    settings: Settings, spec: BuildSpec, dimension: int, changes: Changes, previous: VectorStore | None,
+    store: str | None = None, **manifest_fields,
 ) -> Manifest:
-    """Write and publish a generation holding exactly these records. Call with the ingest lock held.
+    """Write and publish a generation. Call with the ingest lock held.
 
-    fresh has the vectors embedded by this ingest; every other record's vector comes from previous
-    (which may be another backend: that is how `rag migrate` copies without re-embedding).
+    With previous (the published store, same backend and place) the changes update it in place; without,
+    they are the whole new index, written anew.
     """
     name = store or settings.store
     options = IndexOptions.from_settings(settings)
-    kind = options.choose(len(records))
     index_dir = Path(settings.index_dir)
+    current = previous.manifest if previous is not None else None
+    unique = (current.unique_passages if current else 0) + len(changes.added) - len(changes.removed)
+    kind = current.index_type if current else options.choose(unique)
     with backend(name).writer(settings, spec.model, dimension, kind, options) as writer:
-        vectors = reuse_vectors(records, fresh, previous, writer.existing)
         generation = new_generation()
-        index_file = writer.write(generation, records, vectors)
-        records_path = index_dir / f"passages-{generation}.sqlite"
-        write_records(records_path, records)
+        vector_fields = writer.write(generation, changes.added, changes.vectors, [r.id for r in changes.removed],
+                                     previous)
+        if current:
+            update_records(index_dir / current.records_file.name, current.serial, changes.added,
+                           [r.id for r in changes.removed])
+            records_file, serial = current.records_file, current.serial + 1
+        else:
+            records_path = index_dir / f"passages-{generation}.sqlite"
+            create_records(records_path, changes.added, 1)
+            records_file, serial = records_entry(records_path), 1
         manifest = Manifest(
-            spec=spec, dimension=dimension, generation=generation, built_at=built_at(), index_file=index_file,
-            records_file=file_entry(records_path), unique_passages=len(records), index_type=kind, store=name,
-            store_location=writer.location(), **manifest_fields,
+            spec=spec, dimension=dimension, generation=generation, built_at=built_at(), records_file=records_file,
+            unique_passages=unique, store=name, store_location=writer.location(), serial=serial,
+            next_id=changes.next_id, **vector_fields, **manifest_fields,
         )
         write_manifest(index_dir, manifest)  # the one step that switches readers to the new generation
-        writer.finish(records)
+        added = {row.record.key for row in changes.added}
+        writer.finish({row.record.key for row in changes.removed} - added if current else None)
     return manifest
+
+
+def rebuild_if_due(settings: Settings, spec: BuildSpec, manifest: Manifest) -> Manifest:
+    """After an ingest published its generation: one new FAISS base, if deletions or deltas call for it."""
+    if manifest.store != "faiss":
+        return manifest
+    from .faiss import needs_rebuild, rebuild
+
+    options = IndexOptions.from_settings(settings)
+    if not needs_rebuild(manifest, options):
+        return manifest
+    store = open_store(settings, spec, store="faiss")
+    try:
+        generation = new_generation()
+        fields = rebuild(store, Path(settings.index_dir), generation, options)  # type: ignore[arg-type]
+    finally:
+        store.close()
+    rebuilt = dataclasses.replace(manifest, generation=generation, built_at=built_at(), **fields)
+    write_manifest(Path(settings.index_dir), rebuilt)
+    return rebuilt
 
 
 def location_of(settings: Settings, store: str | None = None) -> dict[str, str]:

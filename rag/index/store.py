@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
-from ..errors import IndexCorrupt
 from ..types import Passage
-from .manifest import FileEntry, Manifest
-from .records import Record, Records
+from .manifest import Manifest
+from .records import Records, Row
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -35,11 +34,12 @@ class IndexOptions:
     m: int = 32
     ef_construction: int = 80
     ef_search: int = 192
+    rebuild_share: float = 0.2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IndexOptions:
         return cls(settings.index_type, settings.hnsw_threshold, settings.hnsw_m,
-                   settings.hnsw_ef_construction, settings.hnsw_ef_search)
+                   settings.hnsw_ef_construction, settings.hnsw_ef_search, settings.index_rebuild_share)
 
     def choose(self, count: int) -> str:
         """Exact search below the threshold (it is cheap there, and exact); a graph above it."""
@@ -49,7 +49,7 @@ class IndexOptions:
 
 
 class VectorStore(ABC):
-    """A loaded, checked index generation. Passage ids are 0..count-1 within the generation."""
+    """A loaded, checked index generation. Passage ids are stable: a passage keeps its id while it lives."""
 
     name: ClassVar[str]
 
@@ -65,10 +65,6 @@ class VectorStore(ABC):
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of these passages, in this order."""
 
-    @abstractmethod
-    def vectors_by_key(self, keys: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Stored vectors by passage key (all, or those asked for): what an ingest need not embed again."""
-
     def _close_vectors(self) -> None:  # noqa: B027 - most backends hold nothing else
         """Release what the backend holds besides the records."""
 
@@ -79,34 +75,42 @@ class VectorStore(ABC):
     def passages(self, ids: Sequence[int]) -> list[Passage]:
         return self._records.passages(ids)
 
-    def records(self) -> list[Record]:
-        return self._records.all()
+    @property
+    def records(self) -> Records:
+        return self._records
 
     def count(self) -> int:
         return self.manifest.unique_passages
-
-    def keys(self) -> set[str]:
-        """Every stored passage key (a hash of the embedded text)."""
-        return set(self._records.keys())
 
     def close(self) -> None:
         self._records.close()
         self._close_vectors()
 
 
+@dataclass
+class Changes:
+    """What a generation changes: rows born (with their vectors, in order) and rows that die. A full
+    write (`previous` None in write_store) holds every row of the new index in `added`."""
+
+    added: list[Row]
+    vectors: np.ndarray
+    removed: list[Row]
+    next_id: int
+
+
 class GenerationWriter(Protocol):
     """A backend's half of writing a generation; the registry writes the records and the manifest."""
 
-    existing: set[str]  # keys whose vectors the target already holds (nothing to send for them)
-
-    def write(self, generation: str, records: Sequence[Record], vectors: dict[str, np.ndarray]) -> FileEntry | None:
-        """Store the vectors (every record's key not in `existing` is in `vectors`); the index file written, if any."""
+    def write(self, generation: str, rows: Sequence[Row], vectors: np.ndarray, removed: Sequence[int],
+              previous: VectorStore | None) -> dict:
+        """Store the rows' vectors, drop the removed ids from searches: the manifest's vector fields.
+        previous is the published store to update, or None to write everything anew."""
 
     def location(self) -> dict[str, str]:
         """Where the vectors are, as the manifest records it (never a credential)."""
 
-    def finish(self, records: Sequence[Record]) -> None:
-        """After the generation is published: drop what no published generation needs."""
+    def finish(self, stale_keys: set[str] | None) -> None:
+        """After the generation is published: drop vectors of these keys (None: every key not written)."""
 
 
 class Backend(Protocol):
@@ -125,14 +129,3 @@ class Backend(Protocol):
     @classmethod
     def describe(cls, settings: Settings, manifest: Manifest) -> str:
         """Where the vectors of this index are, for people (never a credential)."""
-
-
-def reuse_vectors(records: Sequence[Record], fresh: dict[str, np.ndarray], previous: VectorStore | None,
-                  existing: set[str]) -> dict[str, np.ndarray]:
-    """The vectors a write must send: freshly embedded ones, and the previous store's for the other
-    records the target does not hold yet (that is how an edit and `rag migrate` avoid re-embedding)."""
-    need = [r.key for r in records if r.key not in fresh and r.key not in existing]
-    known = previous.vectors_by_key(need) if need and previous is not None else {}
-    if len(known) < len(set(need)):
-        raise IndexCorrupt(f"{len(set(need)) - len(known)} passage vectors to reuse are missing")
-    return {**known, **fresh}
