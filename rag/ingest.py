@@ -296,7 +296,9 @@ def diff_records(previous: VectorStore | None, replaced: set[str], chunks: list[
     kept = [Chunk(row.record.text, source) for row in sorted(touched.values(), key=lambda r: r.id)
             for source in row.record.sources if source.path not in replaced]
     by_key = {row.record.key: row for row in touched.values()}
-    added, unchanged, reuse = [], set(), {}
+    added: list[Row] = []
+    unchanged: set[int] = set()
+    reuse: dict[int, int] = {}
     for _, text, sources in group_duplicates(kept + chunks):
         record = Record(passage_key(embedding_text(text, sources, embed_context)), text, sources)
         old = by_key.get(record.key)

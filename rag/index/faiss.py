@@ -67,7 +67,7 @@ class FaissStore(VectorStore):
             found += [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         return sorted(found, key=lambda hit: -hit[1])[:k]
 
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         out = np.zeros((len(ids), self.dimension), dtype=np.float32)
         wanted = np.asarray(ids, dtype=np.int64)
         todo = np.ones(len(wanted), dtype=bool)
@@ -96,7 +96,7 @@ def _search_params(segment: Segment, deleted: np.ndarray, ef_search: int) -> fai
                                                        == deleted)] if len(segment.ids) else deleted[:0]
     selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(inside)) if len(inside) else None
     if isinstance(segment.inner, faiss.IndexHNSW):
-        params = faiss.SearchParametersHNSW(efSearch=ef_search)
+        params = faiss.SearchParametersHNSW(efSearch=ef_search)  # type: ignore[attr-defined]  # not in the stubs
     elif selector is None:
         return None
     else:
@@ -144,6 +144,15 @@ class FaissBackend:
     @classmethod
     def describe(cls, settings: Settings, manifest: Manifest) -> str:
         return str(Path(settings.index_dir) / (manifest.index_file.name if manifest.index_file else "?"))
+
+    @classmethod
+    def needs_rebuild(cls, manifest: Manifest, options: IndexOptions) -> bool:
+        return needs_rebuild(manifest, options)
+
+    @classmethod
+    def rebuild(cls, store: VectorStore, index_dir: Path, generation: str, options: IndexOptions) -> dict:
+        assert isinstance(store, FaissStore)
+        return rebuild(store, index_dir, generation, options)
 
 
 class FaissWriter:

@@ -251,6 +251,14 @@ class MilvusBackend:
         kind = "Milvus server" if uri.startswith(_SERVER_SCHEMES) else "Milvus Lite"
         return f"{kind} {uri}, collection {manifest.store_location.get('collection')}"
 
+    @classmethod
+    def needs_rebuild(cls, manifest: Manifest, options: IndexOptions) -> bool:
+        return False  # Milvus deletes rows and maintains its own index segments
+
+    @classmethod
+    def rebuild(cls, store: VectorStore, index_dir: Path, generation: str, options: IndexOptions) -> dict:
+        raise NotImplementedError("Milvus maintains its own index")
+
 
 class MilvusWriter:
     """Updates the collection in place: upserts before the generation is published, deletes after."""

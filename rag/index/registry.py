@@ -103,18 +103,15 @@ def write_store(
 
 
 def rebuild_if_due(settings: Settings, spec: BuildSpec, manifest: Manifest) -> Manifest:
-    """After an ingest published its generation: one new FAISS base, if deletions or deltas call for it."""
-    if manifest.store != "faiss":
-        return manifest
-    from .faiss import needs_rebuild, rebuild
-
+    """After an ingest published its generation: the backend's index rebuilt, if its deletions call for it."""
+    kind = backend(manifest.store)
     options = IndexOptions.from_settings(settings)
-    if not needs_rebuild(manifest, options):
+    if not kind.needs_rebuild(manifest, options):
         return manifest
-    store = open_store(settings, spec, store="faiss")
+    store = open_store(settings, spec, store=manifest.store)
     try:
         generation = new_generation()
-        fields = rebuild(store, Path(settings.index_dir), generation, options)  # type: ignore[arg-type]
+        fields = kind.rebuild(store, Path(settings.index_dir), generation, options)
     finally:
         store.close()
     rebuilt = dataclasses.replace(manifest, generation=generation, built_at=built_at(), **fields)

@@ -11,6 +11,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
@@ -129,3 +130,11 @@ class Backend(Protocol):
     @classmethod
     def describe(cls, settings: Settings, manifest: Manifest) -> str:
         """Where the vectors of this index are, for people (never a credential)."""
+
+    @classmethod
+    def needs_rebuild(cls, manifest: Manifest, options: IndexOptions) -> bool:
+        """Whether deletions and additions have degraded the index enough to rebuild it."""
+
+    @classmethod
+    def rebuild(cls, store: VectorStore, index_dir: Path, generation: str, options: IndexOptions) -> dict:
+        """Rebuild the store's index from its live vectors: the new generation's manifest fields."""

@@ -1,0 +1,159 @@
+"""Incremental index writes without a model: stable ids, deletions filtered (flat and HNSW), readers of the
+previous generation, the rebuild past RAG_INDEX_REBUILD_SHARE, and kill -9 during writes at 100k passages."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from rag import Settings
+from rag.chunking import passage_key
+from rag.index.faiss import MAX_DELTAS
+from rag.index.manifest import BuildSpec, read_manifest
+from rag.index.records import Record, Row
+from rag.index.registry import open_store, rebuild_if_due, write_store
+from rag.index.store import Changes
+from rag.types import Source
+
+SPEC = BuildSpec("test-model", 1, 256)
+DIM = 32
+
+
+def rows(start: int, count: int, tag: str = "") -> list[Row]:
+    return [Row(i, Record(passage_key(f"passage {i}{tag}"), f"passage {i}{tag}",
+                          (Source(f"post {i % 50}", f"corpus/{i % 50}.md"),))) for i in range(start, start + count)]
+
+
+def rows_of(ids) -> list[Row]:
+    return [row for i in sorted(ids) for row in rows(i, 1)]
+
+
+def vectors_for(ids, dim: int = DIM) -> np.ndarray:
+    """A fixed unit vector per id, so any generation can be checked against it."""
+    out = np.array([np.random.default_rng(int(i)).standard_normal(dim) for i in ids], np.float32).reshape(-1, dim)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+def settings_for(index_dir, **options) -> Settings:
+    return Settings(index_dir=index_dir, **options)
+
+
+def write_full(settings: Settings, count: int) -> None:
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    write_store(settings, SPEC, DIM, Changes(rows(0, count), vectors_for(range(count)), [], count), None,
+                posts=50, passages=count)
+
+
+def edit(settings: Settings, add: int, remove: list[int]) -> None:
+    """One incremental generation: `add` new passages, and these ids removed; then a rebuild if it is due."""
+    store = open_store(settings, SPEC)
+    try:
+        start = store.manifest.next_id
+        gone = rows_of(store.records.live_ids(remove))
+        changes = Changes(rows(start, add), vectors_for(range(start, start + add)), gone, start + add)
+        manifest = write_store(settings, SPEC, DIM, changes, store, posts=50, passages=0)
+    finally:
+        store.close()
+    rebuild_if_due(settings, SPEC, manifest)
+
+
+def check(settings: Settings) -> set[int]:
+    """The published generation is whole: its records, vectors and manifest agree. Returns the live ids."""
+    store = open_store(settings, SPEC)
+    try:
+        live = {row.id for row in store.records.all()}
+        assert set(store.live_ids().tolist()) == live and len(live) == store.count()
+        sample = sorted(live)[:: max(1, len(live) // 20)]
+        assert np.allclose(store.vectors(sample), vectors_for(sample), atol=1e-6)
+        for i in sample[:5]:
+            hits = store.search(vectors_for([i])[0], 5)
+            assert hits[0][0] == i and all(h in live for h, _ in hits)
+        return live
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_edits_keep_ids_and_removed_passages_are_never_found(tmp_path, kind):
+    settings = settings_for(tmp_path, index_type=kind, index_rebuild_share=0.9)
+    write_full(settings, 400)
+    for step in range(MAX_DELTAS + 3):
+        edit(settings, add=5, remove=[step * 7, step * 7 + 1])
+        manifest = read_manifest(tmp_path)
+        assert len(manifest.segment_files) <= MAX_DELTAS and manifest.index_type == kind
+        live = check(settings)
+        assert step * 7 not in live and 0 < len(live) == 400 + 5 * (step + 1) - 2 * (step + 1)
+    store = open_store(settings, SPEC)
+    try:
+        removed = vectors_for([7])[0]  # its nearest stored vector was itself: now it must not come back
+        assert 7 not in [i for i, _ in store.search(removed, 50)]
+        assert store.passages([10])[0].text == "passage 10"  # ids never move
+    finally:
+        store.close()
+
+
+def test_a_reader_keeps_its_generation_while_a_writer_publishes_the_next(tmp_path):
+    settings = settings_for(tmp_path, index_rebuild_share=0.9)
+    write_full(settings, 100)
+    reader = open_store(settings, SPEC)
+    try:
+        edit(settings, add=3, remove=[1, 2])
+        assert reader.passages([1])[0].text == "passage 1"  # died in the next generation, alive in this one
+        assert reader.records.live_ids([1, 100]) == {1}  # and the next generation's rows are not its own
+        assert 1 in [i for i, _ in reader.search(vectors_for([1])[0], 3)]
+    finally:
+        reader.close()
+    assert 1 not in check(settings)
+
+
+def test_the_index_is_rebuilt_once_the_deleted_share_passes_the_setting(tmp_path):
+    settings = settings_for(tmp_path, index_rebuild_share=0.1)
+    write_full(settings, 100)
+    edit(settings, add=0, remove=list(range(5)))
+    assert read_manifest(tmp_path).deleted_file is not None  # 5% deleted: filtered, not rebuilt
+    edit(settings, add=2, remove=list(range(5, 11)))
+    manifest = read_manifest(tmp_path)
+    assert manifest.deleted_file is None and manifest.segment_files == []  # 11% deleted: one new base
+    assert check(settings) == set(range(11, 102))
+
+
+KILLED_WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_scale import edit, settings_for
+settings = settings_for({index_dir!r}, index_rebuild_share=0.02)
+step = 0
+while True:
+    step += 1
+    edit(settings, add=300, remove=[step * 997 % 100000 + n for n in range(300)])
+"""
+
+
+@pytest.mark.slow
+def test_kill_minus_9_during_incremental_writes_at_100k_leaves_a_loadable_index(tmp_path):
+    settings = settings_for(tmp_path / "index", index_rebuild_share=0.02)
+    write_full(settings, 100_000)
+    script = textwrap.dedent(KILLED_WRITER).format(tests=str(REPO / "tests"), index_dir=str(settings.index_dir))
+    rng, generations = random.Random(20), set()
+    for _ in range(12):
+        writer = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(2.0, 10.0))  # a few generations in, and anywhere inside the next one
+        writer.send_signal(signal.SIGKILL)
+        _, err = writer.communicate()
+        assert writer.returncode == -signal.SIGKILL, err.decode()[-2000:]
+        check(settings)
+        generations.add(read_manifest(settings.index_dir).generation)
+    assert len(generations) > 4  # the writers did publish between the kills
+    edit(settings, add=1, remove=[])  # and the next writer cleans up what the kills left
+    names = {p.name for p in settings.index_dir.iterdir()} - {"manifest.json", ".lock"}
+    assert not [n for n in names if n.endswith((".tmp", "-journal"))]
