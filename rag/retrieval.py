@@ -58,7 +58,8 @@ def hybrid_search(store: VectorStore, encoder: QueryEncoder, question: str, k: i
     query = encoder.encode([question])[0]
     fetch = max(settings.fetch_k, k)
     dense = store.search(query, fetch)
-    lexical = store.lexical(lexical_terms(question), fetch, _COLUMN_WEIGHTS) if settings.lexical_weight else []
+    lexical = store.lexical(lexical_terms(question), fetch, _COLUMN_WEIGHTS,
+                            [i for i, _ in dense]) if settings.lexical_weight else []
     fused = fuse([([i for i, _ in dense], settings.dense_weight),
                   ([i for i, _ in lexical], settings.lexical_weight)], settings.rrf_k)
     ids = sorted(fused, key=lambda i: fused[i], reverse=True)

@@ -157,3 +157,36 @@ def test_kill_minus_9_during_incremental_writes_at_100k_leaves_a_loadable_index(
     edit(settings, add=1, remove=[])  # and the next writer cleans up what the kills left
     names = {p.name for p in settings.index_dir.iterdir()} - {"manifest.json", ".lock"}
     assert not [n for n in names if n.endswith((".tmp", "-journal"))]
+
+
+WORDS = "kafka queue cluster cost month team migration latency cache database replica shard backup".split()
+
+
+def test_common_words_rescore_with_the_same_bm25_that_fts5_computes(tmp_path, monkeypatch):
+    import sqlite3
+
+    import rag.index.lexical as lexical
+    from rag.index.records import Records, create_records
+
+    monkeypatch.setattr(lexical, "COMMON_DOCS", 40)  # words in more than 40 of these 200 passages are common
+    rng = random.Random(5)
+    texts = [" ".join(rng.choices(WORDS[:4], k=rng.randint(3, 30)) + rng.choices(WORDS[4:], k=rng.randint(0, 2)))
+             for _ in range(200)]
+    written = [Row(i, Record(passage_key(text), text, (Source(f"post {i % 9} {WORDS[i % 13]}", "a.md", "s"),)))
+               for i, text in enumerate(texts)]
+    create_records(tmp_path / "p.sqlite", written, 1)
+    records = Records(tmp_path / "p.sqlite", 1, False)
+    weights = (1.0, 0.5, 0.25)
+    try:
+        stats = records._term_stats()
+        assert "kafka" in stats and "shard" not in stats  # the first four are in nearly every passage
+        for query in (["kafka", "shard"], ["cluster", "cost"], ["backup", "replica", "team"]):
+            found = records.lexical(query, 200, weights, candidates=range(200))
+            with sqlite3.connect(tmp_path / "p.sqlite") as db:
+                expected = [(i, -s) for i, s in db.execute(
+                    "SELECT rowid, bm25(lexical, ?, ?, ?) AS r FROM lexical WHERE lexical MATCH ? ORDER BY r",
+                    (*weights, " OR ".join(query)))]
+            assert dict(found) == pytest.approx(dict(expected), rel=1e-9)
+        assert records.lexical(["cluster", "cost"], 5, weights) == []  # common words alone rank no pool
+    finally:
+        records.close()

@@ -23,6 +23,7 @@ from typing import Any
 from ..chunking import embedding_text, passage_key
 from ..errors import IndexCorrupt, RagError
 from ..types import Passage, Source
+from . import lexical
 from .files import publish
 
 _SCHEMA = (
@@ -78,6 +79,7 @@ class Records:
         self._db: sqlite3.Connection | None = _connect(path)
         self._db.execute("PRAGMA query_only=1")
         self._lock = threading.Lock()
+        self._stats: dict[str, int] | None = None
         (page_size,), (pages,) = self._rows("PRAGMA page_size")[0], self._rows("PRAGMA page_count")[0]
         if page_size * pages != path.stat().st_size:  # cut short or padded: not what SQLite wrote
             self.close()
@@ -94,11 +96,27 @@ class Records:
                     raise
                 raise IndexCorrupt(f"{self.path.name} is damaged ({exc})") from exc
 
-    def lexical(self, terms: Sequence[str], n: int, weights: tuple[float, float, float]) -> list[tuple[int, float]]:
-        """BM25 matches for any of the terms, best first, as (id, score) with higher better."""
+    def lexical(self, terms: Sequence[str], n: int, weights: tuple[float, float, float],
+                candidates: Sequence[int] = ()) -> list[tuple[int, float]]:
+        """BM25 matches for any of the terms, best first, as (id, score) with higher better. The common
+        words only rescore what the others found and the candidates (see rag.index.lexical)."""
         if not terms:
             return []
-        query = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        stats = self._term_stats()
+        words, common = lexical.split_common(terms, stats) if stats else (list(terms), {})
+        ranked = self._matches(words, n, weights) if words else []
+        if not common:
+            return ranked
+        pool = list(dict.fromkeys([i for i, _ in ranked] + [int(i) for i in candidates]))
+        rows = self._rows(f"SELECT id, text, titles, sections FROM passages WHERE id IN ({','.join(map(str, pool))}) "
+                          f"AND {_LIVE}", {"serial": self._serial}) if pool else []
+        totals = (stats[lexical.PASSAGES], stats[lexical.TOKENS])
+        extra = lexical.common_scores({i: (text, titles, sections) for i, text, titles, sections in rows}, common,
+                                      totals, weights)
+        return lexical.merge(ranked, extra, n)
+
+    def _matches(self, words: Sequence[str], n: int, weights: tuple[float, float, float]) -> list[tuple[int, float]]:
+        query = " OR ".join('"' + t.replace('"', '""') + '"' for t in words)
         limit = n
         while True:  # rows of other generations are rare: filter them out, and look further if needed
             rows = self._rows("SELECT rowid, bm25(lexical, ?, ?, ?) AS rank FROM lexical WHERE lexical MATCH ? "
@@ -108,6 +126,14 @@ class Records:
             if len(found) >= n or len(rows) < limit:
                 return found[:n]
             limit *= 4
+
+    def _term_stats(self) -> dict[str, int]:
+        if self._stats is None:
+            try:
+                self._stats = dict(self._rows("SELECT term, docs FROM term_stats"))
+            except IndexCorrupt:  # no such table: a records file without common words listed
+                self._stats = {}
+        return self._stats
 
     def live_ids(self, ids: Sequence[int]) -> set[int]:
         if not ids:
@@ -224,6 +250,7 @@ def create_records(path: Path, rows: Sequence[Row], serial: int) -> None:
             db.execute(statement)
         _insert(db, rows, serial, fts=False)
         db.execute("INSERT INTO lexical(lexical) VALUES ('rebuild')")
+        lexical.write_term_stats(db)
         for statement in _INDEXES:
             db.execute(statement)
         db.execute("COMMIT")

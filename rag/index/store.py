@@ -69,9 +69,11 @@ class VectorStore(ABC):
     def _close_vectors(self) -> None:  # noqa: B027 - most backends hold nothing else
         """Release what the backend holds besides the records."""
 
-    def lexical(self, terms: Sequence[str], n: int, weights: tuple[float, float, float]) -> list[tuple[int, float]]:
-        """BM25 matches for any of the terms, best first (SQLite FTS5 on every backend)."""
-        return self._records.lexical(terms, n, weights)
+    def lexical(self, terms: Sequence[str], n: int, weights: tuple[float, float, float],
+                candidates: Sequence[int] = ()) -> list[tuple[int, float]]:
+        """BM25 matches for any of the terms, best first (SQLite FTS5 on every backend); common words
+        rescore the matches of the others and the candidates."""
+        return self._records.lexical(terms, n, weights, candidates)
 
     def passages(self, ids: Sequence[int]) -> list[Passage]:
         return self._records.passages(ids)

@@ -1,0 +1,102 @@
+"""BM25 at any size: FTS5 ranks only the query's rarer words; the common ones rescore a bounded pool.
+
+FTS5 computes bm25 for every row a query matches, so a word found in 10% of a million passages costs
+about a second however few results are wanted. At each full write the words found in more than
+COMMON_DOCS passages are listed with their passage counts (`term_stats`). A query matches its other
+words in FTS5 (at most COMMON_DOCS rows each) and adds the common words' share of the same BM25, computed
+here, to the passages that ranking found and to the dense search's candidates. Below COMMON_DOCS
+passages nothing is listed and FTS5 ranks every word, as it always did.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+COMMON_DOCS = 2000
+PASSAGES, TOKENS = "\x00passages", "\x00tokens"  # the table's totals, beside the words (no word starts with NUL)
+_K1, _B = 1.2, 0.75  # FTS5's bm25() constants
+_TOKENIZER = "porter unicode61"  # the records' FTS5 tokenizer: the same words, the same stems
+
+
+class _Stemmer:
+    """FTS5's own tokenizer, through an in-memory table: words and stems exactly as the index has them."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._db.execute(f"CREATE VIRTUAL TABLE t USING fts5(text, titles, sections, tokenize = '{_TOKENIZER}')")
+        self._db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+        self._lock = threading.Lock()
+
+    def tokens(self, docs: Sequence[tuple[str, str, str]]) -> list[tuple[int, str, int]]:
+        """(document position, stem, column) for every token of these (text, titles, sections)."""
+        with self._lock:
+            try:
+                self._db.executemany("INSERT INTO t (rowid, text, titles, sections) VALUES (?, ?, ?, ?)",
+                                     ((i, *doc) for i, doc in enumerate(docs)))
+                return [(doc, term, ["text", "titles", "sections"].index(col))
+                        for doc, term, col in self._db.execute("SELECT doc, term, col FROM v")]
+            finally:
+                self._db.execute("DELETE FROM t")
+
+    def stems(self, words: Sequence[str]) -> dict[str, str]:
+        return {words[doc]: term for doc, term, _ in self.tokens([(w, "", "") for w in words])}
+
+
+_stemmer = _Stemmer()
+
+
+def write_term_stats(db: sqlite3.Connection) -> None:
+    """List the common words and the table's totals (one pass over the index: ~10 s at a million)."""
+    db.execute("CREATE TABLE term_stats (term TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, lexical, 'row')")
+    tokens = 0
+    rows = []
+    for term, docs, count in db.execute("SELECT term, doc, cnt FROM temp.vocab"):
+        tokens += count
+        if docs > COMMON_DOCS:
+            rows.append((term, docs))
+    db.executemany("INSERT INTO term_stats VALUES (?, ?)", rows)
+    passages = db.execute("SELECT count(*) FROM passages").fetchone()[0]
+    db.executemany("INSERT INTO term_stats VALUES (?, ?)", [(PASSAGES, passages), (TOKENS, tokens)])
+    db.execute("DROP TABLE temp.vocab")
+
+
+def split_common(words: Sequence[str], stats: dict[str, int]) -> tuple[list[str], dict[str, int]]:
+    """(the words FTS5 should match, {stem: passages} of the common ones)."""
+    if len(stats) <= 2:  # the totals alone: no common word
+        return list(words), {}
+    stems = _stemmer.stems(list(words))
+    common = {stems[w]: stats[stems[w]] for w in words if stems.get(w) in stats and stems[w] not in (PASSAGES, TOKENS)}
+    return [w for w in words if stems.get(w) not in common], common
+
+
+def common_scores(docs: dict[int, tuple[str, str, str]], common: dict[str, int], totals: tuple[int, int],
+                  weights: tuple[float, float, float]) -> dict[int, float]:
+    """The common words' share of FTS5's bm25 (higher better) for each of these passages."""
+    passages, tokens = totals
+    average = tokens / max(passages, 1)
+    ids = list(docs)
+    hits: dict[tuple[int, str], float] = {}
+    length: Counter[int] = Counter()
+    for doc, term, column in _stemmer.tokens([docs[i] for i in ids]):
+        length[doc] += 1
+        if term in common:
+            hits[doc, term] = hits.get((doc, term), 0.0) + weights[column]
+    scores: dict[int, float] = {}
+    for (doc, term), frequency in hits.items():
+        idf = math.log((passages - common[term] + 0.5) / (common[term] + 0.5))
+        idf = idf if idf > 0 else 1e-6
+        norm = _K1 * (1 - _B + _B * length[doc] / average)
+        scores[ids[doc]] = scores.get(ids[doc], 0.0) + idf * frequency * (_K1 + 1) / (frequency + norm)
+    return scores
+
+
+def merge(ranked: Iterable[tuple[int, float]], extra: dict[int, float], n: int) -> list[tuple[int, float]]:
+    total = dict(ranked)
+    for i, score in extra.items():
+        total[i] = total.get(i, 0.0) + score
+    return sorted(((i, s) for i, s in total.items() if s > 0), key=lambda hit: -hit[1])[:n]
