@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,11 @@ class LoadResult:
     # Fingerprint of every file considered, read or skipped: what "changed since" compares.
     fingerprints: dict[str, str] = field(default_factory=dict)
     read: dict[str, FileKind] = field(default_factory=dict)  # the files that gave posts
+    # file_stat() of each file whose fingerprint was taken, once its last write is a few seconds old.
+    stats: dict[str, list[int]] = field(default_factory=dict)
+
+
+_SETTLE_NS = 2_000_000_000
 
 
 def display_path(path: Path, base: Path) -> str:
@@ -187,18 +193,43 @@ def _refusal(path: Path, real_root: Path) -> str:
 
 
 def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool | Callable[[str, str], bool] = True,
-               excluded: Sequence[str] = ()) -> LoadResult:
-    """Read every supported file under paths (less the excluded names) and fingerprint it; parse those
-    for which parse(name, fingerprint) is true (all, or none)."""
+               excluded: Sequence[str] = (), known: dict[str, tuple[str, list[int]]] | None = None) -> LoadResult:
+    """Fingerprint every supported file under paths (less the excluded names) and parse those for which
+    parse(name, fingerprint) is true (all, or none). A file whose size and modification time are those
+    `known` recorded with its fingerprint is not read again unless it is to be parsed."""
     result = LoadResult()
+    settled = time.time_ns() - _SETTLE_NS
     for path, name in iter_files(paths, base, result.skipped, excluded):
-        data, fingerprint, reason = read_bytes(path, max_bytes)
+        fingerprint = _unchanged(path, name, known or {})
+        if fingerprint is not None and not (parse is True or (callable(parse) and parse(name, fingerprint))):
+            result.fingerprints[name], result.stats[name] = fingerprint, (known or {})[name][1]
+            continue
+        data, fingerprint, reason, stat = read_bytes(path, max_bytes)
         result.fingerprints[name] = fingerprint
+        if stat is not None and max(stat.st_mtime_ns, stat.st_ctime_ns) < settled:  # just written: may change unseen
+            result.stats[name] = file_stat(stat)
         if data is None:
             result.skipped.append(Skipped(name, reason))
         elif parse is True or (callable(parse) and parse(name, fingerprint)):
             _parse_into(result, data, path, name)
     return result
+
+
+def _unchanged(path: Path, name: str, known: dict[str, tuple[str, list[int]]]) -> str | None:
+    """The known fingerprint of a file whose size and modification time are still the recorded ones."""
+    if name not in known:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    fingerprint, recorded = known[name]
+    return fingerprint if file_stat(stat) == list(recorded) else None
+
+
+def file_stat(stat: os.stat_result) -> list[int]:
+    """What says a file was not written since (the ctime changes with any write, and cannot be set back)."""
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
 def _parse_into(result: LoadResult, data: bytes, path: Path, name: str) -> None:
@@ -218,19 +249,19 @@ def _parse_into(result: LoadResult, data: bytes, path: Path, name: str) -> None:
     result.read[name] = kind
 
 
-def read_bytes(path: Path, max_bytes: int) -> tuple[bytes | None, str, str]:
-    """Return (bytes or None, fingerprint, reason when None)."""
+def read_bytes(path: Path, max_bytes: int) -> tuple[bytes | None, str, str, os.stat_result | None]:
+    """Return (bytes or None, fingerprint, reason when None, the file's stat before reading)."""
     try:
         stat = path.stat()
         if stat.st_size > max_bytes:
             limit = f"larger than the {max_bytes}-byte limit (raise RAG_MAX_FILE_BYTES to read it)"
-            return None, f"stat:{stat.st_size}:{stat.st_mtime_ns}", limit
+            return None, f"stat:{stat.st_size}:{stat.st_mtime_ns}", limit, stat
         data = path.read_bytes()
     except OSError as exc:
-        return None, "unreadable", f"unreadable ({exc.strerror or exc})"
+        return None, "unreadable", f"unreadable ({exc.strerror or exc})", None
     if not data.strip():
-        return None, hashlib.sha256(data).hexdigest(), "empty file"
-    return data, hashlib.sha256(data).hexdigest(), ""
+        return None, hashlib.sha256(data).hexdigest(), "empty file", stat
+    return data, hashlib.sha256(data).hexdigest(), "", stat
 
 
 def decode_text(data: bytes) -> str:

@@ -120,7 +120,7 @@ def describe_index(settings: Settings) -> IndexInfo:
     manifest = read_manifest(settings.index_dir)
     roots = [p for p in recorded_roots(settings, manifest) if p.exists()]
     current = load_paths(roots, settings.max_file_bytes, project_dir(settings), parse=False,
-                         excluded=manifest.excluded)
+                         excluded=manifest.excluded, known=manifest.known_files())
     changed, removed = changed_files(manifest.fingerprints, current.fingerprints)
     # Bytes on local disk: the records and BM25 file, and the vectors' file when they are local.
     index_bytes = (manifest.index_file.bytes if manifest.index_file else 0) + manifest.records_file.bytes
@@ -162,7 +162,7 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
             for start in range(0, len(rows), 4096):
                 vectors[start:start + 4096] = source.vectors([row.id for row in rows[start:start + 4096]])
             fields = {name: getattr(current, name) for name in
-                      ("posts", "passages", "roots", "excluded", "fingerprints", "documents",
+                      ("posts", "passages", "roots", "excluded", "fingerprints", "file_stats", "documents",
                        "query_model_files", "query_model_unsupported")}
             manifest = write_store(settings.model_copy(update={"store": to}), spec, current.dimension,
                                    Changes(rows, vectors, [], current.next_id), None, store=to, **fields)
@@ -241,7 +241,8 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     old_documents = catalogue(old, None) if old else {}
     # Only files that changed are parsed again (and those that were skipped: a newer parser may read them).
     loaded = load_paths([base / name for name in plan.scan], settings.max_file_bytes, base, excluded=plan.excluded,
-                        parse=lambda name, fp: old_fingerprints.get(name) != fp or name not in old_documents)
+                        parse=lambda name, fp: old_fingerprints.get(name) != fp or name not in old_documents,
+                        known=old.known_files() if old else None)
     changed, removed = changed_files({n: fp for n, fp in old_fingerprints.items() if plan.in_scope(n)},
                                      loaded.fingerprints)
     same_store = previous is not None and previous.manifest.store == settings.store and \
@@ -262,10 +263,12 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     documents.update(scanned_documents(loaded, new_chunks, old_documents, old_fingerprints, built_at()))
     fingerprints = {n: fp for n, fp in old_fingerprints.items() if not plan.in_scope(n)}
     fingerprints.update(loaded.fingerprints)
+    file_stats = {n: st for n, st in (old.file_stats if old else {}).items() if not plan.in_scope(n)}
+    file_stats.update(loaded.stats)
     # The ONNX export depends on the model alone: even a rebuild reuses it while its checksums hold.
     export = current if current and current.spec.model == spec.model else None
     fields = dict(posts=sum(d.posts for d in documents.values()), passages=sum(d.passages for d in documents.values()),
-                  roots=plan.roots, excluded=plan.excluded, fingerprints=fingerprints,
+                  roots=plan.roots, excluded=plan.excluded, fingerprints=fingerprints, file_stats=file_stats,
                   documents={n: d.fields() for n, d in sorted(documents.items())}, **_query_model(settings, export))
     changes = Changes(added, np.zeros((0, 0), np.float32), dying, next_id)
     if not same_store and previous is not None:  # another backend or place: write every row there

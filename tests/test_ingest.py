@@ -174,3 +174,21 @@ def test_queries_without_the_export_fall_back_to_sentence_transformers(make_sett
     torch_hit = Assistant(make_settings(query_backend="torch")).search("cache hit rate").hits[0]
     assert torch_hit.passage == onnx_hit.passage
     assert torch_hit.score == pytest.approx(onnx_hit.score, abs=1e-4)
+
+
+def test_files_unchanged_since_their_fingerprint_are_not_read_again(make_settings, docs, monkeypatch):
+    import rag.corpus
+
+    monkeypatch.setattr(rag.corpus, "_SETTLE_NS", 0)  # no need to wait for the files to settle
+    settings = make_settings()
+    Assistant(settings).ingest()
+    reads = []
+    real = rag.corpus.read_bytes
+    monkeypatch.setattr(rag.corpus, "read_bytes", lambda path, limit: reads.append(path.name) or real(path, limit))
+    assert Assistant(settings).ingest().wrote_index is False and reads == []
+    path = docs / "kafka.md"
+    stat = path.stat()
+    path.write_text(path.read_text().replace("four", "nine"))  # same size; the old times put back
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    report = Assistant(settings).ingest()
+    assert reads == ["kafka.md"] and report.changed_files == ("corpus/kafka.md",) and report.embedded == 1

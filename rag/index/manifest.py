@@ -59,6 +59,8 @@ class Manifest:
     unique_passages: int
     roots: list[str] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    # Each file's size, times and inode when its fingerprint was taken: unchanged, it is not read again.
+    file_stats: dict[str, list[int]] = field(default_factory=dict)
     # The torch-free export of the model for queries; empty when it could not be made.
     query_model_files: list[FileEntry] = field(default_factory=list)
     # The exporter cannot handle this model: ingests stop trying (a full disk is no such case).
@@ -79,6 +81,11 @@ class Manifest:
     # FAISS: the delta segments after the base, and the ids of passages deleted since the base was built.
     segment_files: list[FileEntry] = field(default_factory=list)
     deleted_file: FileEntry | None = None
+
+    def known_files(self) -> dict[str, tuple[str, list[int]]]:
+        """{file: (fingerprint, stat)} for the files whose stat was recorded."""
+        return {name: (self.fingerprints[name], stat) for name, stat in self.file_stats.items()
+                if name in self.fingerprints}
 
     def files(self) -> set[str]:
         """The names of the files of this generation in the index folder (besides the query model)."""
