@@ -94,7 +94,8 @@ def _search_params(segment: Segment, deleted: np.ndarray, ef_search: int) -> fai
     positions = np.searchsorted(segment.ids, deleted)
     inside = deleted[(positions < len(segment.ids)) & (segment.ids[np.minimum(positions, len(segment.ids) - 1)]
                                                        == deleted)] if len(segment.ids) else deleted[:0]
-    selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(inside)) if len(inside) else None
+    batch = faiss.IDSelectorBatch(inside) if len(inside) else None
+    selector = faiss.IDSelectorNot(batch) if batch is not None else None
     if isinstance(segment.inner, faiss.IndexHNSW):
         params = faiss.SearchParametersHNSW(efSearch=ef_search)  # type: ignore[attr-defined]  # not in the stubs
     elif selector is None:
@@ -103,7 +104,7 @@ def _search_params(segment: Segment, deleted: np.ndarray, ef_search: int) -> fai
         params = faiss.SearchParameters()
     if selector is not None:
         params.sel = selector
-        params.keep = (selector, inside)  # the selector reads the array: both live as long as the params
+        params.keep = (selector, batch)  # FAISS holds raw pointers: these live as long as the params
     return params
 
 
