@@ -287,14 +287,21 @@ class LazyRows:
         if not missing.size:
             return
         with self._lock:
-            for token in dict.fromkeys(missing.tolist()):
-                if self._loaded[token]:
-                    continue
-                row = memoryview(self.table[token]).cast("B")
-                self._file.seek(self._offset + token * self._row_bytes)
-                if self._file.readinto(row) != self._row_bytes:
-                    raise OSError(f"{self._file.name} ends inside its embedding table")
-                self._loaded[token] = True
+            for token in sorted(set(missing.tolist())):  # in file order
+                if not self._loaded[token]:
+                    self._read(token)
+                    self._loaded[token] = True
+
+    def _read(self, token: int) -> None:
+        row = memoryview(self.table[token]).cast("B")
+        offset = self._offset + token * self._row_bytes
+        if hasattr(os, "preadv"):  # one system call, straight into the row
+            read = os.preadv(self._file.fileno(), [row], offset)
+        else:
+            self._file.seek(offset)
+            read = self._file.readinto(row) or 0
+        if read != self._row_bytes:
+            raise OSError(f"{self._file.name} ends inside its embedding table")
 
     def resident_rows(self) -> int:
         return int(self._loaded.sum())

@@ -203,7 +203,10 @@ def test_token_table_rules(tmp_path: Path) -> None:
     assert not found(external=False)  # inside the protobuf: nothing to read lazily
 
 
-def test_a_lazily_read_gather_table_gives_the_mapped_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize("preadv", [True, False], ids=["preadv", "seek-read"])
+def test_a_lazily_read_gather_table_gives_the_mapped_result(tmp_path: Path, monkeypatch, preadv: bool) -> None:
+    if not preadv:
+        monkeypatch.delattr(os, "preadv", raising=False)
     path = _gather_model(tmp_path, cast=True)
     rows = LazyRows.open(path)
     assert rows is not None
