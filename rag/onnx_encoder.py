@@ -249,7 +249,7 @@ class LazyRows:
         rows, cols = table.shape
         self._row_bytes = cols * 4
         self._offset = table.offset
-        self._buffer = mmap.mmap(-1, rows * self._row_bytes)  # anonymous: zero pages until a row is written
+        self._buffer = _zero_pages(rows * self._row_bytes)
         if hasattr(mmap, "MADV_NOHUGEPAGE"):  # with THP "always", a write would make 2 MiB resident
             self._buffer.madvise(mmap.MADV_NOHUGEPAGE)
         self.table = np.frombuffer(self._buffer, dtype=np.float32).reshape(rows, cols)
@@ -305,6 +305,13 @@ class LazyRows:
 
     def resident_rows(self) -> int:
         return int(self._loaded.sum())
+
+
+def _zero_pages(size: int) -> mmap.mmap:
+    """Private anonymous memory: no page is resident until it is written (numpy's own allocation would
+    ask for huge pages at this size, making 2 MiB resident per row written)."""
+    private = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    return mmap.mmap(-1, size, flags=private) if private else mmap.mmap(-1, size)
 
 
 @dataclass(frozen=True)
