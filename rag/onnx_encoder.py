@@ -12,9 +12,10 @@ stay cheap.
 
 Memory: the word-embedding table (30522 x 384 floats, 45 MiB of the 86 MiB of weights) is only ever indexed
 by token id, so the encoder reads the rows a text needs from the data file into an initially untouched
-buffer instead of letting onnxruntime map the file. A mapped page-cache file comes in whole large folios
-(2 MiB each on this kernel), so one question made ~16 MiB of the table resident and an extractive answer
-~30 MiB; read row by row it is a few KiB (`LazyRows`).
+buffer instead of letting onnxruntime map the file. A mapped file comes into a process in whole page-cache
+folios, up to 2 MiB each on this kernel (Linux 6.18, ext4) when the file was read back into the cache, so
+one question made up to ~16 MiB of the table resident and an extractive answer ~30 MiB (a cold `rag ask`
+peaked at 157-184 MiB depending on the cache); read row by row it is a few KiB (`LazyRows`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,7 +257,10 @@ class LazyRows:
         self.table = np.frombuffer(self._buffer, dtype=np.float32).reshape(rows, cols)
         self.value = ort.OrtValue.ortvalue_from_numpy(self.table)  # shares the buffer
         self._loaded = np.zeros(rows, dtype=bool)
-        self._file = data_file.open("rb", buffering=0)
+        self._path = data_file
+        # Held open: rows still come from this export after an ingest swaps in a new folder.
+        self._fd = os.open(data_file, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        weakref.finalize(self, os.close, self._fd)
         self._lock = threading.Lock()
 
     @classmethod
@@ -296,12 +301,14 @@ class LazyRows:
         row = memoryview(self.table[token]).cast("B")
         offset = self._offset + token * self._row_bytes
         if hasattr(os, "preadv"):  # one system call, straight into the row
-            read = os.preadv(self._file.fileno(), [row], offset)
-        else:
-            self._file.seek(offset)
-            read = self._file.readinto(row) or 0
+            read = os.preadv(self._fd, [row], offset)
+        else:  # (called with the lock held)
+            os.lseek(self._fd, offset, os.SEEK_SET)
+            data = os.read(self._fd, self._row_bytes)
+            row[: len(data)] = data
+            read = len(data)
         if read != self._row_bytes:
-            raise OSError(f"{self._file.name} ends inside its embedding table")
+            raise OSError(f"{self._path} ends inside its embedding table")
 
     def resident_rows(self) -> int:
         return int(self._loaded.sum())
