@@ -101,6 +101,14 @@ def machine() -> dict:
             "ram_gib": round(int(mem.group(1)) / 2**20, 1) if mem else None, "python": sys.version.split()[0]}
 
 
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other work on the machine makes timings noisier)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 WORDS = ["service", "database", "cache", "latency", "queue", "deploy", "rollback", "cluster", "region", "traffic", "shard", "replica", "index", "query", "budget", "cost", "invoice", "vendor", "contract", "team", "review", "incident", "outage", "alert", "pager", "metric", "dashboard", "trace", "log", "schema", "migration", "release", "canary", "feature", "flag", "backlog", "sprint", "estimate", "capacity", "storage", "bucket", "network", "gateway", "proxy", "timeout", "retry", "client", "server", "request", "response", "build", "pipeline", "test", "coverage", "refactor", "module", "library", "upgrade", "kernel", "container", "image", "registry", "scheduler", "worker", "batch", "stream", "event", "consumer", "producer"]
 
 
