@@ -21,7 +21,7 @@ from . import logs
 from .chunking import CHUNKING_VERSION, chunk_posts, embedding_text, group_duplicates, passage_key
 from .config import Settings
 from .corpus import LoadResult, display_path, load_paths, under
-from .embeddings import Progress, load_encoder, model_window, resolve_model_path, token_counter
+from .embeddings import Progress, load_encoder, model_window, prefetch_encoder, resolve_model_path, token_counter
 from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.files import built_at, ingest_lock, remove_stale_files, user_fixable
 from .index.manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
@@ -251,6 +251,8 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
         manifest = _repair_query_model(settings, old)
         return _report(loaded, manifest, 0, manifest.unique_passages, [], [], started, wrote=False)
     replaced = set(changed) | set(removed) | set(loaded.read)
+    if previous is None and loaded.posts:  # everything will be embedded: torch loads while the posts are chunked
+        prefetch_encoder(settings.embedding_model, settings.embed_batch_size)
     documents = {n: d for n, d in old_documents.items() if n not in replaced}
     new_chunks = chunk_posts(loaded.posts, token_counter(resolve_model_path(settings.embedding_model)), spec.max_tokens)
     added, dying, reuse, next_id = diff_records(previous, replaced, new_chunks, settings.embed_context)

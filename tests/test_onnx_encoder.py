@@ -217,3 +217,40 @@ def test_a_lazily_read_gather_table_gives_the_mapped_result(tmp_path: Path, monk
     np.testing.assert_array_equal(lazy.run(None, {"input_ids": ids})[0], mapped.run(None, {"input_ids": ids})[0])
     with pytest.raises(ValueError, match="outside the 50-row"):
         rows.load(np.array([[50]], dtype=np.int64))
+
+
+def test_ingest_encoder_sorts_by_word_pieces_and_keeps_input_order(monkeypatch) -> None:
+    """Batches hold texts of similar length in word pieces (less padding); each vector is its text's own."""
+    shared = load_encoder(MODEL_PATH)
+    texts = [text for text in TEXTS if text] * 3  # more than one batch of 32
+    alone = np.vstack([shared.model.encode([text], normalize_embeddings=True) for text in texts])
+    batches: list[list[str]] = []
+    real = shared._encode
+    monkeypatch.setattr(shared, "_encode", lambda batch: batches.append(batch) or real(batch))
+    reports: list[tuple[int, int]] = []
+
+    vectors = shared.encode(texts, progress=lambda done, total: reports.append((done, total)))
+
+    assert _cosine_distance(vectors, alone).max() < 1e-5
+    lengths = [int(n) for batch in batches for n in shared.lengths(batch)]
+    assert lengths == sorted(lengths, reverse=True) and len(lengths) == len(texts)
+    assert [len(batch) for batch in batches] == [32, len(texts) - 32]
+    assert reports[-1] == (len(texts), len(texts)) and reports == sorted(reports)
+
+
+def test_encoder_lengths_are_word_pieces_within_the_window() -> None:
+    shared = load_encoder(MODEL_PATH)
+    counted = shared.lengths(["", "why kafka lag", LONG_TEXT])
+    assert list(counted[:2]) == [2, 2 + len(shared.model.tokenizer.tokenize("why kafka lag"))]
+    assert counted[2] == shared.model.max_seq_length  # truncated where the model truncates
+
+
+def test_prefetched_encoder_is_the_one_later_loads_get() -> None:
+    from rag.embeddings import prefetch_encoder
+
+    prefetch_encoder(str(MODEL_PATH), 17).join()
+    misses = load_encoder.cache_info().misses
+    encoder = load_encoder(MODEL_PATH, 17)
+    assert load_encoder.cache_info().misses == misses  # loaded by the prefetch
+    assert encoder.model is load_encoder(MODEL_PATH).model  # torch and the weights load once per process
+    prefetch_encoder("/no/such/model").join()  # a failed prefetch is quiet: the load that needs it reports it
