@@ -46,7 +46,8 @@ def perf_table(ing, qry, app) -> list[str]:
         i, f = ing["ingest_rebuild"], ing["floor_sentence_transformers_encode"]
         rows.append(f"| `rag ingest --rebuild`, {ing['corpus']['unique_passages']} passages (passages/s, "
                     f"in-process {i['in_process_s']} s) | {i['passages_per_s']} | raw `SentenceTransformer.encode`, "
-                    f"same texts and batch: {f['passages_per_s']} | {ing['ratio_ingest_to_floor']} | ≥ 0.9 |")
+                    f"same texts and batch: {f['passages_per_s']} | {ing['ratio_ingest_to_floor']} | "
+                    f"≥ {ing.get('goal_ratio_at_least', 0.9)} |")
         rows.append(f"| same, as a process incl. start-up ({i['process_wall_s']} s wall) | "
                     f"{i['process_passages_per_s']} | {f['passages_per_s']} | {ing['ratio_process_to_floor']} | |")
         n, e = ing["reingest_no_change"], ing["reingest_one_edited_file"]
@@ -207,8 +208,13 @@ def million_table(runs: list[tuple[str, dict | None]]) -> list[str]:
     return rows
 
 
+def scale_runs() -> list[tuple[str, dict | None]]:
+    return [("100k, before (115afc7)", load("million-100k-before")), ("100k", load("million-100k")),
+            ("1M", load("million-1m"))]
+
+
 def render() -> str:
-    ing, qry, app, scale, verification, documents, server, million_100k, million_1m = (load(n) for n in SCRIPTS)
+    ing, qry, app, scale, verification, documents, server = (load(n) for n in SCRIPTS[:7])
     m = next((r["machine"] for r in (ing, qry, app, scale) if r), machine())
     lines = ["## Performance, measured", "",
              f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, CPU only, Python {m['python']}. "
@@ -221,15 +227,13 @@ def render() -> str:
                       f"corpus ({qry['index']['passages'] if qry else '?'} unique passages, {qry['index']['type'] if qry else '?'} index)."]
     if scale:
         lines += ["", "### Dense search at scale", ""] + scale_table(scale)
-    scale_runs = [("100k, before (115afc7)", load("million-100k-before")), ("100k", million_100k),
-                  ("1M", million_1m)]
-    if any(result for _, result in scale_runs):
+    if any(result for _, result in scale_runs()):
         lines += ["", "### A synthetic corpus of 100k and 1M passages, end to end", "",
                   "`benchmarks/million.py`: Markdown files of 60-150-word paragraphs whose words follow the "
                   "repository's own prose plus a Zipf tail of rare words, ~3% boilerplate repeated across files; "
                   "the ingest's embedder is a deterministic stand-in (hashed trigrams), everything else is the "
                   "real code, and searches use the real ONNX query model. Each ingest, `rag info` and `rag ask` "
-                  "is a fresh process.", ""] + million_table(scale_runs)
+                  "is a fresh process.", ""] + million_table(scale_runs())
     if verification:
         lines += ["", "### Claim verification", ""] + verification_table(verification)
     if documents:
@@ -237,6 +241,20 @@ def render() -> str:
     if server:
         lines += ["", "### The service under load", ""] + server_table(server)
     return "\n".join(lines) + "\n"
+
+
+def update_readme() -> None:
+    """The README's generated tables (between their markers) from the same results as RESULTS.md."""
+    readme = HERE.parent / "README.md"
+    text = readme.read_text()
+    tables = {"performance": perf_table(load("ingest"), load("query"), load("app_memory")),
+              "scale": million_table(scale_runs())}
+    for name, rows in tables.items():
+        start, end = f"<!-- make bench: {name} -->\n", f"<!-- end {name} -->"
+        if start in text and end in text and rows:
+            head, rest = text.split(start, 1)
+            text = head + start + "\n".join(rows) + "\n" + end + rest.split(end, 1)[1]
+    readme.write_text(text)
 
 
 def main() -> None:
@@ -248,6 +266,7 @@ def main() -> None:
         for name in args.only.split(","):
             run(name)
     (HERE / "RESULTS.md").write_text(render())
+    update_readme()
     print((HERE / "RESULTS.md").read_text())
 
 
