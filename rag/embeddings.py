@@ -168,6 +168,25 @@ def _length_tokenizer(model):
     return tokenizer
 
 
+def overall_progress(progress: Progress, total: int) -> Callable[[int, int], None] | None:
+    """One progress report for several encode calls: a callback hearing (done, total) for all of them, or
+    for True one terminal bar; None for no progress."""
+    if callable(progress):
+        return progress
+    if not progress:
+        return None
+    bar = None
+
+    def report(done: int, _total: int) -> None:
+        nonlocal bar
+        bar = bar or _terminal_bar(total)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
+
+
 def _terminal_bar(total: int):
     from tqdm.auto import tqdm
 

@@ -21,13 +21,21 @@ from . import logs
 from .chunking import CHUNKING_VERSION, chunk_posts, embedding_text, group_duplicates, passage_key
 from .config import Settings
 from .corpus import LoadResult, display_path, load_paths, under
-from .embeddings import Progress, load_encoder, model_window, prefetch_encoder, resolve_model_path, token_counter
+from .embeddings import (
+    Progress,
+    load_encoder,
+    model_window,
+    overall_progress,
+    prefetch_encoder,
+    resolve_model_path,
+    token_counter,
+)
 from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.files import built_at, ingest_lock, remove_stale_files, user_fixable
 from .index.manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
 from .index.records import Record, Row, undo_unpublished
 from .index.registry import describe_location, location_of, open_store, rebuild_if_due, write_store
-from .index.store import Changes, VectorStore
+from .index.store import Changes, Vectors, VectorStore
 from .sources import Plan, add_plan, catalogue, remove_plan, scanned_documents, sync_plan
 from .types import Chunk, Document, IndexInfo, IngestReport
 
@@ -158,9 +166,8 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
         source = open_store(settings, spec, store=current.store)
         try:
             rows = source.records.all()
-            vectors = np.empty((len(rows), current.dimension), dtype=np.float32)
-            for start in range(0, len(rows), 4096):
-                vectors[start:start + 4096] = source.vectors([row.id for row in rows[start:start + 4096]])
+            vectors = Vectors(len(rows), current.dimension,
+                              lambda start, stop: source.vectors([row.id for row in rows[start:stop]]))
             fields = {name: getattr(current, name) for name in
                       ("posts", "passages", "roots", "excluded", "fingerprints", "file_stats", "documents",
                        "query_model_files", "query_model_unsupported")}
@@ -272,12 +279,13 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     fields = dict(posts=sum(d.posts for d in documents.values()), passages=sum(d.passages for d in documents.values()),
                   roots=plan.roots, excluded=plan.excluded, fingerprints=fingerprints, file_stats=file_stats,
                   documents={n: d.fields() for n, d in sorted(documents.items())}, **_query_model(settings, export))
-    changes = Changes(added, np.zeros((0, 0), np.float32), dying, next_id)
+    changes = Changes(added, Vectors.of(np.zeros((0, 0), np.float32)), dying, next_id)
     if not same_store and previous is not None:  # another backend or place: write every row there
         changes = _everything(previous, changes)
         reuse = {i: row.id for i, row in enumerate(changes.added) if row.id < (old.next_id if old else 0)}
-    changes.vectors, embedded = _vectors(settings, changes.added, reuse, previous, progress)
-    manifest = write_store(settings, spec, changes.vectors.shape[1], changes, previous if same_store else None,
+    changes.vectors = _vectors(settings, changes.added, reuse, previous, progress)
+    embedded = len(changes.added) - len(reuse)
+    manifest = write_store(settings, spec, changes.vectors.dimension, changes, previous if same_store else None,
                            **fields)
     manifest = rebuild_if_due(settings, spec, manifest)
     remove_stale_files(settings.index_dir, kept | manifest.files())
@@ -326,28 +334,40 @@ def _everything(previous: VectorStore, changes: Changes) -> Changes:
 
 
 def _vectors(settings: Settings, rows: list[Row], reuse: dict[int, int], previous: VectorStore | None,
-             progress: Progress) -> tuple[np.ndarray, int]:
-    """The rows' vectors in order: those of unchanged texts from the previous store, the rest embedded.
-    Returns them and how many passages were embedded."""
-    texts = [embedding_text(row.record.text, row.record.sources, settings.embed_context)
-             for i, row in enumerate(rows) if i not in reuse]
-    fresh = None
-    if texts:
+             progress: Progress) -> Vectors:
+    """The rows' vectors in order, made as the writer reads them: those of unchanged texts from the previous
+    store, the rest embedded (each batch's texts sorted by length inside the encoder)."""
+    todo = len(rows) - len(reuse)
+    if todo:
         encoder = load_encoder(resolve_model_path(settings.embedding_model), settings.embed_batch_size)
-        fresh, dimension = encoder.encode(texts, progress), encoder.dimension
+        dimension = encoder.dimension
     else:
         assert previous is not None  # nothing to embed: every vector is known to it
         dimension = previous.manifest.dimension
-    if not reuse and fresh is not None:
-        return fresh, len(texts)
-    out = np.empty((len(rows), dimension), dtype=np.float32)
-    positions = sorted(reuse)
-    for start in range(0, len(positions), 4096):
-        part = positions[start:start + 4096]
-        out[part] = previous.vectors([reuse[i] for i in part])  # type: ignore[union-attr]
-    if fresh is not None:
-        out[[i for i in range(len(rows)) if i not in reuse]] = fresh
-    return out, len(texts)
+    embedded, report = 0, overall_progress(progress, todo)
+
+    def make(start: int, stop: int) -> np.ndarray:
+        nonlocal embedded
+        out = np.empty((stop - start, dimension), dtype=np.float32)
+        fresh = [i for i in range(start, stop) if i not in reuse]
+        if fresh:
+            texts = [embedding_text(rows[i].record.text, rows[i].record.sources, settings.embed_context)
+                     for i in fresh]
+            out[np.asarray(fresh) - start] = encoder.encode(texts, _offset(report, embedded, todo))
+            embedded += len(fresh)
+        again = [i for i in range(start, stop) if i in reuse]
+        if again:
+            out[np.asarray(again) - start] = previous.vectors([reuse[i] for i in again])  # type: ignore[union-attr]
+        return out
+
+    return Vectors(len(rows), dimension, make)
+
+
+def _offset(report: Callable[[int, int], None] | None, done: int, total: int) -> Progress:
+    """One encode call's progress as part of the whole: the callback hears (done so far, total)."""
+    if report is None:
+        return False
+    return lambda batch_done, _batch_total: report(done + batch_done, total)
 
 
 def logged(report: IngestReport) -> IngestReport:

@@ -15,7 +15,7 @@ from rag.index.faiss import build_index
 from rag.index.manifest import BuildSpec, Manifest, read_manifest
 from rag.index.records import Record, Row
 from rag.index.registry import open_store, write_store
-from rag.index.store import Changes, IndexOptions
+from rag.index.store import Changes, IndexOptions, Vectors
 from rag.types import Source
 
 SPEC = BuildSpec("test-model", 1, 256)
@@ -36,8 +36,8 @@ def write(index_dir, count: int, seed: int = 0, **options) -> np.ndarray:
     """A generation of `count` random vectors written as an ingest writes it, with these index settings."""
     vectors = unit_vectors(count, seed)
     index_dir.mkdir(parents=True, exist_ok=True)
-    write_store(Settings(index_dir=index_dir, **options), SPEC, DIM, Changes(rows(count), vectors, [], count), None,
-                posts=7, passages=count)
+    changes = Changes(rows(count), Vectors.of(vectors), [], count)
+    write_store(Settings(index_dir=index_dir, **options), SPEC, DIM, changes, None, posts=7, passages=count)
     return vectors
 
 

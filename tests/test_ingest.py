@@ -192,3 +192,23 @@ def test_files_unchanged_since_their_fingerprint_are_not_read_again(make_setting
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     report = Assistant(settings).ingest()
     assert reads == ["kafka.md"] and report.changed_files == ("corpus/kafka.md",) and report.embedded == 1
+
+
+def test_embedding_progress_counts_across_the_writers_batches(make_settings, docs):
+    """The writer asks for vectors a batch at a time: the progress still climbs once from 0 to the total."""
+    import dataclasses
+
+    from rag.chunking import passage_key
+    from rag.index.records import Record, Row
+    from rag.ingest import _vectors
+    from rag.types import Source
+
+    source = Source("t", "a.md", "", "", 0, 0, 0)
+    texts = [f"paragraph number {i} about queues" for i in range(10)]
+    rows = [Row(i, Record(passage_key(text), text, (source,))) for i, text in enumerate(texts)]
+    seen: list[tuple[int, int]] = []
+    vectors = dataclasses.replace(_vectors(make_settings(), rows, {}, None, lambda *report: seen.append(report)),
+                                  batch=3)
+    assert vectors.array().shape == (10, 384)
+    assert seen[-1] == (10, 10) and seen == sorted(seen) and {total for _, total in seen} == {10}
+    assert [done for done, _ in seen if done % 3 == 0 or done == 10] == [3, 6, 9, 10]

@@ -21,7 +21,7 @@ from rag.index.faiss import MAX_DELTAS
 from rag.index.manifest import BuildSpec, read_manifest
 from rag.index.records import Record, Row
 from rag.index.registry import open_store, rebuild_if_due, write_store
-from rag.index.store import Changes
+from rag.index.store import Changes, Vectors
 from rag.types import Source
 
 SPEC = BuildSpec("test-model", 1, 256)
@@ -49,7 +49,7 @@ def settings_for(index_dir, **options) -> Settings:
 
 def write_full(settings: Settings, count: int) -> None:
     settings.index_dir.mkdir(parents=True, exist_ok=True)
-    write_store(settings, SPEC, DIM, Changes(rows(0, count), vectors_for(range(count)), [], count), None,
+    write_store(settings, SPEC, DIM, Changes(rows(0, count), Vectors.of(vectors_for(range(count))), [], count), None,
                 posts=50, passages=count)
 
 
@@ -59,7 +59,7 @@ def edit(settings: Settings, add: int, remove: list[int]) -> None:
     try:
         start = store.manifest.next_id
         gone = rows_of(store.records.live_ids(remove))
-        changes = Changes(rows(start, add), vectors_for(range(start, start + add)), gone, start + add)
+        changes = Changes(rows(start, add), Vectors.of(vectors_for(range(start, start + add))), gone, start + add)
         manifest = write_store(settings, SPEC, DIM, changes, store, posts=50, passages=0)
     finally:
         store.close()
@@ -99,6 +99,19 @@ def test_edits_keep_ids_and_removed_passages_are_never_found(tmp_path, kind):
         assert store.passages([10])[0].text == "passage 10"  # ids never move
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_full_write_reads_the_vectors_one_batch_at_a_time(tmp_path, kind):
+    """The index is the only holder of every vector: the writer asks for them a batch at a time, in order."""
+    settings = settings_for(tmp_path, index_type=kind)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    asked: list[tuple[int, int]] = []
+    source = vectors_for(range(1000))
+    vectors = Vectors(1000, DIM, lambda start, stop: asked.append((start, stop)) or source[start:stop], batch=128)
+    write_store(settings, SPEC, DIM, Changes(rows(0, 1000), vectors, [], 1000), None, posts=50, passages=1000)
+    assert asked == [(start, min(start + 128, 1000)) for start in range(0, 1000, 128)]
+    assert len(check(settings)) == 1000
 
 
 def test_a_reader_keeps_its_generation_while_a_writer_publishes_the_next(tmp_path):

@@ -22,14 +22,13 @@ from ..errors import IndexCorrupt, IndexMismatch
 from .files import publish
 from .manifest import FileEntry, Manifest, file_entry, verify_file
 from .records import Records, Row
-from .store import INDEX_TYPES, IndexOptions, VectorStore
+from .store import INDEX_TYPES, IndexOptions, Vectors, VectorStore
 
 # Map the index file's vectors instead of copying them into the process (FAISS >= 1.10: flat codes, which
 # is also the storage of IndexHNSWFlat). A FAISS build without it falls back to an ordinary read.
 _MMAP_FLAGS = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY
 MAX_DELTAS = 8  # more delta segments than this are merged into one (each costs a search)
 DELTA_SHARE = 0.25  # deltas holding more vectors than this share of the base are folded into a new base
-_BATCH = 65_536
 
 
 @dataclass
@@ -164,7 +163,7 @@ class FaissWriter:
     def __init__(self, index_dir: Path, dimension: int, kind: str, options: IndexOptions) -> None:
         self.index_dir, self.dimension, self.kind, self.options = index_dir, dimension, kind, options
 
-    def write(self, generation: str, rows: Sequence[Row], vectors: np.ndarray, removed: Sequence[int],
+    def write(self, generation: str, rows: Sequence[Row], vectors: Vectors, removed: Sequence[int],
               previous: VectorStore | None) -> dict:
         """The manifest fields of the new generation's vector files."""
         ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
@@ -179,9 +178,11 @@ class FaissWriter:
             if len(deltas) >= MAX_DELTAS:  # fold the deltas and this one into one
                 merged = np.concatenate([s.ids for s in previous.segments[1:]])
                 kept = merged[~np.isin(merged, deleted)]
-                ids, vectors = np.concatenate([kept, ids]), np.vstack([previous.vectors(kept), vectors])
+                flat = build_index(_stored(previous, kept), kept, self.dimension, "flat", self.options)
+                _add(flat, vectors, ids)  # new ids are past every stored one: the order holds
                 deleted, deltas = deleted[~np.isin(deleted, merged)], []
-            flat = build_index(vectors, ids, self.dimension, "flat", self.options)
+            else:
+                flat = build_index(vectors, ids, self.dimension, "flat", self.options)
             deltas.append(self.segment_file(f"index-{generation}", flat))
         deleted_file = self._ids_file(f"deleted-{generation}", deleted) if len(deleted) else None
         return {"index_file": manifest.index_file, "segment_files": deltas, "deleted_file": deleted_file,
@@ -224,10 +225,7 @@ def rebuild(store: FaissStore, index_dir: Path, generation: str, options: IndexO
     """One base segment of the live vectors: the manifest fields of the rebuilt generation."""
     ids = store.live_ids()
     kind = options.choose(len(ids))
-    index = build_index(np.zeros((0, store.dimension), np.float32), ids[:0], store.dimension, kind, options)
-    for start in range(0, len(ids), _BATCH):
-        part = ids[start:start + _BATCH]
-        index.add_with_ids(store.vectors(part), part)
+    index = build_index(_stored(store, ids), ids, store.dimension, kind, options)
     writer = FaissWriter(index_dir, store.dimension, kind, options)
     return {"index_file": writer.segment_file(f"index-{generation}", index), "segment_files": [],
             "deleted_file": None, "index_type": kind}
@@ -293,9 +291,19 @@ def _kind(index: faiss.Index) -> str:
     return type(index).__name__
 
 
-def build_index(vectors: np.ndarray, ids: np.ndarray, dimension: int, kind: str,
+def _stored(store: FaissStore, ids: np.ndarray) -> Vectors:
+    return Vectors(len(ids), store.dimension, lambda start, stop: store.vectors(ids[start:stop]))
+
+
+def _add(index: faiss.IndexIDMap, vectors: Vectors, ids: np.ndarray) -> None:
+    for start, part in vectors.batches():
+        index.add_with_ids(part, np.asarray(ids[start:start + len(part)], dtype=np.int64))
+
+
+def build_index(vectors: Vectors | np.ndarray, ids: np.ndarray, dimension: int, kind: str,
                 options: IndexOptions) -> faiss.IndexIDMap:
-    """An inner-product index over the (normalized) vectors, under their passage ids: cosine either way."""
+    """An inner-product index over the (normalized) vectors, under their passage ids: cosine either way.
+    The vectors are added a batch at a time, so only the index holds all of them."""
     inner: faiss.Index
     if kind == "flat":
         inner = faiss.IndexFlatIP(dimension)
@@ -306,6 +314,5 @@ def build_index(vectors: np.ndarray, ids: np.ndarray, dimension: int, kind: str,
     else:
         raise ValueError(f"unknown index type {kind!r}: use one of auto, {', '.join(INDEX_TYPES)}")
     index = faiss.IndexIDMap(inner)
-    if len(vectors):
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    _add(index, vectors if isinstance(vectors, Vectors) else Vectors.of(vectors), ids)
     return index

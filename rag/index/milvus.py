@@ -33,7 +33,7 @@ from ..config import Settings
 from ..errors import IndexCorrupt, IndexMismatch, StoreUnavailable, UserError
 from .manifest import Manifest
 from .records import Records, Row
-from .store import IndexOptions, VectorStore
+from .store import IndexOptions, Vectors, VectorStore
 
 _SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 _BATCH = 2000
@@ -272,17 +272,18 @@ class MilvusWriter:
         self.existing: set[str] = reusable or set()
         self.written: set[str] = set()
 
-    def write(self, generation: str, rows: Sequence[Row], vectors: np.ndarray, removed: Sequence[int],
+    def write(self, generation: str, rows: Sequence[Row], vectors: Vectors, removed: Sequence[int],
               previous: VectorStore | None) -> dict:
         if self._recreate:
             if self.client.has_collection(self.target.collection):
                 self.client.drop_collection(self.target.collection)
             _create(self.client, self.target, self.model, self.dimension, self.kind, self.options)
         self.written = {row.record.key for row in rows}
-        todo = [(row.record.key, vector) for row, vector in zip(rows, vectors) if row.record.key not in self.existing]
-        for start in range(0, len(todo), _BATCH):
-            self.client.upsert(self.target.collection, [{_KEY: key, _VECTOR: np.asarray(vector, np.float32).tolist()}
-                                                        for key, vector in todo[start:start + _BATCH]])
+        for first, part in vectors.batches():
+            todo = [{_KEY: row.record.key, _VECTOR: vector.tolist()}
+                    for row, vector in zip(rows[first:first + len(part)], part) if row.record.key not in self.existing]
+            for start in range(0, len(todo), _BATCH):
+                self.client.upsert(self.target.collection, todo[start:start + _BATCH])
         return {"index_file": None, "segment_files": [], "deleted_file": None, "index_type": self.kind}
 
     def location(self) -> dict[str, str]:

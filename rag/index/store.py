@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -90,13 +90,41 @@ class VectorStore(ABC):
         self._close_vectors()
 
 
+@dataclass(frozen=True)
+class Vectors:
+    """The vectors of a generation's new rows, in row order, made a batch at a time as a writer reads them:
+    a million 384-d vectors are 1.5 GB, and holding them all while the index copies them in doubles that."""
+
+    count: int
+    dimension: int
+    make: Callable[[int, int], np.ndarray]  # the vectors of rows [start, stop)
+    batch: int = 65_536
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> Vectors:
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        return cls(len(array), array.shape[1], lambda start, stop: array[start:stop])
+
+    def batches(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, that batch's vectors as contiguous float32), in row order."""
+        for start in range(0, self.count, self.batch):
+            stop = min(start + self.batch, self.count)
+            yield start, np.ascontiguousarray(self.make(start, stop), dtype=np.float32)
+
+    def array(self) -> np.ndarray:
+        out = np.empty((self.count, self.dimension), dtype=np.float32)
+        for start, part in self.batches():
+            out[start:start + len(part)] = part
+        return out
+
+
 @dataclass
 class Changes:
     """What a generation changes: rows born (with their vectors, in order) and rows that die. A full
     write (`previous` None in write_store) holds every row of the new index in `added`."""
 
     added: list[Row]
-    vectors: np.ndarray
+    vectors: Vectors
     removed: list[Row]
     next_id: int
 
@@ -104,7 +132,7 @@ class Changes:
 class GenerationWriter(Protocol):
     """A backend's half of writing a generation; the registry writes the records and the manifest."""
 
-    def write(self, generation: str, rows: Sequence[Row], vectors: np.ndarray, removed: Sequence[int],
+    def write(self, generation: str, rows: Sequence[Row], vectors: Vectors, removed: Sequence[int],
               previous: VectorStore | None) -> dict:
         """Store the rows' vectors, drop the removed ids from searches: the manifest's vector fields.
         previous is the published store to update, or None to write everything anew."""
