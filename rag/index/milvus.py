@@ -275,6 +275,7 @@ class MilvusWriter:
     def write(self, generation: str, rows: Sequence[Row], vectors: Vectors, removed: Sequence[int],
               previous: VectorStore | None) -> dict:
         if self._recreate:
+            vectors = Vectors.of(vectors.array())  # embed everything before the old collection goes
             if self.client.has_collection(self.target.collection):
                 self.client.drop_collection(self.target.collection)
             _create(self.client, self.target, self.model, self.dimension, self.kind, self.options)
