@@ -7,8 +7,9 @@ exported once at ingest time, where torch is loaded anyway, and `rag ask` only n
 The exported graph does the whole sentence-transformers pipeline of all-MiniLM-L6-v2 (BERT, mean pooling
 over the attention mask, L2 normalisation), so its output is directly comparable with the torch vectors.
 
-Only `export_onnx` imports torch/transformers, and only inside the function: importing this module must
-stay cheap.
+Only the exporter imports torch/transformers, in a child process that `export_onnx` starts: importing this
+module stays cheap, and the ingest that asks for an export does not keep torch and the traced graph (~1.2 GB
+at the export's peak) in its own memory, which the index build needs at a million passages.
 
 Memory: the word-embedding table (30522 x 384 floats, 45 MiB of the 86 MiB of weights) is only ever indexed
 by token id, so the encoder reads the rows a text needs from the data file into an initially untouched
@@ -23,6 +24,8 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import weakref
@@ -53,13 +56,30 @@ def export_onnx(model_path: Path, out_dir: Path) -> list[Path]:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        _export_into(model_path, tmp_dir)
+        _export_in_child(model_path, tmp_dir)
         _make_readable(tmp_dir)
         _swap_into_place(tmp_dir, out_dir)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     return sorted(p for p in out_dir.iterdir() if p.is_file())
+
+
+_OS_ERROR = 3  # the child's exit code for an OSError (a full disk, a read-only folder): worth another try later
+
+
+def _export_in_child(model_path: Path, work_dir: Path) -> None:
+    """`_export_into` in a fresh Python: an OSError there (or a killed child) is an OSError here, anything
+    else a RuntimeError, each with the child's last line of stderr."""
+    done = subprocess.run([sys.executable, "-m", "rag.onnx_encoder", str(model_path), str(work_dir)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          errors="replace")
+    if done.returncode == 0:
+        return
+    said = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    if done.returncode == _OS_ERROR or done.returncode < 0:
+        raise OSError(f"the ONNX exporter failed: {said}")
+    raise RuntimeError(f"the ONNX exporter failed: {said}")
 
 
 def _export_into(model_path: Path, work_dir: Path) -> None:
@@ -457,3 +477,20 @@ def _packed_varints(data: memoryview) -> Iterator[int]:
     while pos < len(data):
         value, pos = _varint(data, pos)
         yield value
+
+
+def _export_main(argv: list[str]) -> int:
+    """The child's side of `export_onnx`: export_into(model folder, work folder)."""
+    try:
+        _export_into(Path(argv[0]), Path(argv[1]))
+    except OSError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return _OS_ERROR
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides what it means
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_export_main(sys.argv[1:]))

@@ -120,6 +120,29 @@ def test_import_does_not_load_torch() -> None:
     assert result.stdout.strip() == "", f"importing rag.onnx_encoder loaded: {result.stdout.strip()}"
 
 
+@pytest.mark.slow
+def test_the_export_runs_in_a_child_and_leaves_torch_out_of_the_ingest(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from rag.onnx_encoder import export_onnx; "
+        f"files = export_onnx(Path({str(MODEL_PATH)!r}), Path({str(tmp_path / 'onnx')!r})); "
+        "print(sorted(p.name for p in files), 'torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
+    assert result.stdout.strip() == "['model.onnx', 'model.onnx.data'] False"
+    assert np.allclose(OnnxEncoder(tmp_path / "onnx", MODEL_PATH).encode(TEXTS[:3]), load_encoder(MODEL_PATH)
+                       .encode(TEXTS[:3]), atol=1e-5)
+
+
+def test_an_export_that_fails_in_the_child_says_why_here(tmp_path: Path) -> None:
+    from rag.onnx_encoder import _export_in_child
+
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "work").mkdir()
+    with pytest.raises(RuntimeError, match="the ONNX exporter failed: .*not-a-model"):
+        _export_in_child(tmp_path / "not-a-model", tmp_path / "work")
+    assert not any((tmp_path / "work").iterdir())
+
+
 # The word-embedding table is read from the data file a row at a time (rag.onnx_encoder.LazyRows).
 
 
