@@ -49,6 +49,14 @@ class IndexBusy(UserError):
         )
 
 
+class RecordsBusy(IndexBusy):
+    """A writer held the records file past the readers' patience (a very large in-place update)."""
+
+    def __init__(self, seconds: float) -> None:
+        UserError.__init__(self, f"an ingest kept the index's records locked for {seconds:g}s: ask again in a "
+                                 "moment")
+
+
 class IndexDiskFull(UserError):
     def __init__(self, index_dir: object) -> None:
         super().__init__(f"no space left on the disk of {index_dir}: free some space, then run `rag ingest` again "

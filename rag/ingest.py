@@ -130,8 +130,8 @@ def describe_index(settings: Settings) -> IndexInfo:
     current = load_paths(roots, settings.max_file_bytes, project_dir(settings), parse=False,
                          excluded=manifest.excluded, known=manifest.known_files())
     changed, removed = changed_files(manifest.fingerprints, current.fingerprints)
-    # Bytes on local disk: the records and BM25 file, and the vectors' file when they are local.
-    index_bytes = (manifest.index_file.bytes if manifest.index_file else 0) + manifest.records_file.bytes
+    # Bytes on local disk: the records and BM25 file (it changes in place), and the vectors' files when local.
+    index_bytes = sum(_size(settings.index_dir / name) for name in manifest.files())
     return IndexInfo(
         index_dir=str(settings.index_dir), model=manifest.spec.model, dimension=manifest.dimension,
         posts=manifest.posts, passages=manifest.passages, unique_passages=manifest.unique_passages,
@@ -140,6 +140,13 @@ def describe_index(settings: Settings) -> IndexInfo:
         store=manifest.store, location=describe_location(settings, manifest),
         pdf_pages={name: doc["pages"] for name, doc in manifest.documents.items() if doc.get("kind") == "pdf"},
     )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def stored_records(settings: Settings, manifest: Manifest) -> list[Record]:
@@ -290,10 +297,20 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     embedded = len(changes.added) - len(reuse)
     manifest = write_store(settings, spec, changes.vectors.dimension, changes, previous if same_store else None,
                            **fields)
-    manifest = rebuild_if_due(settings, spec, manifest)
+    manifest = _rebuild_if_due(settings, spec, manifest)
     remove_stale_files(settings.index_dir, kept | manifest.files())
     return _report(loaded, manifest, embedded, manifest.unique_passages - embedded,
                    changed, removed, started, wrote=True)
+
+
+def _rebuild_if_due(settings: Settings, spec: BuildSpec, manifest: Manifest) -> Manifest:
+    """The rebuild comes after the ingest's own generation is published: its failure loses nothing."""
+    try:
+        return rebuild_if_due(settings, spec, manifest)
+    except (RagError, OSError) as exc:
+        log.warning("the ingest's changes are in; rebuilding the vector index failed (%s): the next ingest "
+                    "tries again", exc)
+        return manifest
 
 
 def diff_records(previous: VectorStore | None, replaced: set[str], chunks: list[Chunk],

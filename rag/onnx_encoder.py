@@ -65,15 +65,19 @@ def export_onnx(model_path: Path, out_dir: Path) -> list[Path]:
     return sorted(p for p in out_dir.iterdir() if p.is_file())
 
 
-_OS_ERROR = 3  # the child's exit code for an OSError (a full disk, a read-only folder): worth another try later
+_OS_ERROR = 3  # the child's exit code for a failure worth another try later (a full disk, no memory, ...)
+_EXPORT_TIMEOUT_S = 1800  # ~20 s here: anything near this is stuck, and it holds the ingest lock
 
 
 def _export_in_child(model_path: Path, work_dir: Path) -> None:
     """`_export_into` in a fresh Python: an OSError there (or a killed child) is an OSError here, anything
     else a RuntimeError, each with the child's last line of stderr."""
-    done = subprocess.run([sys.executable, "-m", "rag.onnx_encoder", str(model_path), str(work_dir)],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          errors="replace")
+    try:
+        done = subprocess.run([sys.executable, "-m", "rag.onnx_encoder", str(model_path), str(work_dir)],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              errors="replace", timeout=_EXPORT_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise OSError(f"the ONNX exporter took more than {_EXPORT_TIMEOUT_S} s") from exc
     if done.returncode == 0:
         return
     said = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
@@ -483,7 +487,7 @@ def _export_main(argv: list[str]) -> int:
     """The child's side of `export_onnx`: export_into(model folder, work folder)."""
     try:
         _export_into(Path(argv[0]), Path(argv[1]))
-    except OSError as exc:
+    except (OSError, MemoryError, ImportError) as exc:  # the machine or the installation, not the model
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return _OS_ERROR
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides what it means

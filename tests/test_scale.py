@@ -114,6 +114,27 @@ def test_a_full_write_reads_the_vectors_one_batch_at_a_time(tmp_path, kind):
     assert len(check(settings)) == 1000
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_threads_searching_at_once_never_see_a_deleted_passage(tmp_path, kind):
+    """FAISS's ID map rewrites the search parameters during a search: each search must have its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = settings_for(tmp_path, index_type=kind, index_rebuild_share=0.9)
+    write_full(settings, 2000)
+    edit(settings, add=10, remove=list(range(0, 2000, 3)))
+    store = open_store(settings, SPEC)
+    try:
+        queries = vectors_for(range(0, 2000, 7))
+        expected = [store.search(query, 10) for query in queries]
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(5):
+                found = list(pool.map(lambda query: store.search(query, 10), queries))
+                assert found == expected
+        assert not any(i % 3 == 0 and i < 2000 for hits in expected for i, _ in hits)
+    finally:
+        store.close()
+
+
 def test_a_reader_keeps_its_generation_while_a_writer_publishes_the_next(tmp_path):
     settings = settings_for(tmp_path, index_rebuild_share=0.9)
     write_full(settings, 100)
@@ -201,5 +222,28 @@ def test_common_words_rescore_with_the_same_bm25_that_fts5_computes(tmp_path, mo
                     (*weights, " OR ".join(query)))]
             assert dict(found) == pytest.approx(dict(expected), rel=1e-9)
         assert records.lexical(["cluster", "cost"], 5, weights) == []  # common words alone rank no pool
+    finally:
+        records.close()
+
+
+def test_an_index_grown_in_place_lists_its_new_common_words(tmp_path, monkeypatch):
+    import rag.index.lexical as lexical
+    from rag.index.records import Records, create_records, update_records
+
+    monkeypatch.setattr(lexical, "COMMON_DOCS", 10)
+
+    def rows_saying(word: str, start: int, count: int) -> list[Row]:
+        texts = [f"{word} passage {i}" for i in range(start, start + count)]
+        return [Row(i, Record(passage_key(t), t, (Source("t", "a.md"),))) for i, t in zip(range(start, start + count),
+                                                                                        texts)]
+
+    path = tmp_path / "p.sqlite"
+    create_records(path, rows_saying("kafka", 0, 30), 1)
+    update_records(path, 1, rows_saying("shard", 30, 2), [])  # 32 passages: within 10% of 30, no recount
+    update_records(path, 2, rows_saying("shard", 32, 20), [])  # 52: the common words are listed again
+    records = Records(path, 3, False)
+    try:
+        stats = records._term_stats()
+        assert stats["shard"] == 22 and stats["kafka"] == 30 and stats[lexical.PASSAGES] == 52
     finally:
         records.close()

@@ -54,15 +54,16 @@ class FaissStore(VectorStore):
         self.segments = segments
         self.deleted = deleted
         self.dimension = manifest.dimension
-        self._params = [_search_params(segment, deleted, ef_search) for segment in segments]
+        self.ef_search = ef_search
+        self._skips = [_deleted_selector(segment, deleted) for segment in segments]
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         if vector.shape[-1] != self.dimension:
             raise IndexMismatch(f"query vectors have {vector.shape[-1]} dimensions, the index {self.dimension}")
         query = vector.reshape(1, -1).astype(np.float32)
         found: list[tuple[int, float]] = []
-        for segment, params in zip(self.segments, self._params):
-            scores, ids = search_index(segment.index, query, k, params)
+        for segment, skip in zip(self.segments, self._skips):
+            scores, ids = search_index(segment.index, query, k, _search_params(segment, skip, self.ef_search))
             found += [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         return sorted(found, key=lambda hit: -hit[1])[:k]
 
@@ -88,22 +89,38 @@ class FaissStore(VectorStore):
         return np.sort(ids[~np.isin(ids, self.deleted)])
 
 
-def _search_params(segment: Segment, deleted: np.ndarray, ef_search: int) -> faiss.SearchParameters | None:
-    """Skip the deleted passages inside the search (an ID selector), and search a graph as configured."""
+@dataclass(frozen=True)
+class _Skip:
+    """The selector of a segment's deleted ids; FAISS holds raw pointers, so both objects live here."""
+
+    selector: faiss.IDSelector
+    batch: faiss.IDSelectorBatch
+
+
+def _deleted_selector(segment: Segment, deleted: np.ndarray) -> _Skip | None:
     positions = np.searchsorted(segment.ids, deleted)
     inside = deleted[(positions < len(segment.ids)) & (segment.ids[np.minimum(positions, len(segment.ids) - 1)]
                                                        == deleted)] if len(segment.ids) else deleted[:0]
-    batch = faiss.IDSelectorBatch(inside) if len(inside) else None
-    selector = faiss.IDSelectorNot(batch) if batch is not None else None
+    if not len(inside):
+        return None
+    batch = faiss.IDSelectorBatch(inside)
+    return _Skip(faiss.IDSelectorNot(batch), batch)
+
+
+def _search_params(segment: Segment, skip: _Skip | None, ef_search: int) -> faiss.SearchParameters | None:
+    """Skip the deleted passages inside the search, and search a graph as configured.
+
+    New parameters for every search: IndexIDMap points the parameters' selector at an object on its own stack
+    for the length of a search, so parameters shared by two threads searching at once would crash.
+    """
     if isinstance(segment.inner, faiss.IndexHNSW):
         params = faiss.SearchParametersHNSW(efSearch=ef_search)  # type: ignore[attr-defined]  # not in the stubs
-    elif selector is None:
+    elif skip is None:
         return None
     else:
         params = faiss.SearchParameters()
-    if selector is not None:
-        params.sel = selector
-        params.keep = (selector, batch)  # FAISS holds raw pointers: these live as long as the params
+    if skip is not None:
+        params.sel = skip.selector
     return params
 
 

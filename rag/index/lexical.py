@@ -2,7 +2,8 @@
 
 FTS5 computes bm25 for every row a query matches, so a word found in 10% of a million passages costs
 about a second however few results are wanted. At each full write the words found in more than
-COMMON_DOCS passages are listed with their passage counts (`term_stats`). A query matches its other
+COMMON_DOCS passages are listed with their passage counts (`term_stats`), and again whenever in-place
+updates have changed the number of passages by more than REFRESH_SHARE. A query matches its other
 words in FTS5 (at most COMMON_DOCS rows each) and adds the common words' share of the same BM25, computed
 here, to the passages that ranking found and to the dense search's candidates. Below COMMON_DOCS
 passages nothing is listed and FTS5 ranks every word, as it always did.
@@ -17,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 COMMON_DOCS = 2000
+REFRESH_SHARE = 0.1  # the passages may change by this share before the common words are listed again
 PASSAGES, TOKENS = "\x00passages", "\x00tokens"  # the table's totals, beside the words (no word starts with NUL)
 _K1, _B = 1.2, 0.75  # FTS5's bm25() constants
 _TOKENIZER = "porter unicode61"  # the records' FTS5 tokenizer: the same words, the same stems
@@ -63,6 +65,17 @@ def write_term_stats(db: sqlite3.Connection) -> None:
     passages = db.execute("SELECT count(*) FROM passages").fetchone()[0]
     db.executemany("INSERT INTO term_stats VALUES (?, ?)", [(PASSAGES, passages), (TOKENS, tokens)])
     db.execute("DROP TABLE temp.vocab")
+
+
+def refresh_term_stats(db: sqlite3.Connection, share: float = REFRESH_SHARE) -> None:
+    """List the common words again when the passages grew or shrank by more than `share` since the list was
+    made: an index that grows by incremental ingests gets its common words, and their counts stay close."""
+    passages = db.execute("SELECT count(*) FROM passages").fetchone()[0]
+    counted = db.execute("SELECT docs FROM term_stats WHERE term = ?", (PASSAGES,)).fetchone()
+    if counted is not None and abs(passages - counted[0]) <= share * counted[0]:
+        return
+    db.execute("DROP TABLE term_stats")
+    write_term_stats(db)
 
 
 def split_common(words: Sequence[str], stats: dict[str, int]) -> tuple[list[str], dict[str, int]]:

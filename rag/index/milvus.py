@@ -281,10 +281,12 @@ class MilvusWriter:
             _create(self.client, self.target, self.model, self.dimension, self.kind, self.options)
         self.written = {row.record.key for row in rows}
         for first, part in vectors.batches():
-            todo = [{_KEY: row.record.key, _VECTOR: vector.tolist()}
-                    for row, vector in zip(rows[first:first + len(part)], part) if row.record.key not in self.existing]
-            for start in range(0, len(todo), _BATCH):
-                self.client.upsert(self.target.collection, todo[start:start + _BATCH])
+            for start in range(0, len(part), _BATCH):  # as Python lists, 2000 vectors at a time (~25 MB)
+                todo = [{_KEY: row.record.key, _VECTOR: vector.tolist()} for row, vector in
+                        zip(rows[first + start:first + start + _BATCH], part[start:start + _BATCH])
+                        if row.record.key not in self.existing]
+                if todo:
+                    self.client.upsert(self.target.collection, todo)
         return {"index_file": None, "segment_files": [], "deleted_file": None, "index_type": self.kind}
 
     def location(self) -> dict[str, str]:

@@ -12,16 +12,17 @@ hash of the text the model embedded, so every row a question reads is checked ag
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..chunking import embedding_text, passage_key
-from ..errors import IndexCorrupt, RagError
+from ..errors import IndexCorrupt, RagError, RecordsBusy
 from ..types import Passage, Source
 from . import lexical
 from .files import publish
@@ -34,14 +35,19 @@ _SCHEMA = (
     "CREATE VIRTUAL TABLE lexical USING fts5(text, titles, sections, content='passages', content_rowid='id', "
     "tokenize = 'porter unicode61')",
 )
+_BORN_INDEX = "CREATE INDEX IF NOT EXISTS passages_born ON passages(born)"  # undoing reads only the undone rows
 _INDEXES = (
     "CREATE INDEX passages_key ON passages(key)",
     "CREATE INDEX passages_text_key ON passages(text_key) WHERE text_key IS NOT NULL",
     "CREATE INDEX passages_died ON passages(died) WHERE died IS NOT NULL",
+    _BORN_INDEX,
     "CREATE INDEX placements_path ON placements(path)",
 )
 _LIVE = "born <= :serial AND (died IS NULL OR died > :serial)"
 _BUSY_TIMEOUT_S = 30.0
+# An in-place update keeps its changes in memory up to this size: spilling them to the file would take the
+# exclusive lock, and every reader would wait for the commit (rollback journal, as the file-size check wants).
+_WRITE_CACHE_KIB = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -77,13 +83,27 @@ class Records:
         self._embed_context = embed_context
         # Read-write so that a reader can roll back what a killed writer left half done; it only reads.
         self._db: sqlite3.Connection | None = _connect(path)
-        self._db.execute("PRAGMA query_only=1")
         self._lock = threading.Lock()
         self._stats: dict[str, int] | None = None
-        (page_size,), (pages,) = self._rows("PRAGMA page_size")[0], self._rows("PRAGMA page_count")[0]
-        if page_size * pages != path.stat().st_size:  # cut short or padded: not what SQLite wrote
+        try:
+            self._db.execute("PRAGMA query_only=1")
+            with self._transaction():  # the header and the size of one state of the file, not of two
+                (page_size,), (pages,) = self._rows("PRAGMA page_size")[0], self._rows("PRAGMA page_count")[0]
+                size = path.stat().st_size
+            if page_size * pages != size:  # cut short or padded: not what SQLite wrote
+                raise IndexCorrupt(f"{path.name} is {size} bytes, its header says {page_size * pages}")
+        except BaseException:
             self.close()
-            raise IndexCorrupt(f"{path.name} is {path.stat().st_size} bytes, its header says {page_size * pages}")
+            raise
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._rows("BEGIN")
+        try:
+            self._rows("SELECT 1 FROM passages LIMIT 1")  # takes the shared lock: no writer commits meanwhile
+            yield
+        finally:
+            self._rows("COMMIT")
 
     def _rows(self, sql: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
@@ -93,7 +113,7 @@ class Records:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as exc:
                 if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                    raise
+                    raise RecordsBusy(_BUSY_TIMEOUT_S) from exc
                 raise IndexCorrupt(f"{self.path.name} is damaged ({exc})") from exc
 
     def lexical(self, terms: Sequence[str], n: int, weights: tuple[float, float, float],
@@ -276,13 +296,16 @@ def update_records(path: Path, published: int, added: Sequence[Row], removed: Se
     db = _connect(path)
     try:
         db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA cache_size=-{_WRITE_CACHE_KIB}")
         db.execute("BEGIN IMMEDIATE")
+        db.execute(_BORN_INDEX)  # a file written before it existed gets it now, once
         _undo(db, published)
         _drop(db, "died <= ?", (published - 1,))
         _insert(db, added, serial, fts=True)
         for start in range(0, len(removed), 500):
             part = ",".join(map(str, map(int, removed[start:start + 500])))
             db.execute(f"UPDATE passages SET died = ? WHERE id IN ({part})", (serial,))
+        lexical.refresh_term_stats(db)
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from ..errors import IndexCorrupt, UserError
+from ..errors import IndexCorrupt, RagError, UserError
 from ..extras import require
 from .files import built_at, new_generation, refuse_foreign_files
 from .manifest import BuildSpec, Manifest, read_manifest, records_entry, verify_file, write_manifest
@@ -21,6 +22,8 @@ from .store import Backend, Changes, IndexOptions, VectorStore
 
 if TYPE_CHECKING:
     from ..config import Settings
+
+log = logging.getLogger(__name__)
 
 # name: (module, class, the package it needs, the extra that installs it)
 BACKENDS = {
@@ -98,7 +101,10 @@ def write_store(
         )
         write_manifest(index_dir, manifest)  # the one step that switches readers to the new generation
         added = {row.record.key for row in changes.added}
-        writer.finish({row.record.key for row in changes.removed} - added if current else None)
+        try:
+            writer.finish({row.record.key for row in changes.removed} - added if current else None)
+        except RagError as exc:  # published already: the old vectors only cost search slots
+            log.warning("the new index generation is published; dropping the vectors it removed failed (%s)", exc)
     return manifest
 
 
