@@ -105,12 +105,11 @@ def chunk_posts(posts: Iterable[Post], count_tokens: TokenCounter, max_tokens: i
 
 def group_duplicates(chunks: Iterable[Chunk]) -> list[tuple[str, str, tuple[Source, ...]]]:
     """(key, text, sources) per unique passage, in order of first appearance."""
-    groups: dict[str, tuple[str, list[Source]]] = {}
+    groups: dict[str, tuple[str, dict[Source, None]]] = {}  # a dict keeps the sources in order, unique
     for chunk in chunks:
         key = passage_key(chunk.text)
-        text, sources = groups.setdefault(key, (chunk.text, []))
-        if chunk.source not in sources:
-            sources.append(chunk.source)
+        text, sources = groups.setdefault(key, (chunk.text, {}))
+        sources.setdefault(chunk.source)
     return [(key, text, tuple(sources)) for key, (text, sources) in groups.items()]
 
 
