@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+import numpy as np
 import pytest
 from filelock import FileLock
 
@@ -207,8 +208,26 @@ def test_embedding_progress_counts_across_the_writers_batches(make_settings, doc
     texts = [f"paragraph number {i} about queues" for i in range(10)]
     rows = [Row(i, Record(passage_key(text), text, (source,))) for i, text in enumerate(texts)]
     seen: list[tuple[int, int]] = []
-    vectors = dataclasses.replace(_vectors(make_settings(), rows, {}, None, lambda *report: seen.append(report)),
+    vectors = dataclasses.replace(_vectors(make_settings(), rows, {}, None, lambda *report: seen.append(report), []),
                                   batch=3)
     assert vectors.array().shape == (10, 384)
     assert seen[-1] == (10, 10) and seen == sorted(seen) and {total for _, total in seen} == {10}
     assert [done for done, _ in seen if done % 3 == 0 or done == 10] == [3, 6, 9, 10]
+
+
+def test_a_few_passages_are_embedded_by_the_onnx_export_without_torch(make_settings, docs, monkeypatch):
+    from conftest import loaded
+
+    from rag.embeddings import load_encoder, resolve_model_path
+
+    settings = make_settings()
+    reference = load_encoder(resolve_model_path(settings.embedding_model))
+    monkeypatch.setattr("rag.ingest.load_encoder", lambda *a: pytest.fail("a few passages must not load torch"))
+    assistant = Assistant(settings)
+    assistant.ingest()
+    text = "Consumers replay the stream from any offset after an outage."
+    (docs / "kafka.md").write_text(f"# Moving to Kafka\n\n{text}\n")
+    assert assistant.ingest().embedded == 1
+    store, _ = loaded(assistant)
+    new = [row for row in store.records.all() if row.record.text == text]
+    assert np.allclose(store.vectors([new[0].id]), reference.encode([text]), atol=1e-5)
