@@ -162,7 +162,7 @@ def _at(result: dict | None, *path: str):
 
 def _records_s(result: dict) -> object:
     inside = result["ingest"]["inside_stages_s"]
-    return inside.get("records_create", inside.get("records_write", "–"))  # the code before 115afc7's successor
+    return inside.get("records_create", inside.get("records_write", "–"))  # records_write: its name before incremental updates
 
 
 def million_table(runs: list[tuple[str, dict | None]]) -> list[str]:
