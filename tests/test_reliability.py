@@ -101,7 +101,10 @@ def test_two_ingests_are_serialized_and_searches_never_see_a_mix(tmp_path):
 
     reader = threading.Thread(target=search_loop)
     reader.start()
-    first = subprocess.Popen([RAG, "ingest", "--rebuild"], cwd=tmp_path, env=cli_env(tmp_path),
+    # Embedding with sentence-transformers (not the ONNX export a few passages would use) keeps the lock for
+    # the seconds torch takes to load: long enough for the other two to find it held.
+    first = subprocess.Popen([RAG, "ingest", "--rebuild"], cwd=tmp_path,
+                             env=cli_env(tmp_path, RAG_QUERY_BACKEND="torch"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     impatient = subprocess.run([RAG, "ingest", "--rebuild"], cwd=tmp_path,
