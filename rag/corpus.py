@@ -199,9 +199,13 @@ def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool | 
     `known` recorded with its fingerprint is not read again unless it is to be parsed."""
     result = LoadResult()
     settled = time.time_ns() - _SETTLE_NS
+
+    def wanted(name: str, fingerprint: str) -> bool:
+        return parse is True or (callable(parse) and parse(name, fingerprint))
+
     for path, name in iter_files(paths, base, result.skipped, excluded):
         fingerprint = _unchanged(path, name, known or {})
-        if fingerprint is not None and not (parse is True or (callable(parse) and parse(name, fingerprint))):
+        if fingerprint is not None and not wanted(name, fingerprint):
             result.fingerprints[name], result.stats[name] = fingerprint, (known or {})[name][1]
             continue
         data, fingerprint, reason, stat = read_bytes(path, max_bytes)
@@ -210,7 +214,7 @@ def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool | 
             result.stats[name] = file_stat(stat)
         if data is None:
             result.skipped.append(Skipped(name, reason))
-        elif parse is True or (callable(parse) and parse(name, fingerprint)):
+        elif wanted(name, fingerprint):
             _parse_into(result, data, path, name)
     return result
 

@@ -119,20 +119,13 @@ class SentenceEncoder:
         if not texts:
             return vectors
         order = np.argsort(-self.lengths(texts), kind="stable")  # longest first, as sentence-transformers
-        bar = _terminal_bar(len(texts)) if progress is True else None
-        report = progress if callable(progress) else None
-        try:
-            for number, start in enumerate(range(0, len(texts), self.batch_size), 1):
-                batch = order[start:start + self.batch_size]
-                vectors[batch] = self._encode([texts[i] for i in batch])
-                done = min(start + self.batch_size, len(texts))
-                if bar is not None:
-                    bar.update(len(batch))
-                if report is not None and (number % self.REPORT_EVERY == 0 or done == len(texts)):
-                    report(done, len(texts))
-        finally:
-            if bar is not None:
-                bar.close()
+        report = overall_progress(progress, len(texts))
+        for number, start in enumerate(range(0, len(texts), self.batch_size), 1):
+            batch = order[start:start + self.batch_size]
+            vectors[batch] = self._encode([texts[i] for i in batch])
+            done = min(start + self.batch_size, len(texts))
+            if report is not None and (number % self.REPORT_EVERY == 0 or done == len(texts)):
+                report(done, len(texts))
         return vectors
 
     def lengths(self, texts: list[str]) -> np.ndarray:

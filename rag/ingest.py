@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from .index.registry import describe_location, location_of, open_store, rebuild_
 from .index.store import Changes, Vectors, VectorStore
 from .sources import Plan, add_plan, catalogue, remove_plan, scanned_documents, sync_plan
 from .types import Chunk, Document, IndexInfo, IngestReport
+
+if TYPE_CHECKING:
+    from .onnx_encoder import OnnxEncoder
 
 log = logging.getLogger(__name__)
 QUERY_MODEL_DIR = "onnx"
@@ -299,20 +303,10 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     embedded = len(changes.added) - len(reuse)
     manifest = write_store(settings, spec, changes.vectors.dimension, changes, previous if same_store else None,
                            **fields)
-    manifest = _rebuild_if_due(settings, spec, manifest)
+    manifest = rebuild_if_due(settings, spec, manifest)
     remove_stale_files(settings.index_dir, kept | manifest.files())
     return _report(loaded, manifest, embedded, manifest.unique_passages - embedded,
                    changed, removed, started, wrote=True)
-
-
-def _rebuild_if_due(settings: Settings, spec: BuildSpec, manifest: Manifest) -> Manifest:
-    """The rebuild comes after the ingest's own generation is published: its failure loses nothing."""
-    try:
-        return rebuild_if_due(settings, spec, manifest)
-    except (RagError, OSError) as exc:
-        log.warning("the ingest's changes are in; rebuilding the vector index failed (%s): the next ingest "
-                    "tries again", exc)
-        return manifest
 
 
 def diff_records(previous: VectorStore | None, replaced: set[str], chunks: list[Chunk],
@@ -385,17 +379,22 @@ def _vectors(settings: Settings, rows: list[Row], reuse: dict[int, int], previou
     return Vectors(len(rows), dimension, make)
 
 
+def export_encoder(settings: Settings, export: list[FileEntry]) -> OnnxEncoder:
+    """The ONNX export in the index folder, once its files pass their checksums."""
+    from .onnx_encoder import OnnxEncoder
+
+    for entry in export:
+        verify_file(settings.index_dir, entry)
+    model_path = resolve_model_path(settings.embedding_model)
+    return OnnxEncoder(Path(settings.index_dir) / QUERY_MODEL_DIR, model_path, model_window(model_path))
+
+
 class _ExportEncoder:
     """The query path's ONNX export, for a few passages: loading torch would take longer (~10 s) than
     embedding them. Its vectors match sentence-transformers' within 1e-6 cosine distance (tested)."""
 
     def __init__(self, settings: Settings, export: list[FileEntry]) -> None:
-        from .onnx_encoder import OnnxEncoder
-
-        for entry in export:
-            verify_file(settings.index_dir, entry)
-        model_path = resolve_model_path(settings.embedding_model)
-        self.model = OnnxEncoder(settings.index_dir / QUERY_MODEL_DIR, model_path, model_window(model_path))
+        self.model = export_encoder(settings, export)
         self.dimension = self.model.dimension
 
     def encode(self, texts: list[str], progress: Progress = False) -> np.ndarray:

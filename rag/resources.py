@@ -10,10 +10,10 @@ from pathlib import Path
 from .answer.grounding import NameMatcher
 from .config import Settings
 from .index.files import MANIFEST_NAME
-from .index.manifest import FileEntry, Manifest, verify_file
+from .index.manifest import FileEntry, Manifest
 from .index.registry import open_store
 from .index.store import VectorStore
-from .ingest import QUERY_MODEL_DIR, build_spec
+from .ingest import build_spec, export_encoder
 from .retrieval import QueryEncoder
 
 
@@ -64,15 +64,8 @@ class Loader:
 
 def query_encoder(settings: Settings, manifest: Manifest) -> QueryEncoder:
     """The ONNX export made at ingest (no torch: a fast cold start), else sentence-transformers."""
-    from .embeddings import model_window, resolve_model_path
-
-    model_path = resolve_model_path(settings.embedding_model)
     if manifest.query_model_files and settings.query_backend == "onnx":
-        from .onnx_encoder import OnnxEncoder
+        return export_encoder(settings, manifest.query_model_files)
+    from .embeddings import load_encoder, resolve_model_path
 
-        for entry in manifest.query_model_files:
-            verify_file(Path(settings.index_dir), entry)
-        return OnnxEncoder(Path(settings.index_dir) / QUERY_MODEL_DIR, model_path, model_window(model_path))
-    from .embeddings import load_encoder
-
-    return load_encoder(model_path, settings.embed_batch_size)
+    return load_encoder(resolve_model_path(settings.embedding_model), settings.embed_batch_size)

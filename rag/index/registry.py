@@ -114,14 +114,19 @@ def rebuild_if_due(settings: Settings, spec: BuildSpec, manifest: Manifest) -> M
     options = IndexOptions.from_settings(settings)
     if not kind.needs_rebuild(manifest, options):
         return manifest
-    store = open_store(settings, spec, store=manifest.store)
     try:
-        generation = new_generation()
-        fields = kind.rebuild(store, Path(settings.index_dir), generation, options)
-    finally:
-        store.close()
-    rebuilt = dataclasses.replace(manifest, generation=generation, built_at=built_at(), **fields)
-    write_manifest(Path(settings.index_dir), rebuilt)
+        store = open_store(settings, spec, store=manifest.store)
+        try:
+            generation = new_generation()
+            fields = kind.rebuild(store, Path(settings.index_dir), generation, options)
+        finally:
+            store.close()
+        rebuilt = dataclasses.replace(manifest, generation=generation, built_at=built_at(), **fields)
+        write_manifest(Path(settings.index_dir), rebuilt)
+    except (RagError, OSError) as exc:  # the ingest's own generation is published: its changes are in
+        log.warning("the ingest's changes are in; rebuilding the vector index failed (%s): the next ingest "
+                    "tries again", exc)
+        return manifest
     return rebuilt
 
 
