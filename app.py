@@ -237,7 +237,7 @@ def answer_panel(assistant: Assistant) -> dict:
     if answerer == "llm":
         options["llm_model"] = st.text_input("Model", assistant.settings.llm_model)
         options["llm_temperature"] = st.slider("Temperature", 0.0, 1.0, assistant.settings.llm_temperature)
-        state = endpoint_state(assistant.settings.model_copy(update={"llm_model": options["llm_model"]}))
+        state = endpoint_state(assistant.settings.replace(llm_model=options["llm_model"]))
         shown = st.warning if state["state"] == "open" else st.caption
         shown(safe(f"Endpoint {state['endpoint']}: {describe_state(state)}"))
     return options

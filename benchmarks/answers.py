@@ -58,8 +58,7 @@ def main() -> None:
     results = {"extractive": evaluate(Assistant(settings), rows)}
     with FakeOpenAI() as fake:
         fake.then(*[scripted_llm] * (len(rows) * 3))
-        llm = settings.model_copy(update={"answerer": "llm", "openai_api_key": "sk-bench",
-                                          "openai_base_url": fake.url})
+        llm = settings.replace(answerer="llm", openai_api_key="sk-bench", openai_base_url=fake.url)
         results["scripted_llm"] = evaluate(Assistant(llm), rows)
     print(json.dumps(results, indent=2))
 

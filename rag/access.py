@@ -17,9 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import SecretStr
-
-from .config import Settings
+from .config import Secret, Settings
 
 Role = Literal["reader", "admin"]
 
@@ -94,11 +92,11 @@ def password_role(given: str, settings: Settings) -> Role | None:
     return None
 
 
-def _configured(secret: SecretStr | None) -> bool:
+def _configured(secret: Secret | None) -> bool:
     return secret is not None and secret.get_secret_value() != ""  # an empty password is no password
 
 
-def _matches(given: bytes, secret: SecretStr | None) -> bool:
+def _matches(given: bytes, secret: Secret | None) -> bool:
     expected = secret.get_secret_value().encode() if secret is not None else b""
     return expected != b"" and hmac.compare_digest(given, expected)
 

@@ -150,7 +150,7 @@ class Assistant:
         """A copy with some settings changed that shares this one's loaded index and model (unless the
         change is to the index or the model). Copies never close what they share."""
         clone = copy.copy(self)
-        clone.settings = self.settings.model_copy(update=updates)
+        clone.settings = self.settings.replace(**updates)
         if _INDEX_SETTINGS & set(updates):
             clone._index = _shared(clone.settings)
         return clone

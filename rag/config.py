@@ -1,255 +1,438 @@
-"""The one Settings object: built once by the CLI or the app and passed down."""
+"""The one Settings object: built once by the CLI or the app and passed down.
+
+Each setting is read from the constructor's arguments, else the environment (RAG_<NAME>, or its own name
+such as OPENAI_API_KEY), else .env, else its default, and checked against its type and bounds; a bad value
+raises SettingsError naming the variable. Written here rather than with pydantic-settings: importing
+pydantic and building the model cost a cold `rag ask` 12 MiB of its 150 MiB budget and ~0.2 s.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Union
 from urllib.parse import urlsplit
-
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import UserError
 
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+ENV_PREFIX, ENV_FILE = "RAG_", ".env"
 
 
-class Settings(BaseSettings):
-    """Every knob of the assistant. Environment variables use the prefix ``RAG_``."""
+class Secret:
+    """A value never shown: repr and str print asterisks; get_secret_value() is the only way to it."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="RAG_", env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
-        allow_inf_nan=False,  # inf or nan would reach scores and print as invalid JSON (NaN)
-    )
+    __slots__ = ("_value",)
 
-    collection: str = Field(
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    def __str__(self) -> str:
+        return "**********" if self._value else ""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting's default, description and bounds (`env`: its variable when not RAG_<NAME>)."""
+
+    default: Any
+    description: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    env: str | None = None
+
+
+def setting(default: Any, *, description: str, **rules: Any) -> Any:
+    return Setting(default, description, **rules)
+
+
+class SettingsError(ValueError):
+    """Values that are not valid settings: `problems` holds one "VARIABLE: what is wrong" per value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class Settings:
+    """Every knob of the assistant. Environment variables use the prefix ``RAG_``; they win over ``.env``,
+    and values given to the constructor win over both (`_env_file=None` reads no .env)."""
+
+    collection: str = setting(
         "the case studies", min_length=1, max_length=80,
         description="What the documents are called in the app and in answers: its title (\"Ask the case "
         "studies\"), the chat's placeholder and what an abstention says (\"The case studies don't cover this.\").",
     )
-    corpus_dir: Path = Field(
+    corpus_dir: Path = setting(
         Path("corpus"), description="Folder (or file) that a new index reads, and where the app saves uploads."
     )
-    index_dir: Path = Field(
+    index_dir: Path = setting(
         Path("vectorstore"), description="Folder that holds the FAISS index, passage records and manifest."
     )
-    embedding_model: str = Field(
+    embedding_model: str = setting(
         BUNDLED_MODEL,
         description="Sentence-transformers model: the bundled offline name, another hub name, or a local path.",
     )
-    query_backend: Literal["onnx", "torch"] = Field(
+    query_backend: Literal["onnx", "torch"] = setting(
         "onnx",
         description="How questions are embedded: 'onnx' uses the export made at ingest (no torch, fast cold "
         "start; falls back to torch when there is none), 'torch' always loads sentence-transformers.",
     )
-    embed_batch_size: int = Field(32, ge=1, le=4096, description="Passages embedded per batch at ingest.")
-    max_passage_tokens: int = Field(
+    embed_batch_size: int = setting(32, ge=1, le=4096, description="Passages embedded per batch at ingest.")
+    max_passage_tokens: int = setting(
         256, ge=16, le=8192,
         description="Longest passage in word pieces; longer paragraphs are split at sentence boundaries. "
         "Capped by the model's own window.",
     )
-    max_file_bytes: int = Field(
+    max_file_bytes: int = setting(
         50_000_000, ge=1, description="Corpus files (and uploads) larger than this many bytes are skipped with a "
         "warning."
     )
-    embed_context: bool = Field(
+    embed_context: bool = setting(
         False, description="Embed each passage with its post titles and sections in front (re-embeds when changed).",
     )
-    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense (FAISS) ranking in the fusion.")
-    lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 (SQLite FTS5) ranking in the fusion.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant: higher flattens rank differences.")
-    fetch_k: int = Field(30, ge=1, le=1000, description="Candidates each ranking contributes before fusion.")
-    mmr_lambda: float = Field(
+    dense_weight: float = setting(1.0, ge=0, description="Weight of the dense (FAISS) ranking in the fusion.")
+    lexical_weight: float = setting(1.0, ge=0, description="Weight of the BM25 (SQLite FTS5) ranking in the fusion.")
+    rrf_k: int = setting(60, ge=1, description="Reciprocal rank fusion constant: higher flattens rank differences.")
+    fetch_k: int = setting(30, ge=1, le=1000, description="Candidates each ranking contributes before fusion.")
+    mmr_lambda: float = setting(
         0.8, ge=0, le=1,
         description="Diversity of the top k (maximal marginal relevance): 1 ranks by relevance alone, lower "
         "values push out passages that repeat a fact already listed.",
     )
-    top_k: int = Field(5, ge=1, le=100, description="Passages returned by a search when --k is not given.")
-    max_question_chars: int = Field(
+    top_k: int = setting(5, ge=1, le=100, description="Passages returned by a search when --k is not given.")
+    max_question_chars: int = setting(
         2000, ge=10, description="Longer questions are cut to this many characters, and the user is told."
     )
-    lock_timeout: float = Field(
+    lock_timeout: float = setting(
         300.0, ge=0, description="Seconds an ingest waits for another ingest's lock before giving up (exit 2)."
     )
-    index_type: Literal["auto", "flat", "hnsw"] = Field(
+    index_type: Literal["auto", "flat", "hnsw"] = setting(
         "auto",
         description="FAISS index kind written at ingest: 'flat' (exact inner product), 'hnsw' (approximate "
         "graph search), or 'auto': flat below RAG_HNSW_THRESHOLD unique passages, HNSW from there on.",
     )
-    hnsw_threshold: int = Field(
+    hnsw_threshold: int = setting(
         50_000, ge=1, description="With RAG_INDEX_TYPE=auto, indexes with at least this many unique passages use HNSW.",
     )
-    hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree (neighbours per node) used at build.")
-    hnsw_ef_construction: int = Field(
+    hnsw_m: int = setting(32, ge=4, le=128, description="HNSW graph degree (neighbours per node) used at build.")
+    hnsw_ef_construction: int = setting(
         80, ge=8, le=2048, description="HNSW candidate list size while building: higher is slower and more exact.",
     )
-    hnsw_ef_search: int = Field(
+    hnsw_ef_search: int = setting(
         192, ge=1, le=4096,
         description="HNSW candidate list size per query, applied when the index is loaded: higher is slower and "
         "more exact (never below the number of candidates asked for).",
     )
-    index_rebuild_share: float = Field(
+    index_rebuild_share: float = setting(
         0.2, gt=0, le=1,
         description="An ingest that leaves at least this share of the FAISS index's vectors deleted (removed or "
         "edited passages, filtered out of searches until then) rebuilds the index from the live ones once it has "
         "published its changes.",
     )
-    store: Literal["faiss", "milvus"] = Field(
+    store: Literal["faiss", "milvus"] = setting(
         "faiss",
         description="Where the vectors live: 'faiss' (index file in RAG_INDEX_DIR) or 'milvus' (a Milvus Lite "
         "database or a Milvus server, see RAG_MILVUS_URI). Passage records and BM25 stay in RAG_INDEX_DIR.",
     )
-    milvus_uri: str | None = Field(
+    milvus_uri: str | None = setting(
         None,
         description="With RAG_STORE=milvus: a local path ending in .db (Milvus Lite, embedded) or a server URI "
         "such as http://host:19530; unset means milvus.db inside RAG_INDEX_DIR.",
     )
-    milvus_token: SecretStr | None = Field(
+    milvus_token: Secret | None = setting(
         None, description="Milvus server token ('user:password' or an API key); never logged or shown.",
     )
-    milvus_collection: str = Field(
+    milvus_collection: str = setting(
         "rag_passages", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$",
         description="Milvus collection that holds the passage vectors.",
     )
 
 
-    min_score: float = Field(
+    min_score: float = setting(
         0.25, ge=-1, le=1,
         description="Abstain when no retrieved passage has a cosine similarity to the question of at least "
         "this (calibrated on tests/data: answerable case-study questions scored 0.27 and up).",
     )
-    verifier_model: str = Field(
+    verifier_model: str = setting(
         "overlap",
         description="What checks every answer sentence against its passages: 'overlap' (shared content words and "
         "quantities), or a cross-encoder that reads claim and evidence together: a folder with an ONNX export "
         "(model.onnx, tokenizer.json, meta.json), or a sentence-transformers/Hugging Face cross-encoder or NLI "
         "model (a folder or a Hub name), exported to ONNX once into RAG_INDEX_DIR.",
     )
-    verifier_threshold: float | None = Field(
+    verifier_threshold: float | None = setting(
         None, ge=0, le=1,
         description="Keep a sentence when the verifier's P(supported) reaches this; unset uses the model's own "
         "threshold (tuned with it). Higher removes more.",
     )
-    trusted_link_hosts: str | None = Field(
+    trusted_link_hosts: str | None = setting(
         None, description="Comma-separated hosts (and their subdomains) whose links in answers show as plain links. "
         "A link to any other host is kept only when its cited passage holds it, and then shown with a warning "
         "and not clickable.",
     )
-    answer_max_sentences: int = Field(3, ge=1, le=10, description="Most sentences the extractive answerer writes.")
-    history_turns: int = Field(6, ge=0, le=50, description="Earlier messages used to rewrite a follow-up question.")
-    chats_path: Path = Field(
+    answer_max_sentences: int = setting(3, ge=1, le=10, description="Most sentences the extractive answerer writes.")
+    history_turns: int = setting(6, ge=0, le=50, description="Earlier messages used to rewrite a follow-up question.")
+    chats_path: Path = setting(
         Path("chats.sqlite3"),
         description="SQLite file where the app and `rag chat` keep conversations and the feedback on answers.",
     )
-    server_rate_limit: int = Field(
+    server_rate_limit: int = setting(
         120, ge=0, description="Requests each token (with no tokens, each client address) may make per minute to "
         "`rag serve`; over it the reply is HTTP 429 with Retry-After. 0 turns the limit off.",
     )
-    server_max_body_bytes: int = Field(
+    server_max_body_bytes: int = setting(
         1_000_000, ge=1024, description="Largest request body `rag serve` reads (HTTP 413 beyond), except uploads.",
     )
-    server_max_upload_bytes: int = Field(
+    server_max_upload_bytes: int = setting(
         100_000_000, ge=1024, description="Largest body of `POST /v1/ingest`, whose files come base64-encoded.",
     )
     # The chat app's address and sign-in (rag/access.py has the rules).
-    app_address: str = Field(
+    app_address: str = setting(
         "127.0.0.1", min_length=1, pattern=r"^[A-Za-z0-9.:\[\]-]+$",
         description="Address `make run` serves the app on: 127.0.0.1 keeps it on this machine; 0.0.0.0 (or a "
         "LAN address) opens it up, which needs RAG_APP_PASSWORD, RAG_APP_ADMIN_PASSWORD or OIDC.",
     )
-    app_password: SecretStr | None = Field(
+    app_password: Secret | None = setting(
         None, description="Password that signs in to the app as a reader (chat, sources); never logged or shown.",
     )
-    app_admin_password: SecretStr | None = Field(
+    app_admin_password: Secret | None = setting(
         None, description="Password that signs in to the app as an admin (also re-ingest, upload and remove "
         "documents); never logged or shown.",
     )
-    app_admins: str | None = Field(
+    app_admins: str | None = setting(
         None, description="Comma-separated e-mails of the admins among users signed in with OIDC "
         "(.streamlit/secrets.toml [auth]); everyone else signed in is a reader.",
     )
-    answerer: Literal["auto", "extractive", "llm"] = Field(
+    answerer: Literal["auto", "extractive", "llm"] = setting(
         "auto", description="Who writes answers: 'llm' needs OPENAI_API_KEY; 'auto' uses the LLM when a key is set.",
     )
-    llm_model: str = Field("gpt-4o-mini", description="Chat model name at the OpenAI-compatible endpoint.")
-    llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the LLM.")
-    llm_timeout: float = Field(
+    llm_model: str = setting("gpt-4o-mini", description="Chat model name at the OpenAI-compatible endpoint.")
+    llm_temperature: float = setting(0.0, ge=0, le=2, description="Sampling temperature of the LLM.")
+    llm_timeout: float = setting(
         30.0, gt=0,
         description="Seconds one LLM call (a follow-up's rewrite, or an answer) may take in all, retries included.",
     )
-    llm_max_passage_chars: int = Field(
+    llm_max_passage_chars: int = setting(
         4000, ge=200, description="Most characters of one passage sent to the LLM; the rest of a longer "
         "passage (from an index built before passages had a length cap) is left out of the prompt.",
     )
-    llm_max_retries: int = Field(
+    llm_max_retries: int = setting(
         2, ge=0, le=10,
         description="Retries on connection errors, 429 (honouring Retry-After) and 5xx replies, all within "
         "RAG_LLM_TIMEOUT.",
     )
-    llm_breaker_failures: int = Field(
+    llm_breaker_failures: int = setting(
         3, ge=1, le=100,
         description="After this many failed requests in a row the LLM endpoint is skipped (answers go extractive "
         "at once) for RAG_LLM_BREAKER_COOLDOWN seconds.",
     )
-    llm_breaker_cooldown: float = Field(
+    llm_breaker_cooldown: float = setting(
         60.0, gt=0,
         description="Seconds a failing LLM endpoint is skipped before one trial request is let through again.",
     )
-    llm_fallback: bool = Field(
+    llm_fallback: bool = setting(
         True, description="When the LLM endpoint fails, answer extractively instead (the answer says so).",
     )
-    openai_api_key: SecretStr | None = Field(
-        None, validation_alias="OPENAI_API_KEY", description="Key for the OpenAI-compatible endpoint (never logged)."
+    openai_api_key: Secret | None = setting(
+        None, env="OPENAI_API_KEY", description="Key for the OpenAI-compatible endpoint (never logged)."
     )
-    openai_base_url: str | None = Field(
-        None, validation_alias="OPENAI_BASE_URL",
+    openai_base_url: str | None = setting(
+        None, env="OPENAI_BASE_URL",
         description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 for Ollama; unset for OpenAI.",
     )
 
-    @field_validator("openai_base_url")
-    @classmethod
-    def _base_url(cls, url: str | None) -> str | None:
-        """Refused here, not at the first question, where a bad port fails deep inside the HTTP client."""
-        if url is None:
-            return None
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError when the port is out of range or not a number
-        except ValueError as exc:
-            raise ValueError(f"not a valid URL ({exc})") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://localhost:11434/v1")
-        return url
+    def __init__(self, _env_file: str | Path | None = ENV_FILE, **values: Any) -> None:
+        self._assign({**_environment(_env_file), **values})
 
-    @model_validator(mode="after")
-    def _some_ranking_counts(self) -> Settings:
-        if self.dense_weight == 0 and self.lexical_weight == 0:
-            raise ValueError("RAG_DENSE_WEIGHT and RAG_LEXICAL_WEIGHT are both 0: set at least one above 0")
-        return self
+    @classmethod
+    def fields(cls) -> dict[str, Setting]:
+        return dict(_FIELDS)
+
+    @classmethod
+    def variable(cls, name: str) -> str:
+        """The environment variable of a setting."""
+        return _FIELDS[name].env or ENV_PREFIX + name.upper()
+
+    def replace(self, **updates: Any) -> Settings:
+        """A copy with these values changed, checked as the constructor checks them (no environment read)."""
+        clone = object.__new__(Settings)
+        clone._assign({**self._values(), **updates})
+        return clone
+
+    def as_dict(self, secrets: bool = False) -> dict[str, Any]:
+        """Every setting by name as a JSON value; secrets as asterisks unless asked for."""
+        out = {}
+        for name, value in self._values().items():
+            if isinstance(value, Secret):
+                value = value.get_secret_value() if secrets else str(value)
+            out[name] = str(value) if isinstance(value, Path) else value
+        return out
+
+    def __repr__(self) -> str:
+        return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in self._values().items()) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the values it holds
+
+    def _values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    def _assign(self, values: dict[str, Any]) -> None:
+        unknown = sorted(set(values) - set(_FIELDS))
+        problems = [f"{name}: not a setting" for name in unknown]
+        for name, spec in _FIELDS.items():
+            try:
+                value = _checked(_TYPES[name], values.get(name, spec.default), spec)
+                if name == "openai_base_url":
+                    value = _base_url(value)
+            except ValueError as exc:
+                problems.append(f"{Settings.variable(name)}: {exc}")
+                continue
+            object.__setattr__(self, name, value)
+        if not problems and self.dense_weight == 0 and self.lexical_weight == 0:
+            problems.append("RAG_DENSE_WEIGHT and RAG_LEXICAL_WEIGHT are both 0: set at least one above 0")
+        if problems:
+            raise SettingsError(problems)
+
+
+_FIELDS: dict[str, Setting] = {name: value for name, value in vars(Settings).items() if isinstance(value, Setting)}
+for _name in _FIELDS:
+    delattr(Settings, _name)  # an instance always holds its own value
+_TYPES = {name: kind for name, kind in typing.get_type_hints(Settings).items() if name in _FIELDS}
+
+
+def _environment(env_file: str | Path | None) -> dict[str, str]:
+    """The settings the environment and .env give, by field name (the environment wins; names in any case)."""
+    names = {Settings.variable(name).lower(): name for name in _FIELDS}
+    found: dict[str, str] = {}
+    sources: list[Any] = [os.environ]
+    if env_file is not None and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        sources.insert(0, dotenv_values(env_file, encoding="utf-8"))
+    for source in sources:
+        found.update({names[key.lower()]: value for key, value in source.items()
+                      if value is not None and key.lower() in names})
+    return found
+
+
+def _checked(kind: Any, value: Any, spec: Setting) -> Any:
+    """The value as the setting's type, within its bounds; raises ValueError saying what is wrong."""
+    if typing.get_origin(kind) in (Union, types.UnionType):
+        if value is None:
+            return None
+        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+    value = _typed(kind, value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if spec.ge is not None and value < spec.ge:
+            raise ValueError(f"Input should be greater than or equal to {spec.ge:g}")
+        if spec.gt is not None and value <= spec.gt:
+            raise ValueError(f"Input should be greater than {spec.gt:g}")
+        if spec.le is not None and value > spec.le:
+            raise ValueError(f"Input should be less than or equal to {spec.le:g}")
+    if isinstance(value, str):
+        if spec.min_length is not None and len(value) < spec.min_length:
+            raise ValueError(f"String should have at least {spec.min_length} character(s)")
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise ValueError(f"String should have at most {spec.max_length} characters")
+        if spec.pattern is not None and not re.search(spec.pattern, value):
+            raise ValueError(f"String should match pattern '{spec.pattern}'")
+    return value
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on", "t", "y"}, {"0", "false", "no", "off", "f", "n"}
+
+
+def _typed(kind: Any, value: Any) -> Any:  # noqa: PLR0911 - one return per type
+    if typing.get_origin(kind) is Literal:
+        options = typing.get_args(kind)
+        if value not in options:
+            said = [repr(option) for option in options]
+            raise ValueError(f"Input should be {', '.join(said[:-1])} or {said[-1]}")
+        return value
+    if kind is bool:
+        text = str(value).strip().lower()
+        if isinstance(value, (bool, int, str)) and text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise ValueError("Input should be a valid boolean")
+    if kind is int:
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(_\d+)*\s*", value):
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError("Input should be a valid integer")
+    if kind is float:
+        try:
+            number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None:
+            raise ValueError("Input should be a valid number")
+        if not math.isfinite(number):
+            raise ValueError("Input should be a finite number")
+        return number
+    if kind is Path:
+        if isinstance(value, (str, os.PathLike)):
+            return Path(value)
+        raise ValueError("Input should be a valid path")
+    if kind is Secret:
+        if isinstance(value, (Secret, str)):
+            return value if isinstance(value, Secret) else Secret(value)
+        raise ValueError("Input should be a valid string")
+    if isinstance(value, str):
+        return value
+    raise ValueError("Input should be a valid string")
+
+
+def _base_url(url: str | None) -> str | None:
+    """Refused here, not at the first question, where a bad port fails deep inside the HTTP client."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when the port is out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://localhost:11434/v1")
+    return url
 
 
 def trusted_hosts(settings: Settings) -> tuple[str, ...]:
     return tuple(h.strip().lower() for h in (settings.trusted_link_hosts or "").split(",") if h.strip())
 
 
-def load_settings(**overrides) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and .env; a bad value is the user's to fix, named by its variable."""
     try:
         return Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(_problem(error) for error in exc.errors())
-        raise UserError(f"invalid setting ({problems}): fix it in the environment or .env") from None
+    except SettingsError as exc:
+        raise UserError(f"invalid setting ({exc}): fix it in the environment or .env") from None
     except UnicodeDecodeError:
         raise UserError(".env is not UTF-8 text: save it as UTF-8 (or remove it)") from None
     except OSError as exc:
         raise UserError(f"cannot read .env ({exc.strerror or exc}): fix its permissions or remove it") from None
-
-
-def _problem(error: ErrorDetails) -> str:
-    """One validation error, named by its environment variable (OPENAI_* keep their own names)."""
-    message = error["msg"].removeprefix("Value error, ")
-    if not error["loc"]:  # a rule over several settings names them itself
-        return message
-    name = "_".join(str(part) for part in error["loc"])
-    return f"{name if name.isupper() else 'RAG_' + name.upper()}: {message}"

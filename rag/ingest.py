@@ -183,7 +183,7 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
             fields = {name: getattr(current, name) for name in
                       ("posts", "passages", "roots", "excluded", "fingerprints", "file_stats", "documents",
                        "query_model_files", "query_model_unsupported")}
-            manifest = write_store(settings.model_copy(update={"store": to}), spec, current.dimension,
+            manifest = write_store(settings.replace(store=to), spec, current.dimension,
                                    Changes(rows, vectors, [], current.next_id), None, store=to, **fields)
         except BaseException:
             _discard_unpublished(settings, current)

@@ -17,8 +17,6 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from .config import Settings
 from .embeddings import Progress
 from .errors import RagError, UserError
@@ -31,8 +29,8 @@ def ingest_in_child(settings: Settings, paths: Sequence[Path], rebuild: bool = F
                     on_wait: Callable[[], None] | None = None, sync: bool = False,
                     remove: bool = False) -> IngestReport:
     """run_ingest (or with `remove`, run_remove) in a child process."""
-    request = {"settings": _plain(settings), "paths": [str(p) for p in paths], "rebuild": rebuild, "sync": sync,
-               "remove": remove}
+    request = {"settings": settings.as_dict(secrets=True), "paths": [str(p) for p in paths], "rebuild": rebuild,
+               "sync": sync, "remove": remove}
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen([sys.executable, "-m", "rag.isolated"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=errors, text=True)
@@ -62,14 +60,6 @@ def ingest_in_child(settings: Settings, paths: Sequence[Path], rebuild: bool = F
     if outcome["event"] == "error":
         raise (UserError if outcome["exit_code"] == 2 else RagError)(outcome["message"])
     return IngestReport.from_dict(outcome["report"])
-
-
-def _plain(settings: Settings) -> dict:
-    data = settings.model_dump(mode="json")
-    for name, value in settings:
-        if isinstance(value, SecretStr):
-            data[name] = value.get_secret_value()
-    return data
 
 
 def _send(**message) -> None:

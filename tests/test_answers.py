@@ -92,8 +92,7 @@ def test_injected_passage_changes_nothing_in_the_extractive_answer(injected, shi
 def test_injected_passage_stays_inside_the_data_part_of_the_prompt(injected):
     with FakeOpenAI() as fake:
         fake.then(scripted_llm)
-        settings = injected.model_copy(update={"openai_api_key": "sk-x", "openai_base_url": fake.url,
-                                               "answerer": "llm"})
+        settings = injected.replace(openai_api_key="sk-x", openai_base_url=fake.url, answerer="llm")
         Assistant(settings).ask("Why did the database fail during traffic spikes?", k=30)  # every passage
         request = fake.requests[0]
     assert "PWNED" not in system_message(request)

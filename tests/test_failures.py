@@ -99,7 +99,7 @@ def test_read_only_index_folder_exits_2_naming_it(indexed, monkeypatch, capsys):
         def read_only(self, *args, **kwargs):
             raise OSError(errno.EROFS, "Read-only file system", self.lock_file)
 
-        monkeypatch.setattr("rag.index.files.FileLock.acquire", read_only)
+        monkeypatch.setattr("filelock.FileLock.acquire", read_only)
     else:
         indexed.index_dir.chmod(0o555)
     try:

@@ -14,15 +14,15 @@ ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 
 
 def test_every_field_has_a_description():
-    assert all(field.description for field in Settings.model_fields.values())
+    assert all(field.description for field in Settings.fields().values())
 
 
 def test_env_example_lists_every_setting_with_its_default():
     documented = dict(re.findall(r"^# ([A-Z_]+)=(.*)$", ENV_EXAMPLE.read_text(), re.M))
-    names = {field.validation_alias or f"RAG_{name.upper()}": name for name, field in Settings.model_fields.items()}
+    names = {Settings.variable(name): name for name in Settings.fields()}
     assert set(documented) == set(names)
     for env_name, value in documented.items():
-        name, default = names[env_name], Settings.model_fields[names[env_name]].default
+        name, default = names[env_name], Settings.fields()[names[env_name]].default
         if value == "":
             assert default is None, env_name
         else:
@@ -62,3 +62,26 @@ def test_a_dotenv_that_is_not_utf8_is_one_clear_error(tmp_path):
     (tmp_path / ".env").write_bytes(b"RAG_TOP_K=3\n# caf\xe9\n")
     with pytest.raises(UserError, match=r"\.env is not UTF-8 text: save it as UTF-8"):
         load_settings()
+
+
+def test_values_given_win_over_the_environment_and_are_checked_alike(monkeypatch):
+    monkeypatch.setenv("RAG_TOP_K", "9")
+    monkeypatch.setenv("openai_api_key", "sk-from-env")  # variable names match in any case
+    settings = Settings(top_k="4", embed_context="yes", index_dir="elsewhere")
+    assert (settings.top_k, settings.embed_context, settings.index_dir) == (4, True, Path("elsewhere"))
+    assert settings.openai_api_key.get_secret_value() == "sk-from-env"
+    assert Settings(openai_api_key="sk-given").openai_api_key.get_secret_value() == "sk-given"
+    with pytest.raises(ValueError, match="RAG_INDEX_TYPE: Input should be 'auto', 'flat' or 'hnsw'"):
+        Settings(index_type="ivf")
+    with pytest.raises(ValueError, match="tpo_k: not a setting"):
+        Settings(tpo_k=3)
+
+
+def test_a_copy_is_checked_and_keeps_its_secrets_hidden():
+    settings = Settings(_env_file=None, app_password="hunter2")
+    changed = settings.replace(top_k=8, openai_api_key="sk-copy")
+    assert (changed.top_k, settings.top_k) == (8, 5)
+    assert "sk-copy" not in repr(changed) and "hunter2" not in str(changed.as_dict())
+    assert changed.as_dict(secrets=True)["openai_api_key"] == "sk-copy"
+    with pytest.raises(ValueError, match="RAG_FETCH_K: Input should be less than or equal to 1000"):
+        settings.replace(fetch_k=5000)

@@ -86,7 +86,7 @@ def chat_model(settings: Settings, streaming: bool = True):
                              "other than OpenAI's); set them, or use the extractive answerer")
     ChatOpenAI = require("langchain_openai", "llm", "the LLM answerer").ChatOpenAI
     return ChatOpenAI(
-        model=settings.llm_model, api_key=settings.openai_api_key, base_url=settings.openai_base_url,
+        model=settings.llm_model, api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url,
         temperature=settings.llm_temperature, timeout=settings.llm_timeout,  # each try binds what is left
         max_retries=0, streaming=streaming, use_responses_api=False,  # _call retries, within the deadline
     )

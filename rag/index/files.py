@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from ..errors import IndexBusy, IndexCorrupt, IndexDiskFull, IndexNotAFolder, IndexNotWritable, UserError
 
 MANIFEST_NAME = "manifest.json"
@@ -90,6 +88,8 @@ def not_a_folder(index_dir: Path) -> Path | None:
 
 @contextlib.contextmanager
 def ingest_lock(index_dir: Path, timeout: float, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    from filelock import FileLock, Timeout  # here: it imports asyncio (6 MiB) that a question never needs
+
     index_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(index_dir / LOCK_NAME))
     try:
