@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 COMMON_DOCS = 2000
@@ -22,6 +21,7 @@ REFRESH_SHARE = 0.1  # the passages may change by this share before the common w
 PASSAGES, TOKENS = "\x00passages", "\x00tokens"  # the table's totals, beside the words (no word starts with NUL)
 _K1, _B = 1.2, 0.75  # FTS5's bm25() constants
 _TOKENIZER = "porter unicode61"  # the records' FTS5 tokenizer: the same words, the same stems
+_COLUMNS = ("text", "titles", "sections")
 
 
 class _Stemmer:
@@ -33,19 +33,33 @@ class _Stemmer:
         self._db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
         self._lock = threading.Lock()
 
-    def tokens(self, docs: Sequence[tuple[str, str, str]]) -> list[tuple[int, str, int]]:
-        """(document position, stem, column) for every token of these (text, titles, sections)."""
+    def counts(self, docs: Sequence[tuple[str, str, str]], terms: Sequence[str]
+               ) -> tuple[list[int], list[tuple[int, str, int, int]]]:
+        """Tokens per document, and (document, stem, column, occurrences) of these stems, for the given
+        (text, titles, sections): SQLite counts, so no token crosses into Python."""
+        marks = ",".join("?" * len(terms))
         with self._lock:
             try:
                 self._db.executemany("INSERT INTO t (rowid, text, titles, sections) VALUES (?, ?, ?, ?)",
                                      ((i, *doc) for i, doc in enumerate(docs)))
-                return [(doc, term, ["text", "titles", "sections"].index(col))
-                        for doc, term, col in self._db.execute("SELECT doc, term, col FROM v")]
+                lengths = [0] * len(docs)
+                for doc, tokens in self._db.execute("SELECT doc, count(*) FROM v GROUP BY doc"):
+                    lengths[doc] = tokens
+                hits = [(doc, term, _COLUMNS.index(col), n) for doc, term, col, n in self._db.execute(
+                    f"SELECT doc, term, col, count(*) FROM v WHERE term IN ({marks}) GROUP BY doc, term, col",
+                    list(terms))] if terms else []
+                return lengths, hits
             finally:
                 self._db.execute("DELETE FROM t")
 
     def stems(self, words: Sequence[str]) -> dict[str, str]:
-        return {words[doc]: term for doc, term, _ in self.tokens([(w, "", "") for w in words])}
+        with self._lock:
+            try:
+                self._db.executemany("INSERT INTO t (rowid, text, titles, sections) VALUES (?, ?, '', '')",
+                                     enumerate(words))
+                return {words[doc]: term for doc, term in self._db.execute("SELECT doc, term FROM v")}
+            finally:
+                self._db.execute("DELETE FROM t")
 
 
 _stemmer = _Stemmer()
@@ -93,17 +107,15 @@ def common_scores(docs: dict[int, tuple[str, str, str]], common: dict[str, int],
     passages, tokens = totals
     average = tokens / max(passages, 1)
     ids = list(docs)
+    lengths, counts = _stemmer.counts([docs[i] for i in ids], list(common))
     hits: dict[tuple[int, str], float] = {}
-    length: Counter[int] = Counter()
-    for doc, term, column in _stemmer.tokens([docs[i] for i in ids]):
-        length[doc] += 1
-        if term in common:
-            hits[doc, term] = hits.get((doc, term), 0.0) + weights[column]
+    for doc, term, column, n in counts:
+        hits[doc, term] = hits.get((doc, term), 0.0) + n * weights[column]
     scores: dict[int, float] = {}
     for (doc, term), frequency in hits.items():
         idf = math.log((passages - common[term] + 0.5) / (common[term] + 0.5))
         idf = idf if idf > 0 else 1e-6
-        norm = _K1 * (1 - _B + _B * length[doc] / average)
+        norm = _K1 * (1 - _B + _B * lengths[doc] / average)
         scores[ids[doc]] = scores.get(ids[doc], 0.0) + idf * frequency * (_K1 + 1) / (frequency + norm)
     return scores
 
