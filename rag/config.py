@@ -3,7 +3,7 @@
 Each setting is read from the constructor's arguments, else the environment (RAG_<NAME>, or its own name
 such as OPENAI_API_KEY), else .env, else its default, and checked against its type and bounds; a bad value
 raises SettingsError naming the variable. Written here rather than with pydantic-settings: importing
-pydantic and building the model cost a cold `rag ask` 12 MiB of its 150 MiB budget and ~0.2 s.
+pydantic and building the model cost a cold `rag ask` ~11 MiB of its 150 MiB budget and ~0.15 s.
 """
 
 from __future__ import annotations
