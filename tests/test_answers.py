@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHIPPED_CORPUS
+from conftest import SHIPPED_CORPUS, loaded
 from fake_openai import FakeOpenAI, scripted_llm, system_message, user_message
 
 from rag import Assistant, Settings
@@ -141,3 +141,28 @@ def test_sentences_holding_the_questions_rarer_words_score_higher():
                  "Many types of Turing machines are used to define complexity classes."]
     coverage = _coverage(["Turing machines are commonly employed to define what?"], sentences)
     assert coverage.argmax() == 2 and coverage[0] == coverage[1] > 0
+
+
+def test_long_passages_embed_only_the_likeliest_sentences_and_still_find_the_fact(shipped):
+    from rag.answer.extractive import EMBEDDED_SENTENCES, extractive_draft
+    from rag.types import Hit, Passage, Source
+
+    _, encoder = loaded(shipped)
+    embedded = []
+
+    class Counting:
+        def encode(self, texts):
+            embedded.extend(texts)
+            return encoder.encode(texts)
+
+    filler = ("The team met on Tuesdays.", "Coffee was provided in the kitchen.", "Slides were shared afterwards.",
+              "Several people joined remotely.", "The notes went to the wiki.", "Lunch was ordered for everyone.",
+              "A retrospective followed in the spring.", "Questions were collected in a document.")
+    texts = [" ".join(filler) for _ in range(4)]
+    fact = "The database migration to Postgres took two weeks."
+    texts.insert(2, " ".join([*filler[:4], fact, *filler[4:]]))
+    hits = [Hit(Passage(i, text, (Source(f"Post {i}", f"post-{i}.md"),)), 1.0 - i / 100, 0.5)
+            for i, text in enumerate(texts)]
+    draft, why = extractive_draft(["What do we know about the database migration to Postgres?"], hits, Counting(), 3)
+    assert why is None and "took two weeks. [3]" in draft
+    assert len(embedded) == 1 + EMBEDDED_SENTENCES < 1 + 5 * 9  # the question, and 16 of the 45 sentences
