@@ -13,6 +13,7 @@ import os
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -48,9 +49,22 @@ class Secret:
         return hash(self._value)
 
 
+def _base_url(url: str) -> str:
+    """Refused here, not at the first question, where a bad port fails deep inside the HTTP client."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when the port is out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://localhost:11434/v1")
+    return url
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One setting's default, description and bounds (`env`: its variable when not RAG_<NAME>)."""
+    """One setting's default, description and bounds (`env`: its variable when not RAG_<NAME>; `check`: a
+    further test of the typed value, which returns it or raises ValueError)."""
 
     default: Any
     description: str
@@ -61,6 +75,7 @@ class Setting:
     max_length: int | None = None
     pattern: str | None = None
     env: str | None = None
+    check: Callable[[Any], Any] | None = None
 
 
 def setting(default: Any, *, description: str, **rules: Any) -> Any:
@@ -259,7 +274,7 @@ class Settings:
         None, env="OPENAI_API_KEY", description="Key for the OpenAI-compatible endpoint (never logged)."
     )
     openai_base_url: str | None = setting(
-        None, env="OPENAI_BASE_URL",
+        None, env="OPENAI_BASE_URL", check=_base_url,
         description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 for Ollama; unset for OpenAI.",
     )
 
@@ -307,8 +322,6 @@ class Settings:
         for name, spec in _FIELDS.items():
             try:
                 value = _checked(_TYPES[name], values.get(name, spec.default), spec)
-                if name == "openai_base_url":
-                    value = _base_url(value)
             except ValueError as exc:
                 problems.append(f"{Settings.variable(name)}: {exc}")
                 continue
@@ -361,7 +374,7 @@ def _checked(kind: Any, value: Any, spec: Setting) -> Any:
             raise ValueError(f"String should have at most {spec.max_length} characters")
         if spec.pattern is not None and not re.search(spec.pattern, value):
             raise ValueError(f"String should match pattern '{spec.pattern}'")
-    return value
+    return spec.check(value) if spec.check is not None else value
 
 
 _TRUE, _FALSE = {"1", "true", "yes", "on", "t", "y"}, {"0", "false", "no", "off", "f", "n"}
@@ -406,20 +419,6 @@ def _typed(kind: Any, value: Any) -> Any:  # noqa: PLR0911 - one return per type
     if isinstance(value, str):
         return value
     raise ValueError("Input should be a valid string")
-
-
-def _base_url(url: str | None) -> str | None:
-    """Refused here, not at the first question, where a bad port fails deep inside the HTTP client."""
-    if url is None:
-        return None
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError when the port is out of range or not a number
-    except ValueError as exc:
-        raise ValueError(f"not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://localhost:11434/v1")
-    return url
 
 
 def trusted_hosts(settings: Settings) -> tuple[str, ...]:
