@@ -11,10 +11,11 @@ passages nothing is listed and FTS5 ranks every word, as it always did.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 COMMON_DOCS = 2000
 REFRESH_SHARE = 0.1  # the passages may change by this share before the common words are listed again
@@ -33,33 +34,34 @@ class _Stemmer:
         self._db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
         self._lock = threading.Lock()
 
+    @contextlib.contextmanager
+    def _holding(self, docs: Iterable[tuple[str, str, str]]) -> Iterator[None]:
+        """The table holds these (text, titles, sections) as rows 0, 1, ... while the block runs."""
+        with self._lock:
+            try:
+                self._db.executemany("INSERT INTO t (rowid, text, titles, sections) VALUES (?, ?, ?, ?)",
+                                     ((i, *doc) for i, doc in enumerate(docs)))
+                yield
+            finally:
+                self._db.execute("DELETE FROM t")
+
     def counts(self, docs: Sequence[tuple[str, str, str]], terms: Sequence[str]
                ) -> tuple[list[int], list[tuple[int, str, int, int]]]:
         """Tokens per document, and (document, stem, column, occurrences) of these stems, for the given
         (text, titles, sections): SQLite counts, so no token crosses into Python."""
         marks = ",".join("?" * len(terms))
-        with self._lock:
-            try:
-                self._db.executemany("INSERT INTO t (rowid, text, titles, sections) VALUES (?, ?, ?, ?)",
-                                     ((i, *doc) for i, doc in enumerate(docs)))
-                lengths = [0] * len(docs)
-                for doc, tokens in self._db.execute("SELECT doc, count(*) FROM v GROUP BY doc"):
-                    lengths[doc] = tokens
-                hits = [(doc, term, _COLUMNS.index(col), n) for doc, term, col, n in self._db.execute(
-                    f"SELECT doc, term, col, count(*) FROM v WHERE term IN ({marks}) GROUP BY doc, term, col",
-                    list(terms))] if terms else []
-                return lengths, hits
-            finally:
-                self._db.execute("DELETE FROM t")
+        with self._holding(docs):
+            lengths = [0] * len(docs)
+            for doc, tokens in self._db.execute("SELECT doc, count(*) FROM v GROUP BY doc"):
+                lengths[doc] = tokens
+            hits = [(doc, term, _COLUMNS.index(col), n) for doc, term, col, n in self._db.execute(
+                f"SELECT doc, term, col, count(*) FROM v WHERE term IN ({marks}) GROUP BY doc, term, col",
+                list(terms))] if terms else []
+        return lengths, hits
 
     def stems(self, words: Sequence[str]) -> dict[str, str]:
-        with self._lock:
-            try:
-                self._db.executemany("INSERT INTO t (rowid, text, titles, sections) VALUES (?, ?, '', '')",
-                                     enumerate(words))
-                return {words[doc]: term for doc, term in self._db.execute("SELECT doc, term FROM v")}
-            finally:
-                self._db.execute("DELETE FROM t")
+        with self._holding((w, "", "") for w in words):
+            return {words[doc]: term for doc, term in self._db.execute("SELECT doc, term FROM v")}
 
 
 _stemmer = _Stemmer()
