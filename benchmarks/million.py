@@ -431,7 +431,7 @@ def child_search(queries_file: str, index_dir: str) -> None:
         for n, question in enumerate(questions):
             # Interleaved, so the machine's noise falls on all three alike, and each question's first
             # mode (which meets its pages first) rotates.
-            for mode in names[n % 3:] + names[:n % 3]:
+            for mode in names[n % len(names):] + names[:n % len(names)]:
                 start = time.perf_counter()
                 modes[mode].search(question)
                 times[mode][kind].append(time.perf_counter() - start)
