@@ -8,7 +8,7 @@ PORT ?= 8501
 CHROMIUM := /usr/lib/chromium/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser index run lint test test-fast screenshot bench clean lock audit
+.PHONY: setup browser index run lint test test-fast screenshot bench clean lock audit model
 
 setup: $(STAMP)
 
@@ -61,6 +61,16 @@ test-fast: setup
 # Every benchmark, one after another (about 20 minutes), then benchmarks/RESULTS.md from their JSON.
 bench: setup browser
 	cd benchmarks && HF_HUB_OFFLINE=1 ../$(BIN)/python run_all.py
+
+# The reading model (rag/models/reader), rebuilt from ../shared/train/: pairs, training (about two hours on
+# 2 cores, in the background is fine; rerun to resume from the last checkpoint), ONNX export, calibration and
+# the model card. The work folder lives outside the repository.
+READER_WORK ?= $(HOME)/reader-work
+TRAIN_DATA ?= ../shared/train
+model: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/reader/pairs.py --train-dir $(TRAIN_DATA) --out $(READER_WORK)/pairs
+	HF_HUB_OFFLINE=1 nice $(BIN)/python scripts/reader/train.py --pairs $(READER_WORK)/pairs --work $(READER_WORK)/run
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/reader/export.py --work $(READER_WORK)/run --pairs $(READER_WORK)/pairs
 
 clean:
 	rm -rf $(VENV) vectorstore/onnx vectorstore/*.faiss vectorstore/*.sqlite vectorstore/manifest.json

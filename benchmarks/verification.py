@@ -27,7 +27,7 @@ from rag.answer.verify import load_verifier
 from rag.text import sentence_spans
 
 DATA = ROOT.parent / "shared" / "eval" / "ragtruth_qa_dev.jsonl"
-SPLIT = ROOT / "scripts" / "verifier" / "ragtruth_split.json"
+SPLIT = ROOT / "scripts" / "reader" / "ragtruth_split.json"
 BARS = {"clean_kept": 0.90, "hallucinated_removed": 0.70, "response_f1": 0.55, "p95_ms": 150}
 
 

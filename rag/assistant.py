@@ -12,6 +12,7 @@ from .answer import pipeline
 from .answer.answerers import Answerer, ExtractiveAnswerer, Fallback, LLMAnswerer
 from .answer.conversation import as_turns
 from .answer.questions import clean_question
+from .answer.reader import reading_model
 from .answer.stream import AnswerStream
 from .answer.verify import load_verifier, verify_answer
 from .config import Settings
@@ -113,7 +114,8 @@ class Assistant:
         history = list(history or ())  # read twice: for the run, and whether this is a conversation's first turn
 
         def writer(loaded: Loaded) -> Answerer:
-            extractive = ExtractiveAnswerer(loaded.encoder, loaded.matcher, self.settings.answer_max_sentences)
+            extractive = ExtractiveAnswerer(loaded.encoder, loaded.matcher, self.settings.answer_max_sentences,
+                                            reading_model(self.settings), self.settings.answer_threshold)
             if llm is None:
                 return extractive
             first_turn = not as_turns(history, 1)  # a skipped LLM is told once per conversation (Fallback)

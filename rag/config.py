@@ -190,17 +190,30 @@ class Settings:
         description="Abstain when no retrieved passage has a cosine similarity to the question of at least "
         "this (calibrated on tests/data: answerable case-study questions scored 0.27 and up).",
     )
+    reader_model: str = setting(
+        "bundled",
+        description="The reading model that decides which sentence answers, whether the passages can answer at "
+        "all, and whether a claim is supported: 'bundled' (shipped in the package, checked against its SHA-256), "
+        "a folder with an ONNX export (model.onnx, tokenizer.json, meta.json), or a sentence-transformers "
+        "cross-encoder (a folder or a Hub name), exported to ONNX once into RAG_INDEX_DIR. 'overlap' reads by "
+        "shared words and closeness of meaning instead (no model).",
+    )
+    answer_threshold: float | None = setting(
+        None, ge=0, le=1,
+        description="The offline answer abstains when no retrieved sentence's P(answers) reaches this; unset "
+        "uses the reading model's own (calibrated with it). Higher abstains more.",
+    )
     verifier_model: str = setting(
-        "overlap",
-        description="What checks every answer sentence against its passages: 'overlap' (shared content words and "
-        "quantities), or a cross-encoder that reads claim and evidence together: a folder with an ONNX export "
-        "(model.onnx, tokenizer.json, meta.json), or a sentence-transformers/Hugging Face cross-encoder or NLI "
+        "reader",
+        description="What checks every answer sentence against its passages: 'reader' (the reading model, "
+        "RAG_READER_MODEL), 'overlap' (shared content words and quantities: the explicit fallback), or another "
+        "cross-encoder: a folder with an ONNX export or a sentence-transformers/Hugging Face cross-encoder or NLI "
         "model (a folder or a Hub name), exported to ONNX once into RAG_INDEX_DIR.",
     )
     verifier_threshold: float | None = setting(
         None, ge=0, le=1,
         description="Keep a sentence when the verifier's P(supported) reaches this; unset uses the model's own "
-        "threshold (tuned with it). Higher removes more.",
+        "threshold (calibrated with it). Higher removes more.",
     )
     trusted_link_hosts: str | None = setting(
         None, description="Comma-separated hosts (and their subdomains) whose links in answers show as plain links. "

@@ -120,3 +120,9 @@ class VerifierUnavailable(UserError):
     def __init__(self, model: str, reason: str) -> None:
         super().__init__(f"cannot load the claim verifier {model!r} ({reason}): set RAG_VERIFIER_MODEL to a "
                          "cross-encoder folder or name, or to overlap")
+
+
+class ReaderUnavailable(UserError):
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(f"cannot load the reading model {model!r} ({reason}): set RAG_READER_MODEL to an ONNX "
+                         "folder or a cross-encoder name, or reinstall the package for the bundled one")

@@ -9,6 +9,7 @@ LOW_SCORE = "low_score"  # no retrieved passage came close enough to the questio
 NO_GROUNDED_PASSAGE = "no_grounded_passage"  # no passage speaks of every name the question asks about
 ANSWER_KIND = "answer_kind"  # no retrieved sentence is the kind of answer asked for (a number, a name)
 LLM_DECLINED = "llm_declined"  # the LLM said the passages do not hold the answer
+NOT_ANSWERED = "not_answered"  # the reading model found no retrieved sentence that answers the question
 NOTHING_VERIFIED = "nothing_verified"  # no sentence of the draft was supported by the passages
 
 

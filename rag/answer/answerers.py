@@ -16,6 +16,7 @@ from .extractive import extractive_draft
 from .grounding import NameMatcher, compound_names, context_of, question_names
 from .llm import LLMSkipped
 from .prompts import NO_ANSWER
+from .reader import ReadingModel
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,10 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, encoder: QueryEncoder, matcher: NameMatcher, max_sentences: int) -> None:
+    def __init__(self, encoder: QueryEncoder, matcher: NameMatcher, max_sentences: int,
+                 reader: ReadingModel | None = None, threshold: float | None = None) -> None:
         self.encoder, self.matcher, self.max_sentences = encoder, matcher, max_sentences
+        self.reader, self.threshold = reader, threshold
 
     def rewrite(self, history: Sequence[Turn], question: str, leaning: FollowUp, notices: list[str]) -> str:
         return leaning.rewrite(question)
@@ -61,7 +64,8 @@ class ExtractiveAnswerer:
                            "no passage found mentions " + " and ".join(names) + " together")
             return Draft("", self.name, NO_GROUNDED_PASSAGE)
         quotable = [not m for m in missing] if missing else None
-        text, declined = extractive_draft([asked, standalone], hits, self.encoder, self.max_sentences, quotable)
+        text, declined = extractive_draft([asked, standalone], hits, self.encoder, self.max_sentences, quotable,
+                                          self.reader, self.threshold)
         if declined:
             notices.append("no retrieved sentence answers this")
         yield text  # whole: it is quoted, not written

@@ -1,5 +1,5 @@
 """Export a cross-encoder (a Hugging Face sequence-classification model) to the ONNX layout the verifier
-loads: model.onnx (+ model.onnx.data), tokenizer.json, meta.json. Used by scripts/verifier/ for the
+loads: model.onnx (+ model.onnx.data), tokenizer.json, meta.json. Used by scripts/reader/ for the
 bundled model and on first use of a model named by RAG_VERIFIER_MODEL. Imports torch: call it at build
 time, never on the answer path.
 """

@@ -12,9 +12,10 @@ import numpy as np
 
 from ..retrieval import QueryEncoder
 from ..text import sentence_units
-from ..types import ANSWER_KIND, NOTHING_VERIFIED, Hit
+from ..types import ANSWER_KIND, NOT_ANSWERED, NOTHING_VERIFIED, Hit
 from .answerability import can_answer, wanted
 from .citations import content_words
+from .reader import ReadingModel
 
 # A sentence must come this close to the best one to join it: keeps answers short and on topic.
 _MARGIN = 0.12
@@ -32,12 +33,22 @@ LEXICAL_WEIGHT = 0.3
 # subset, wiki, case studies; 12 changed 4 of SQuAD's 500, 8 changed 22) and halves the answer over five
 # 105-word paragraphs (37 sentences: 0.36 -> 0.17 s), most of a cold `rag ask` at a million passages.
 EMBEDDED_SENTENCES = 16
+# With the reading model: the sentences it reads per question, and how much of the passage's cosine joins
+# its P(answers) (retrieval breaks near-ties: of two sentences that both seem to answer, the one in the
+# passage that fits the question better).
+READ_SENTENCES = 24
+RETRIEVAL_WEIGHT = 0.1
+# A sentence joins the best one only if the model says it answers too, nearly as surely.
+_READ_MARGIN = 0.25
 
 
 def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: QueryEncoder,
-                     max_sentences: int, quotable: Sequence[bool] | None = None) -> tuple[str, str | None]:
+                     max_sentences: int, quotable: Sequence[bool] | None = None,
+                     reader: ReadingModel | None = None, threshold: float | None = None) -> tuple[str, str | None]:
     """Pick sentences for the question as asked and as rewritten (a follow-up's own words say what it
-    wants, "how long"; the rewrite says about what), from the hits marked quotable (default: all).
+    wants, "how long"; the rewrite says about what), from the hits marked quotable (default: all). With
+    the reading model, the sentences it reads as answering the standalone question (questions[-1]); none
+    above `threshold` (default: the model's own) means the passages do not answer.
 
     Returns the draft, or "" and why nothing could be quoted."""
     quotable = quotable or [True] * len(hits)
@@ -57,6 +68,9 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
     usable = [i for i, (_, _, sentence) in enumerate(candidates) if can_answer(kind, sentence, questions[0])]
     if not usable:
         return "", ANSWER_KIND
+    if reader is not None:
+        return _read_draft(questions, hits, candidates, in_context, usable, reader, max_sentences,
+                           reader.answer_threshold if threshold is None else threshold)
     if len(usable) > EMBEDDED_SENTENCES:
         likely = 0.5 * np.array([hits[candidates[i][0]].dense_score for i in usable]) + \
             LEXICAL_WEIGHT * _coverage(questions, [in_context[i] for i in usable])
@@ -77,6 +91,42 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
         if sum(1 for r, _, _ in chosen if r == rank) < _PER_PASSAGE:
             chosen.append((rank, order, sentence))
     return " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in sorted(chosen)), None
+
+
+def _read_draft(questions: Sequence[str], hits: Sequence[Hit], candidates: list[tuple[int, int, str]],
+                in_context: list[str], usable: list[int], reader: ReadingModel, max_sentences: int,
+                threshold: float) -> tuple[str, str | None]:
+    """The sentences the model reads as answering, each read with its post's title and the sentence before."""
+    if len(usable) > READ_SENTENCES:
+        likely = 0.5 * np.array([hits[candidates[i][0]].dense_score for i in usable]) + \
+            LEXICAL_WEIGHT * _coverage(questions, [in_context[i] for i in usable])
+        usable = [usable[i] for i in sorted(np.argsort(-likely, kind="stable")[:READ_SENTENCES])]
+    chosen_from = [candidates[i] for i in usable]
+    contexts = [_context(hits[rank], in_context[i][:len(in_context[i]) - len(sentence)].strip())
+                for i, (rank, _, sentence) in zip(usable, chosen_from)]
+    answers = reader.answers(questions[-1], [(sentence, context) for (_, _, sentence), context
+                                             in zip(chosen_from, contexts)])
+    if float(answers.max()) < threshold:
+        return "", NOT_ANSWERED
+    scores = answers + RETRIEVAL_WEIGHT * np.array([hits[rank].dense_score for rank, _, _ in chosen_from])
+    best = float(answers.max())
+    chosen: list[tuple[int, int, str]] = []
+    for index in np.argsort(-scores, kind="stable"):
+        rank, order, sentence = chosen_from[index]
+        if len(chosen) == max_sentences:
+            break
+        if answers[index] < max(threshold, best - _READ_MARGIN):
+            continue
+        if sum(1 for r, _, _ in chosen if r == rank) < _PER_PASSAGE:
+            chosen.append((rank, order, sentence))
+    return " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in sorted(chosen)), None
+
+
+def _context(hit: Hit, previous: str) -> str:
+    """What the reader sees besides the sentence: the post's title and section, and the sentence before."""
+    source = hit.passage.sources[0] if hit.passage.sources else None
+    where = ". ".join(p for p in (source.title, source.section) if p) if source else ""
+    return f"{where}. {previous}".strip(". ") if previous else where
 
 
 def _coverage(questions: Sequence[str], sentences: Sequence[str]) -> np.ndarray:

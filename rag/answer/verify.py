@@ -16,15 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from ..config import Settings
 from ..text import STOPWORDS, sentence_spans
 from ..types import SentenceCheck, Verification
 from .citations import content_words, sentences_with_markers, strip_links, strip_markers, support, without_links
-from .crossencoder import CONTRADICTED, SUPPORTED, CrossEncoder
+from .crossencoder import CONTRADICTED, SUPPORTED
 from .facts import missing_names, missing_quantities, opposite_word
+from .reader import reading_model
 
 SUPPORTED_VERDICT, UNSUPPORTED_VERDICT, CONTRADICTED_VERDICT = "supported", "unsupported", "contradicted"
-OVERLAP = "overlap"
+OVERLAP, READER = "overlap", "reader"
 _CANDIDATES = 3  # evidence windows scored per round: the best two sentences and the two together
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -72,13 +75,17 @@ class ClaimVerifier(Protocol):
 
 
 def load_verifier(settings: Settings) -> ClaimVerifier:
-    """RAG_VERIFIER_MODEL: `overlap` (shared words), else a cross-encoder (rag.answer.crossencoder)."""
+    """RAG_VERIFIER_MODEL: `reader` (the reading model, unless RAG_READER_MODEL is `overlap`), `overlap`
+    (shared words), else another cross-encoder (rag.answer.crossencoder)."""
+    if settings.verifier_model == READER:
+        model = reading_model(settings)
+        return OverlapVerifier() if model is None else Verifier(model, settings.verifier_threshold)
     if settings.verifier_model == OVERLAP:
         return OverlapVerifier()
     from .crossencoder import load_cross_encoder
 
-    model = load_cross_encoder(settings.verifier_model, Path(settings.index_dir) / "verifier")
-    return Verifier(model, settings.verifier_threshold)
+    encoder = load_cross_encoder(settings.verifier_model, Path(settings.index_dir) / "verifier")
+    return Verifier(encoder, settings.verifier_threshold)
 
 
 class OverlapVerifier:
@@ -124,10 +131,18 @@ def _best_span(claim: str, passages: Sequence[str], passage: int) -> Span:
     return Span(passage, best.start, best.end)
 
 
+class ScoringModel(Protocol):
+    """(supported, unsupported, contradicted) per (claim, evidence) pair, and the model's own threshold."""
+
+    threshold: float
+
+    def scores(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
+
+
 class Verifier:
     """Checks claims against passages with a cross-encoder and the claims' facts."""
 
-    def __init__(self, model: CrossEncoder, threshold: float | None = None) -> None:
+    def __init__(self, model: ScoringModel, threshold: float | None = None) -> None:
         self.model = model
         self.threshold = model.threshold if threshold is None else threshold
 

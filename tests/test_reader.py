@@ -1,0 +1,127 @@
+"""The shipped reading model: loaded from the package with its checksum, and read with wherever the product
+judges two texts together (which sentence answers, whether any does, follow-ups, verification)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+
+import pytest
+
+from rag import verify
+from rag.answer.reader import BUNDLED, BUNDLED_DIR, load_reader
+from rag.cli import main
+from rag.errors import ReaderUnavailable
+from rag.types import NOT_ANSWERED
+
+POOLING = ("Database connection pooling was our biggest blind spot. Under normal load, direct connections worked "
+           "fine. But during traffic spikes, the database would hit its connection limit and cascade failures "
+           "across all services. A simple PgBouncer setup eliminated the issue entirely.")
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    """A private copy of the bundled model folder that a test may damage or change."""
+    folder = tmp_path / "reader"
+    shutil.copytree(BUNDLED_DIR, folder)
+    return folder
+
+
+def test_the_bundled_model_loads_once_and_reads_both_tasks(tmp_path):
+    model = load_reader(BUNDLED, tmp_path)
+    assert load_reader(BUNDLED, tmp_path) is model
+    answers = model.answers("Which connection pooler fixed the cascading failures?",
+                            [("A simple PgBouncer setup eliminated the issue entirely.", "Cost Breakdown"),
+                             ("Under normal load, direct connections worked fine.", "Cost Breakdown")])
+    assert answers[0] > model.answer_threshold > answers[1]
+    supported = model.scores([("PgBouncer fixed the connection problem.", POOLING)])[:, 0]
+    assert supported.shape == (1,)
+
+
+def test_a_flipped_byte_is_refused_with_one_line(model_copy, monkeypatch, capsys, shipped_index):
+    from rag.answer import reader
+
+    data = bytearray((model_copy / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (model_copy / "model.onnx").write_bytes(bytes(data))
+    monkeypatch.setattr(reader, "BUNDLED_DIR", model_copy)
+    load_reader.cache_clear()
+    try:
+        with pytest.raises(ReaderUnavailable, match="fails its SHA-256 check"):
+            load_reader(BUNDLED, model_copy)
+        monkeypatch.setenv("RAG_INDEX_DIR", str(shipped_index))
+        assert main(["ask", "How did they cut cloud costs?"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "SHA-256" in err and "RAG_READER_MODEL" in err
+    finally:
+        load_reader.cache_clear()
+
+
+@pytest.mark.parametrize("claim", [
+    "Under normal load, direct connections failed.",
+    "A simple PgBouncer setup made the issue worse.",
+    "Database connection pooling was never a blind spot for us.",
+])
+def test_a_contradiction_that_reuses_the_passages_words_is_removed(claim):
+    sentence = verify(f"{claim} [1]", [POOLING]).sentences[0]
+    assert not sentence.supported, (claim, sentence.score)
+
+
+@pytest.mark.parametrize("claim", [
+    "Adding PgBouncer solved the problem.",
+    "Traffic spikes pushed the database past its connection limit.",
+    "Connection pooling was the team's biggest blind spot.",
+])
+def test_a_faithful_paraphrase_is_kept(claim):
+    sentence = verify(f"{claim} [1]", [POOLING]).sentences[0]
+    assert sentence.supported, (claim, sentence.score)
+
+
+def test_the_pooler_question_names_pgbouncer(shipped):
+    answer = shipped.ask("Which connection pooler fixed the cascading failures?")
+    assert "PgBouncer" in answer.text and not answer.abstained
+
+
+def test_an_unanswerable_near_miss_abstains_and_lists_the_near_misses(shipped):
+    answer = shipped.ask("How many database connections did PgBouncer allow per service?")
+    assert answer.abstained and answer.abstain_reason == NOT_ANSWERED
+    assert answer.near_misses and "PgBouncer" in answer.near_misses[0].passage.text
+
+
+def test_the_cloud_costs_follow_up_does_not_quote_another_post(shipped):
+    history = [("user", "How did they cut cloud costs?"),
+               ("assistant", shipped.ask("How did they cut cloud costs?").text)]
+    answer = shipped.ask("and how long did that take?", history=history)
+    assert answer.abstained or all("cost" in c.hit.passage.text.lower() for c in answer.citations), answer.text
+
+
+def test_a_users_own_model_folder_is_honoured(model_copy, shipped_index, monkeypatch):
+    from rag import Assistant, Settings
+
+    meta = json.loads((model_copy / "meta.json").read_text())
+    (model_copy / "meta.json").write_text(json.dumps({**meta, "answer_threshold": 0.9999}))
+    assistant = Assistant(Settings(index_dir=shipped_index, reader_model=str(model_copy)))
+    answer = assistant.ask("Which connection pooler fixed the cascading failures?")
+    assert answer.abstained and answer.abstain_reason == NOT_ANSWERED
+
+
+def test_overlap_stays_an_explicit_fallback(shipped_index):
+    from rag import Assistant, Settings
+
+    answer = Assistant(Settings(index_dir=shipped_index, reader_model="overlap")).ask(
+        "How did they cut cloud costs?")
+    assert not answer.abstained and answer.citations
+
+
+def test_reading_needs_no_network(shipped, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    load_reader.cache_clear()
+    try:
+        assert "PgBouncer" in shipped.ask("Which connection pooler fixed the cascading failures?").text
+    finally:
+        load_reader.cache_clear()
