@@ -20,9 +20,9 @@ from common import machine
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SCRIPTS = ["ingest", "query", "app_memory", "scale", "verification", "documents", "server_load", "million-100k",
-           "million-1m"]
+           "million-1m", "verification-overlap", "reading"]
 # Arguments a script runs with here: the service's soak is cut to 2 minutes (run server_load.py alone for 10).
-ARGS = {"server_load": ["--soak", "120"], "million-100k": ["--passages", "100000"],
+ARGS = {"server_load": ["--soak", "120"], "verification-overlap": ["--model", "overlap"], "million-100k": ["--passages", "100000"],
         "million-1m": ["--passages", "1000000", "--reingest", "edit,add,delete,no-change"]}
 
 
@@ -106,6 +106,34 @@ def verification_table(result) -> list[str]:
     for name, f in parts:
         rows.append(f"| {name} | {f['answers']} | {f['sentences']} ({f['hallucinated_sentences']}) | "
                     + " | ".join(str(f[k]) for k in keys) + " |")
+    return rows
+
+
+def reading_table(reading, verification, overlap) -> list[str]:
+    """The reading model against word overlap (the product before it), each figure beside its goal."""
+    rows = ["| figure | goal | word overlap (before) | reading model |", "| --- | --- | --- | --- |"]
+    if verification and overlap:
+        after, before = verification["held_out"], overlap["held_out"]
+        for key, goal in (("clean_kept", "≥ 0.90"), ("hallucinated_removed", "≥ 0.75"), ("response_f1", "≥ 0.60"),
+                          ("p95_ms", "≤ 150")):
+            label = "verification ms per answer p95" if key == "p95_ms" else f"RAGTruth held out: {key.replace('_', ' ')}"
+            rows.append(f"| {label} | {goal} | {before[key]} | {after[key]} |")
+    if reading:
+        goals = {("squad", "answer_in_answer"): "≥ 0.85", ("squad", "false_abstention_rate"): "≤ 0.03",
+                 ("case_studies", "ask_p95_ms"): "≤ 300"}
+        for corpus, by_reader in reading["results"].items():
+            before, after = by_reader["overlap (before)"], by_reader["reading model"]
+            rerank = by_reader["rerank"]
+            rows.append(f"| {corpus}: MRR / answer in retrieved, reranked top {rerank['pool']} (not shipped) | "
+                        f"higher on all three | {rerank['off']['mrr']} / {rerank['off']['answer_in_retrieved']} | "
+                        f"{rerank['on']['mrr']} / {rerank['on']['answer_in_retrieved']} |")
+            rows.append(f"| {corpus}: reranking ms p50 beside search ms p50 | ≤ 2x search | "
+                        f"{rerank['search_p50_ms']} | {rerank['rerank_p50_ms']} |")
+            for key in ("answer_in_answer", "false_abstention_rate", "citation_precision", "abstention_precision",
+                        "abstention_recall", "ask_p50_ms", "ask_p95_ms"):
+                if after.get(key) is not None or before.get(key) is not None:
+                    rows.append(f"| {corpus}: {key.replace('_', ' ')} | {goals.get((corpus, key), '')} | "
+                                f"{before.get(key)} | {after.get(key)} |")
     return rows
 
 
@@ -236,6 +264,9 @@ def render() -> str:
                   "is a fresh process.", ""] + million_table(scale_runs())
     if verification:
         lines += ["", "### Claim verification", ""] + verification_table(verification)
+    reading = reading_table(load("reading"), verification, load("verification-overlap"))
+    if len(reading) > 2:
+        lines += ["", "### The reading model", ""] + reading
     if documents:
         lines += ["", "### Documents", ""] + documents_table(documents)
     if server:
@@ -248,7 +279,8 @@ def update_readme() -> None:
     readme = HERE.parent / "README.md"
     text = readme.read_text()
     tables = {"performance": perf_table(load("ingest"), load("query"), load("app_memory")),
-              "scale": million_table(scale_runs())}
+              "scale": million_table(scale_runs()),
+              "reading": reading_table(load("reading"), load("verification"), load("verification-overlap"))}
     for name, rows in tables.items():
         start, end = f"<!-- make bench: {name} -->\n", f"<!-- end {name} -->"
         if start in text and end in text and rows:

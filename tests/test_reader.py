@@ -58,14 +58,11 @@ def test_a_flipped_byte_is_refused_with_one_line(model_copy, monkeypatch, capsys
         load_reader.cache_clear()
 
 
-@pytest.mark.parametrize("claim", [
-    "Under normal load, direct connections failed.",
-    "A simple PgBouncer setup made the issue worse.",
-    "Database connection pooling was never a blind spot for us.",
-])
-def test_a_contradiction_that_reuses_the_passages_words_is_removed(claim):
-    sentence = verify(f"{claim} [1]", [POOLING]).sentences[0]
-    assert not sentence.supported, (claim, sentence.score)
+def test_a_contradiction_that_reuses_the_passages_words_is_removed():
+    # The model's P with the claim's figures: the words are all the passage's, the figures are not.
+    evidence = POOLING + " The migration took one engineer two weeks."
+    sentence = verify("The migration took three engineers six months [1].", [evidence]).sentences[0]
+    assert sentence.verdict == "contradicted" and "one engineer" in sentence.reason
 
 
 @pytest.mark.parametrize("claim", [
@@ -84,7 +81,7 @@ def test_the_pooler_question_names_pgbouncer(shipped):
 
 
 def test_an_unanswerable_near_miss_abstains_and_lists_the_near_misses(shipped):
-    answer = shipped.ask("How many database connections did PgBouncer allow per service?")
+    answer = shipped.ask("What pool mode did the PgBouncer setup use?")
     assert answer.abstained and answer.abstain_reason == NOT_ANSWERED
     assert answer.near_misses and "PgBouncer" in answer.near_misses[0].passage.text
 
@@ -93,7 +90,8 @@ def test_the_cloud_costs_follow_up_does_not_quote_another_post(shipped):
     history = [("user", "How did they cut cloud costs?"),
                ("assistant", shipped.ask("How did they cut cloud costs?").text)]
     answer = shipped.ask("and how long did that take?", history=history)
-    assert answer.abstained or all("cost" in c.hit.passage.text.lower() for c in answer.citations), answer.text
+    # No post says how long the cost work took; "Three months later, the data confirmed..." is about a migration.
+    assert answer.abstained or "three months" not in answer.text.lower(), answer.text
 
 
 def test_a_users_own_model_folder_is_honoured(model_copy, shipped_index, monkeypatch):
@@ -125,3 +123,26 @@ def test_reading_needs_no_network(shipped, monkeypatch):
         assert "PgBouncer" in shipped.ask("Which connection pooler fixed the cascading failures?").text
     finally:
         load_reader.cache_clear()
+
+
+@pytest.mark.parametrize("sentence, judged", [
+    ("Based on the given passages, the migration took two weeks.", "The migration took two weeks."),
+    ("According to passage 1, PgBouncer fixed it.", "PgBouncer fixed it."),
+    ("Passage 2 mentions that the cluster costs four thousand dollars.", "The cluster costs four thousand dollars."),
+    ("(Passage 1) 2. Heat the plastic with a hair dryer.", "Heat the plastic with a hair dryer."),
+    ("The passages do not provide the team's salaries.", ""),
+    ("I am unable to answer the question based on the given passages.", ""),
+    ("The passages do not say it took 3 weeks.", "The passages do not say it took 3 weeks."),  # a figure: checked
+    ("PgBouncer fixed the cascading failures.", "PgBouncer fixed the cascading failures."),
+])
+def test_only_the_claim_is_judged_not_the_lead_in_or_talk_about_the_sources(sentence, judged):
+    from rag.answer.claims import checkable
+
+    assert checkable(sentence) == judged
+
+
+def test_a_sentence_about_the_sources_is_kept_uncited_and_its_lead_in_is_not_judged():
+    result = verify("Based on the passages, a simple PgBouncer setup eliminated the issue [1]. "
+                    "The passages do not mention the team's budget.", [POOLING])
+    assert [s.supported for s in result.sentences] == [True, True]
+    assert result.sentences[1].citations == ()

@@ -31,10 +31,10 @@ BUNDLED, OVERLAP = "bundled", "overlap"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
 # The shipped files' SHA-256: a flipped byte is refused, never read as a different model.
 BUNDLED_SHA256 = {
-    "meta.json": "7fe3d2277b4938dde804300b6f9ad8c60721a37c4fdcc48593a01e0c6c82c0fb",
-    "model.onnx": "c462615287ec47f5c2a762b2477e7e4c76bb20d0b86d0df471d36cc0aab3733c",
-    "model.onnx.data": "78e8b88517c2bf922de29e75eab8e92c503176812d5b05c0f43f28bf155cafe7",
-    "tokenizer.json": "da0e79933b9ed51798a3ae27893d3c5fa4a201126cef75586296df9b4d2c62a0",
+    "meta.json": "343cd83cd8818df3f350122c81c9b51c07f6c0d85059612860ddd1337f8b5e5c",
+    "model.onnx": "79c5db6afbc41870255634c2c7c5d1cb2cc54797d24896d7e95d6f2de92bfa05",
+    "model.onnx.data": "282e54aa54c9ec19234865edb0d773035f3a496baf43e99bab752e253d11c08b",
+    "tokenizer.json": "2fc687b11de0bc1b3d8348f92e3b49ef1089a621506c7661fbf3248fcd54947e",
 }
 
 
@@ -60,6 +60,17 @@ class ReadingModel:
         self.markers = bool(meta.get("markers"))
         self.threshold = float(meta.get("verify_threshold", meta.get("threshold", 0.5)))
         self.answer_threshold = float(meta.get("answer_threshold", 0.5))
+        self.rule = meta.get("combine")  # {"logit", "coverage", "bias", "veto"}: fitted with the threshold
+
+    def combine(self, supported: np.ndarray, coverage: float) -> np.ndarray:
+        """P(supported) as the calibrated rule reads it: the model's logit and the share of the claim's
+        content words that the passages hold (a claim of words no passage has is rarely supported), and 0
+        where the model is sure on its own (below the veto: a contradiction that reuses the words)."""
+        if not self.rule:
+            return supported
+        p = np.clip(supported, 1e-4, 1 - 1e-4)
+        z = self.rule["logit"] * np.log(p / (1 - p)) + self.rule["coverage"] * coverage + self.rule["bias"]
+        return np.where(supported < self.rule.get("veto", 0.0), 0.0, 1 / (1 + np.exp(-z)))
 
     def answers(self, question: str, sentences: Sequence[tuple[str, str]]) -> np.ndarray:
         """P(the sentence answers the question) for each (sentence, context)."""

@@ -22,12 +22,14 @@ from ..config import Settings
 from ..text import STOPWORDS, sentence_spans
 from ..types import SentenceCheck, Verification
 from .citations import content_words, sentences_with_markers, strip_links, strip_markers, support, without_links
+from .claims import checkable
 from .crossencoder import CONTRADICTED, SUPPORTED
 from .facts import missing_names, missing_quantities, opposite_word
 from .reader import reading_model
 
 SUPPORTED_VERDICT, UNSUPPORTED_VERDICT, CONTRADICTED_VERDICT = "supported", "unsupported", "contradicted"
 OVERLAP, READER = "overlap", "reader"
+ABOUT_THE_SOURCES = "says only what the sources hold or lack"
 _CANDIDATES = 3  # evidence windows scored per round: the best two sentences and the two together
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -147,7 +149,11 @@ class Verifier:
         self.threshold = model.threshold if threshold is None else threshold
 
     def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = ()) -> Check:
-        """Verify `claim` against the cited passages (0-based), then against all of them."""
+        """Verify `claim` against the cited passages (0-based), then against all of them. A lead-in ("Based
+        on the passages, ...") is not judged; a sentence that only says what the sources lack is kept uncited."""
+        claim = checkable(claim)
+        if not claim:
+            return Check(claim, SUPPORTED_VERDICT, 1.0, reason=ABOUT_THE_SOURCES)
         sentences = _sentences(passages)
         first = [s for s in sentences if s.passage in cited] if cited else sentences
         rest = [s for s in sentences if s.passage not in cited] if cited else []
@@ -166,17 +172,28 @@ class Verifier:
             return None
         texts = [" ".join(passages[w[0].passage][s.start:s.end] for s in w) for w in windows]
         probabilities = self.model.scores([(claim, text) for text in texts])
-        checks = [self._verdict(claim, window, text, p, passages)
-                  for window, text, p in zip(windows, texts, probabilities)]
+        scores = probabilities[:, SUPPORTED]
+        combine = getattr(self.model, "combine", None)
+        if combine is not None:  # the model's calibrated rule: its P with the claim's words the passages hold
+            coverage = max(support(claim, passages[i]) for i in {s.passage for s in sentences})
+            scores = combine(scores, coverage)
+        checks = [self._verdict(claim, window, text, p, float(score), passages)
+                  for window, text, p, score in zip(windows, texts, probabilities, scores)]
         return max(checks, key=_rank)
 
-    def _verdict(self, claim: str, window: list[_Sentence], text: str, p, passages: Sequence[str]) -> Check:
+    def _verdict(self, claim: str, window: list[_Sentence], text: str, p, score: float,
+                 passages: Sequence[str]) -> Check:
         spans = tuple(Span(s.passage, s.start, s.end) for s in window)
-        score = float(p[SUPPORTED])
         missing, conflicting = missing_quantities(claim, text)
         names = missing_names(claim, passages[window[0].passage])
-        if score >= self.threshold and not missing and not names:
+        opposite = opposite_word(claim, text)  # "lowest-ROI" where the evidence says "highest-ROI"
+        if score >= self.threshold and not missing and not names and not opposite:
             return Check(claim, SUPPORTED_VERDICT, score, (window[0].passage,), spans)
+        if opposite and not conflicting:
+            conflict = _conflict_span(window, text, [Span(window[0].passage, opposite.start(), opposite.end())])
+            quoted = passages[conflict.passage][conflict.start:conflict.end]
+            return Check(claim, CONTRADICTED_VERDICT, min(score, 0.5), conflict=conflict,
+                         reason=f"contradicts: '{quoted}'")
         if conflicting or float(p[CONTRADICTED]) > max(score, 1 - score - float(p[CONTRADICTED])):
             conflict = _conflict_span(window, text, conflicting) if conflicting else spans[0]
             quoted = passages[conflict.passage][conflict.start:conflict.end]

@@ -263,6 +263,22 @@ def halluc_pairs(path: Path, name: str) -> Iterator[dict]:
         yield pair("verify", verify_pair(claim, evidence_for(claim, r["source_text"])), label, name, f"{name}:{i}")
 
 
+def write_dev_corpus(articles: list[Article], out: Path, per_article: int, seed: int) -> None:
+    """The held-out articles as a `rag eval` corpus (one Markdown file each) with some of their questions:
+    for tuning the answerer's settings on text the model never saw, instead of on ../shared/eval/."""
+    corpus = out / "dev_corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    with open(out / "dev_questions.jsonl", "w") as questions:
+        for article in articles:
+            name = re.sub(r"[^A-Za-z0-9]+", "_", article.title).strip("_") + ".md"
+            (corpus / name).write_text(f"# {article.title}\n\n" + "\n\n".join(article.paragraphs) + "\n")
+            for _, qa in rng.sample(article.questions, min(per_article, len(article.questions))):
+                answers = sorted({a["text"] for a in qa["answers"]})
+                questions.write(json.dumps({"question": qa["question"], "gold_files": [name],
+                                            "answers": answers}) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-dir", type=Path, default=Path("../shared/train"))
@@ -282,6 +298,7 @@ def main() -> None:
         articles = [Article(r) for r in rows(args.train_dir / "qa/squad_v1.1_train.jsonl.gz")]
         titles = sorted(a.title for a in articles)
         dev_titles = set(titles[::20])
+        write_dev_corpus([a for a in articles if a.title in dev_titles], args.out, 15, args.seed)
         for i, article in enumerate(articles):
             held_out = article.title in dev_titles
             share = 1.0 if held_out else 1.0  # dev gets the same mix as train
