@@ -105,8 +105,8 @@ def _read_draft(questions: Sequence[str], hits: Sequence[Hit], candidates: list[
     chosen_from = [candidates[i] for i in usable]
     contexts = [_context(hits[rank], in_context[i][:len(in_context[i]) - len(sentence)].strip())
                 for i, (rank, _, sentence) in zip(usable, chosen_from)]
-    answers = reader.answers(questions[-1], [(sentence, context) for (_, _, sentence), context
-                                             in zip(chosen_from, contexts)])
+    pairs = [(sentence, context) for (_, _, sentence), context in zip(chosen_from, contexts)]
+    answers = np.max([reader.answers(q, pairs) for q in dict.fromkeys(questions)], axis=0)
     if float(answers.max()) < threshold:
         return "", NOT_ANSWERED
     scores = answers + RETRIEVAL_WEIGHT * np.array([hits[rank].dense_score for rank, _, _ in chosen_from])

@@ -5,7 +5,7 @@ its two thresholds, and install the chosen one in the package (rag/models/reader
 
 - int8 is shipped when the reader's top-1 and the verifier's AUC on all dev pairs stay within 0.01 of fp32's
   (smaller, faster, less memory).
-- answer_threshold: the best candidate's P(answers) reaches it for 97% of held-out SQuAD questions (dev
+- answer_threshold: the best candidate's P(answers) reaches it for 99% of held-out SQuAD questions (dev
   articles, never trained on; candidates: the answer sentence and its near misses): below it, no sentence
   answers and the answer abstains.
 - verify_threshold: the highest P(supported) that keeps >= 0.90 of the clean sentences of the CALIBRATION
@@ -39,7 +39,7 @@ SPLIT = Path(__file__).with_name("ragtruth_split.json")
 RAGTRUTH = ROOT.parent / "shared" / "eval" / "ragtruth_qa_dev.jsonl"
 KEEP_CLEAN = 0.90
 VETO_CLEAN = 0.95
-ANSWER_RECALL = 0.97
+ANSWER_RECALL = 0.99
 
 
 def export(model_dir: Path, out: Path) -> dict[str, Path]:
@@ -139,12 +139,12 @@ def fit_rule(model: Cached, rows: list[dict]) -> dict:
             "auc_combined": round(auc(list(combined[y == 1]), list(combined[y == 0])), 4)}
 
 
-def calibrate_verifier(model: ReadingModel, with_rule: bool) -> dict:
+def calibrate_verifier(model: ReadingModel) -> dict:
     """Two candidates, each at the highest threshold that keeps >= 0.90 of the calibration part's clean
     sentences: the model's P alone; and the rule (P with word coverage) under a veto, the P below which
-    the model alone removes 5% of clean sentences. Both are measured; P alone ships unless `with_rule`:
-    on RAGTruth the rule removes more, but word coverage keeps the contradictions that reuse the passage's
-    words (PgBouncer "made the issue worse", "Redis eliminated the issue"), which P removes more often."""
+    the model alone removes 5% of clean sentences. The one that removes more hallucinated sentences ships.
+    (P alone must go as low as 0.02 to keep 0.90 of RAGTruth's clean sentences, where it keeps a claim of
+    words no passage has, "Unicorns wrote the schema."; the rule removes those.)"""
     from verification import check_answers, figures
 
     from rag.answer.verify import Verifier
@@ -167,7 +167,7 @@ def calibrate_verifier(model: ReadingModel, with_rule: bool) -> dict:
     model.rule = {**{k: fitted[k] for k in ("logit", "coverage", "bias")}, "veto": veto}
     ruled = keeping(operating_points(), KEEP_CLEAN)
     alone = keeping(alone, KEEP_CLEAN)
-    use_rule = with_rule
+    use_rule = ruled["hallucinated_removed"] > alone["hallucinated_removed"]
     model.rule = model.rule if use_rule else None
     return {"rule": {**fitted, "veto": veto}, "model_alone": alone, "with_rule": ruled,
             "chosen": "rule" if use_rule else "model", **(ruled if use_rule else alone)}
@@ -196,7 +196,6 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="the training folder (its model/ or checkpoint/)")
     ap.add_argument("--pairs", type=Path, required=True, help="the folder with dev.jsonl")
     ap.add_argument("--no-install", action="store_true", help="measure only; leave the package as it is")
-    ap.add_argument("--rule", action="store_true", help="ship the word-coverage rule instead of P alone")
     args = ap.parse_args()
     trained = args.work / "model"
     if not (trained / "config.json").is_file():  # an unfinished run: its newest checkpoint
@@ -218,7 +217,7 @@ def main() -> None:
     chosen = "int8" if all(results["fp32"][k] - results["int8"][k] <= 0.01 for k in keys) else "fp32"
     meta = {**base, "answer_threshold": results[chosen]["answer_threshold"], "precision": chosen}
     model = ReadingModel(CrossEncoder(folders[chosen]), meta)
-    calibration = calibrate_verifier(model, args.rule)
+    calibration = calibrate_verifier(model)
     if model.rule:
         meta["combine"] = model.rule
     meta["verify_threshold"] = calibration["threshold"]
@@ -285,11 +284,12 @@ article), `number`, `negate`, `other` (another paragraph's closest sentence).
 {meta}
 ```
 
-`answer_threshold`: for 97% of held-out SQuAD questions the best candidate sentence reaches it.
-`verify_threshold`: the highest P(supported) that keeps >= 0.90 of clean sentences. (`export.py --rule`
-ships instead a logistic rule of the model's logit and the claim's word coverage, measured below as
-"with_rule": it removes more RAGTruth hallucinations but keeps contradictions that reuse the passage's
-words.) Both on the calibration part of ragtruth_qa_dev.jsonl (the "tune" and "train" questions of
+`answer_threshold`: for 99% of held-out SQuAD questions the best candidate sentence reaches it (97% gave 0.09,
+which abstained on 13% of the answerable case-study questions).
+`combine`: the verifier's rule, a logistic fit of the model's logit and the claim's word coverage by the
+passages, with a veto (P below it is unsupported whatever the words); shipped because it removed more
+than P alone at the same share of clean sentences kept. `verify_threshold`: the highest that keeps >= 0.90
+of clean sentences. Both on the calibration part of ragtruth_qa_dev.jsonl (the "tune" and "train" questions of
 scripts/reader/ragtruth_split.json); the 36 held-out questions are never used here.
 
 ## Figures (held-out dev pairs; RAGTruth calibration part)
