@@ -110,10 +110,15 @@ def load_reader(spec: str, export_dir: Path) -> ReadingModel:
     return ReadingModel(encoder, {"threshold": encoder.threshold})
 
 
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:  # read in chunks: the weights never sit in memory twice
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def _check_files(folder: Path, expected: dict[str, str], spec: str) -> None:
     for name, digest in expected.items():
         path = folder / name
         if not path.is_file():
             raise ReaderUnavailable(spec, f"{name} is missing from {folder}")
-        if digest and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        if digest and _sha256(path) != digest:
             raise ReaderUnavailable(spec, f"{name} in {folder} fails its SHA-256 check: the file is damaged")
