@@ -31,7 +31,7 @@ BUNDLED, OVERLAP = "bundled", "overlap"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
 # The shipped files' SHA-256: a flipped byte is refused, never read as a different model.
 BUNDLED_SHA256 = {
-    "meta.json": "415063348de065b13b9eb2322721fe6fc14ce1c741a359bc23f89d7f4a1967c4",
+    "meta.json": "597f5e522460aaf40434f6c11442e2c792c63b43f727c5409f1673648d8d5891",
     "model.onnx": "79c5db6afbc41870255634c2c7c5d1cb2cc54797d24896d7e95d6f2de92bfa05",
     "model.onnx.data": "282e54aa54c9ec19234865edb0d773035f3a496baf43e99bab752e253d11c08b",
     "tokenizer.json": "2fc687b11de0bc1b3d8348f92e3b49ef1089a621506c7661fbf3248fcd54947e",
