@@ -48,7 +48,7 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
                      reader: ReadingModel | None = None, threshold: float | None = None) -> tuple[str, str | None]:
     """Pick sentences for the question as asked and as rewritten (a follow-up's own words say what it
     wants, "how long"; the rewrite says about what), from the hits marked quotable (default: all). With
-    the reading model, the sentences it reads as answering the standalone question (questions[-1]); none
+    the reading model, the sentences it reads as answering the question as asked or as rewritten; none
     above `threshold` (default: the model's own) means the passages do not answer.
 
     Returns the draft, or "" and why nothing could be quoted."""
@@ -72,10 +72,7 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
     if reader is not None:
         return _read_draft(questions, hits, candidates, in_context, usable, reader, max_sentences,
                            reader.answer_threshold if threshold is None else threshold)
-    if len(usable) > EMBEDDED_SENTENCES:
-        likely = 0.5 * np.array([hits[candidates[i][0]].dense_score for i in usable]) + \
-            LEXICAL_WEIGHT * _coverage(questions, [in_context[i] for i in usable])
-        usable = [usable[i] for i in sorted(np.argsort(-likely, kind="stable")[:EMBEDDED_SENTENCES])]
+    usable = _likeliest(questions, hits, candidates, in_context, usable, EMBEDDED_SENTENCES)
     candidates, in_context = [candidates[i] for i in usable], [in_context[i] for i in usable]
     asked = list(dict.fromkeys(questions))
     vectors = encoder.encode(asked + in_context)
@@ -94,14 +91,22 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
     return " ".join(f"{sentence} [{rank + 1}]" for rank, _, sentence in sorted(chosen)), None
 
 
+def _likeliest(questions: Sequence[str], hits: Sequence[Hit], candidates: list[tuple[int, int, str]],
+               in_context: list[str], usable: list[int], limit: int) -> list[int]:
+    """At most `limit` of the usable sentences, in order: those ranked first by their passage's cosine and
+    the question's words they hold."""
+    if len(usable) <= limit:
+        return usable
+    likely = 0.5 * np.array([hits[candidates[i][0]].dense_score for i in usable]) + \
+        LEXICAL_WEIGHT * _coverage(questions, [in_context[i] for i in usable])
+    return [usable[i] for i in sorted(np.argsort(-likely, kind="stable")[:limit])]
+
+
 def _read_draft(questions: Sequence[str], hits: Sequence[Hit], candidates: list[tuple[int, int, str]],
                 in_context: list[str], usable: list[int], reader: ReadingModel, max_sentences: int,
                 threshold: float) -> tuple[str, str | None]:
     """The sentences the model reads as answering, each read with its post's title and the sentence before."""
-    if len(usable) > READ_SENTENCES:
-        likely = 0.5 * np.array([hits[candidates[i][0]].dense_score for i in usable]) + \
-            LEXICAL_WEIGHT * _coverage(questions, [in_context[i] for i in usable])
-        usable = [usable[i] for i in sorted(np.argsort(-likely, kind="stable")[:READ_SENTENCES])]
+    usable = _likeliest(questions, hits, candidates, in_context, usable, READ_SENTENCES)
     chosen_from = [candidates[i] for i in usable]
     contexts = [_context(hits[rank], in_context[i][:len(in_context[i]) - len(sentence)].strip())
                 for i, (rank, _, sentence) in zip(usable, chosen_from)]
