@@ -89,10 +89,10 @@ def test_the_pooler_question_names_pgbouncer(shipped):
 
 
 def test_a_near_miss_abstains_and_lists_the_near_misses_under_a_stricter_threshold(shipped_index):
-    # At the shipped threshold (99.5% recall on held-out SQuAD) this near miss is still answered: see README.
+    # At the shipped threshold (99.5% recall on held-out SQuAD) this near miss is still answered (P 0.10-0.15): README.
     from rag import Assistant, Settings
 
-    strict = Assistant(Settings(index_dir=shipped_index, answer_threshold=0.1))
+    strict = Assistant(Settings(index_dir=shipped_index, answer_threshold=0.2))
     answer = strict.ask("What pool mode did the PgBouncer setup use?")
     assert answer.abstained and answer.abstain_reason == NOT_ANSWERED
     assert answer.near_misses and "PgBouncer" in answer.near_misses[0].passage.text

@@ -67,7 +67,8 @@ def _export(model_dir: Path, work: Path, quantize: bool) -> list[str]:
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(raw), str(work / "model.onnx"), weight_type=QuantType.QInt8)
+        # Per output channel: within 0.01 of fp32 on the reading model's dev figures, where per tensor lost 0.015.
+        quantize_dynamic(str(raw), str(work / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
     else:
         config = model.config
         fused = optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,

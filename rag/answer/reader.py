@@ -31,9 +31,8 @@ BUNDLED, OVERLAP = "bundled", "overlap"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models" / "reader"
 # The shipped files' SHA-256: a flipped byte is refused, never read as a different model.
 BUNDLED_SHA256 = {
-    "meta.json": "597f5e522460aaf40434f6c11442e2c792c63b43f727c5409f1673648d8d5891",
-    "model.onnx": "79c5db6afbc41870255634c2c7c5d1cb2cc54797d24896d7e95d6f2de92bfa05",
-    "model.onnx.data": "282e54aa54c9ec19234865edb0d773035f3a496baf43e99bab752e253d11c08b",
+    "meta.json": "0944efffaf95e24a9820f7a92e219ee1cacdfecd5acb05e913065b1898922420",
+    "model.onnx": "35c8772a237e176fb0baf227df11ec22c639ec42c26070eae6974f24fa766342",
     "tokenizer.json": "2fc687b11de0bc1b3d8348f92e3b49ef1089a621506c7661fbf3248fcd54947e",
 }
 
