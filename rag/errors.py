@@ -118,6 +118,7 @@ class ModelUnavailable(UserError):
 
 class VerifierUnavailable(UserError):
     def __init__(self, model: str, reason: str) -> None:
+        self.reason = reason
         super().__init__(f"cannot load the claim verifier {model!r} ({reason}): set RAG_VERIFIER_MODEL to a "
                          "cross-encoder folder or name, or to overlap")
 

@@ -112,10 +112,10 @@ def _read_draft(questions: Sequence[str], hits: Sequence[Hit], candidates: list[
                 for i, (rank, _, sentence) in zip(usable, chosen_from)]
     pairs = [(sentence, context) for (_, _, sentence), context in zip(chosen_from, contexts)]
     answers = np.max([reader.answers(q, pairs) for q in dict.fromkeys(questions)], axis=0)
-    if float(answers.max()) < threshold:
+    best = float(answers.max())
+    if best < threshold:
         return "", NOT_ANSWERED
     scores = answers + RETRIEVAL_WEIGHT * np.array([hits[rank].dense_score for rank, _, _ in chosen_from])
-    best = float(answers.max())
     chosen: list[tuple[int, int, str]] = []
     for index in np.argsort(-scores, kind="stable"):
         rank, order, sentence = chosen_from[index]

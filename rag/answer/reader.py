@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Settings
-from ..errors import RagError, ReaderUnavailable
+from ..errors import ReaderUnavailable, VerifierUnavailable
 from .crossencoder import META_FILE, MODEL_FILE, SUPPORTED, CrossEncoder, load_cross_encoder
 
 READ_MARKER, VERIFY_MARKER = "question:", "claim:"
@@ -104,8 +104,8 @@ def load_reader(spec: str, export_dir: Path) -> ReadingModel:
         raise ReaderUnavailable(spec, f"{folder} holds no model: the package is incomplete")
     try:
         encoder = load_cross_encoder(spec, export_dir)
-    except RagError as exc:
-        raise ReaderUnavailable(spec, str(exc).split(" (", 1)[-1].rsplit("):", 1)[0]) from None
+    except VerifierUnavailable as exc:  # the exporter's message names the verifier's setting, not this one
+        raise ReaderUnavailable(spec, exc.reason) from None
     return ReadingModel(encoder, {"threshold": encoder.threshold})
 
 
