@@ -150,7 +150,8 @@ def documents_panel(assistant: Assistant, admin: bool) -> None:
         for document in documents:
             text, button = st.columns([3, 2], vertical_alignment="center")
             size = f"{document.pages} p." if document.pages is not None else f"{document.posts} posts"
-            text.markdown(f"{safe(document.path)}  \n:gray[{document.kind} · {size} · {document.passages} passages]")
+            text.markdown(f"**{safe(document.title)}**  \n:gray[{safe(document.path)} · {document.kind} · {size} · "
+                          f"{document.passages} passages]")
             if admin and button.button("Remove", key=f"remove:{document.path}",
                                        help="Remove it from the index (the file stays)"):
                 change(assistant, f"Removing {safe(document.path)}…",

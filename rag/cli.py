@@ -259,7 +259,8 @@ def cmd_sources(assistant: Assistant, args: argparse.Namespace) -> int:
         print("no documents indexed")
     for d in documents:
         size = _count(d.pages, "page") if d.pages is not None else _count(d.posts, "post")
-        print(f"{printable(d.path)}  ({d.kind}, {size}, {_count(d.passages, 'passage')}, added {d.added})")
+        print(f"{printable(d.path)}  \"{printable(d.title)}\"  ({d.kind}, {size}, "
+              f"{_count(d.passages, 'passage')}, added {d.added})")
     return 0
 
 

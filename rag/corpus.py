@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .formats import Unreadable
-from .types import FileWarning, Paragraph, Post, Skipped
+from .types import FileWarning, Paragraph, Post, Skipped, title_from_name
 
 TEXT_SUFFIXES = {".txt", ".text"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
@@ -291,19 +291,19 @@ def parse_file(data: bytes, path: Path, name: str) -> tuple[list[Post], FileKind
             raise Unreadable("no extractable text on any page (a scanned PDF? run OCR first)")
         notes = pdf.notes + ([f"no extractable text on page{'s' if len(pdf.empty) > 1 else ''} "
                               f"{_numbers(pdf.empty)} (scanned images? run OCR first)"] if pdf.empty else [])
-        posts = _posts([(pdf.title or _title_from_name(path), "", pdf.paragraphs)], name)
+        posts = _posts([(pdf.title or title_from_name(path.name), "", pdf.paragraphs)], name)
         return posts, FileKind("pdf", pdf.pages), notes
     if suffix in DOCX_SUFFIXES:
         from .formats.word import read_docx
 
         title, paragraphs = read_docx(data)
-        return _posts([(title or _title_from_name(path), "", paragraphs)], name), FileKind("docx"), []
+        return _posts([(title or title_from_name(path.name), "", paragraphs)], name), FileKind("docx"), []
     text = decode_text(data)
     if suffix in HTML_SUFFIXES:
         from .htmltext import parse_html
 
         title, category, paragraphs = parse_html(text)
-        return _posts([(title or _title_from_name(path), category, paragraphs)], name), FileKind("html"), []
+        return _posts([(title or title_from_name(path.name), category, paragraphs)], name), FileKind("html"), []
     if suffix in MARKDOWN_SUFFIXES:
         return _posts([parse_markdown(text, path)], name), FileKind("markdown"), []
     if is_listing(text):
@@ -323,10 +323,6 @@ def _posts(parsed: list[tuple[str, str, list[Paragraph]]], name: str) -> list[Po
             continue
         posts.append(Post(title, category, name, tuple(paragraphs)))
     return posts
-
-
-def _title_from_name(path: Path) -> str:
-    return re.sub(r"[-_]+", " ", path.stem).strip().capitalize() or path.name
 
 
 # ---------------------------------------------------------------- formats
@@ -384,7 +380,7 @@ def parse_listing(text: str) -> list[tuple[str, str, list[Paragraph]]]:
 
 def parse_plain(text: str, path: Path) -> tuple[str, str, list[Paragraph]]:
     blocks = list(_blocks(text.splitlines()))
-    title = _title_from_name(path)
+    title = title_from_name(path.name)
     if blocks and is_heading(blocks[0]):
         title = normalize_space(blocks.pop(0))
     return title, "", _paragraphs(blocks)
@@ -414,7 +410,7 @@ def parse_markdown(text: str, path: Path) -> tuple[str, str, list[Paragraph]]:
                 section = words
         else:
             paragraphs.append(Paragraph(normalize_space(block), section))
-    return title or _title_from_name(path), meta.get("category", ""), paragraphs
+    return title or title_from_name(path.name), meta.get("category", ""), paragraphs
 
 
 def _markdown_blocks(text: str) -> Iterator[str]:

@@ -4,14 +4,14 @@ one catalogue entry per file. Pure functions over display names (paths relative 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from .corpus import LoadResult, under_any
 from .index.manifest import Manifest
 from .index.records import Record
-from .types import Chunk, Document
+from .types import Chunk, Document, title_from_name
 
 _KINDS = {".pdf": "pdf", ".docx": "docx", ".md": "markdown", ".markdown": "markdown", ".html": "html",
           ".htm": "html"}
@@ -66,8 +66,12 @@ def catalogue(manifest: Manifest, records: Iterable[Record] | None) -> dict[str,
         for source in record.sources:
             posts.setdefault(source.path, set()).add(source.title)
             passages[source.path] += 1
-    return {name: Document(name, _kind(name), None, len(titles), passages[name], manifest.built_at, manifest.built_at)
-            for name, titles in sorted(posts.items())}
+    return {name: Document(name, _kind(name), None, len(titles), passages[name], manifest.built_at, manifest.built_at,
+                           _title(name, titles)) for name, titles in sorted(posts.items())}
+
+
+def _title(name: str, titles: Collection[str]) -> str:
+    return next(iter(titles)) if len(titles) == 1 else title_from_name(name)
 
 
 def _kind(name: str) -> str:
@@ -80,10 +84,14 @@ def scanned_documents(loaded: LoadResult, chunks: Iterable[Chunk], old: dict[str
     their content changed."""
     passages = Counter(chunk.source.path for chunk in chunks)
     posts = Counter(post.path for post in loaded.posts)
+    titles: dict[str, list[str]] = {}
+    for post in loaded.posts:
+        titles.setdefault(post.path, []).append(post.title)
     entries = {}
     for name, kind in loaded.read.items():
         before = old.get(name)
         unchanged = before is not None and old_fingerprints.get(name) == loaded.fingerprints.get(name)
         entries[name] = Document(name, kind.kind, kind.pages, posts[name], passages[name],
-                                 before.added if before else now, before.updated if unchanged and before else now)
+                                 before.added if before else now, before.updated if unchanged and before else now,
+                                 _title(name, titles.get(name, [])))
     return entries

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
 
 # Why an answer abstained (Answer.abstain_reason).
 LOW_SCORE = "low_score"  # no retrieved passage came close enough to the question
@@ -138,7 +140,8 @@ class SearchResult:
 @dataclass(frozen=True, slots=True)
 class Document:
     """An indexed file: its format ("pdf", "docx", "markdown", "html", "text", "listing"), pages (paged
-    formats only), posts and passages, and when it was first indexed and last changed (UTC, ISO 8601)."""
+    formats only), posts and passages, when it was first indexed and last changed (UTC, ISO 8601), and
+    its title (its one post's title; a file of many posts is named by its file name)."""
 
     path: str
     kind: str
@@ -147,6 +150,11 @@ class Document:
     passages: int
     added: str
     updated: str
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.title:  # catalogues written before titles existed
+            object.__setattr__(self, "title", title_from_name(self.path))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -317,3 +325,9 @@ class Verification:
 
     def to_dict(self) -> dict:
         return {"sentences": [s.to_dict() for s in self.sentences], "supported_answer": self.supported_answer}
+
+
+def title_from_name(path: str) -> str:
+    """A file name as a title: "cloud_costs-2024.pdf" -> "Cloud costs 2024"."""
+    name = PurePosixPath(path).name
+    return re.sub(r"[-_]+", " ", PurePosixPath(path).stem).strip().capitalize() or name

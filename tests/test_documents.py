@@ -5,7 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from documents import LONG_PARAGRAPH, make_docx, make_pdf, make_zip_bomb
+from documents import (
+    LONG_PARAGRAPH,
+    PAPER_FOOTNOTE,
+    PAPER_REFERENCES,
+    PAPER_SPLIT_END,
+    PAPER_SPLIT_START,
+    PAPER_TITLE,
+    make_docx,
+    make_paper_pdf,
+    make_pdf,
+    make_zip_bomb,
+)
 
 from rag.corpus import load_paths
 from rag.formats.pages import Line, paragraphs_from_pages
@@ -54,7 +65,7 @@ def test_running_headers_need_most_pages_and_page_numbers_go():
     pages = [[Line("Quarterly review"), *(Line(body) for body in bodies[n:n + 3]), Line(str(n + 1))]
              for n in range(4)]
     pages[1][0] = Line("A heading only here")
-    paragraphs, empty = paragraphs_from_pages(pages, lambda line: False)
+    paragraphs, empty, *_ = paragraphs_from_pages(pages, lambda line: False)
     text = " ".join(p.text for p in paragraphs)
     assert "Quarterly review" not in text and "A heading only here" in text and empty == []
     assert not any(p.text.isdigit() for p in paragraphs)
@@ -63,7 +74,7 @@ def test_running_headers_need_most_pages_and_page_numbers_go():
 def test_page_offsets_survive_squeezed_spaces_hyphens_and_an_empty_page():
     pages = [[Line("The long  sentence   starts here and goes")], [], [Line("on over a docu-")],
              [Line("ment to its end.")]]
-    (paragraph,), empty = paragraphs_from_pages(pages, lambda line: False)
+    (paragraph,), empty, *_ = paragraphs_from_pages(pages, lambda line: False)
     assert paragraph.text == "The long sentence starts here and goes on over a document to its end."
     assert empty == [2] and paragraph.page == 1
     assert paragraph.page_at(paragraph.text.index("on over")) == 3
@@ -75,7 +86,7 @@ def test_words_at_a_page_edge_are_not_taken_for_page_numbers():
     pages = [[Line(f"{word} team shipped it.") for word in words[n:n + 4]] + [Line(f"{n + 1}")] for n in range(4)]
     pages[1].insert(0, Line("CLI"))
     pages[2].insert(4, Line("Civic duty matters."))
-    paragraphs, _ = paragraphs_from_pages(pages, lambda line: line == "CLI")
+    paragraphs, *_ = paragraphs_from_pages(pages, lambda line: line == "CLI")
     assert [p.section for p in paragraphs] == ["", "CLI", "CLI", "CLI"]
     assert not any(p.text.isdigit() for p in paragraphs) and "Civic duty matters." in paragraphs[2].text
 
@@ -83,7 +94,7 @@ def test_words_at_a_page_edge_are_not_taken_for_page_numbers():
 def test_a_wide_gap_or_a_bigger_font_starts_a_paragraph():
     lines = [Line("Results", 700, 14), Line("The first line of a paragraph runs on", 680, 11),
              Line("to its second line.", 667, 11), Line("A new paragraph after a gap.", 640, 11)]
-    paragraphs, _ = paragraphs_from_pages([lines], lambda line: False)
+    paragraphs, *_ = paragraphs_from_pages([lines], lambda line: False)
     assert [p.text for p in paragraphs] == [
         "Results", "The first line of a paragraph runs on to its second line.", "A new paragraph after a gap."]
 
@@ -100,6 +111,49 @@ def test_docx_headings_become_sections_and_tables_rows(tmp_path):
         ("Timeline", "Step | Minutes"), ("Timeline", "Step: Detect | Minutes: 4"),
         ("Timeline", "Step: Failover | Minutes: 10")]
     assert all(p.page is None for p in post.paragraphs)
+
+
+def test_a_paper_reaches_passages_as_its_text_alone(tmp_path):
+    """References, the footnote, its marker, a page number and a figure number left on a line of their own
+    are not passages; the sentence over the page break (and past the footnote) is whole; the junk metadata
+    title gives way to the first page's biggest type; sections are the bold headings."""
+    (post,) = _load(make_paper_pdf(tmp_path / "draft3.pdf")).posts
+    assert post.title == PAPER_TITLE
+    text = " ".join(p.text for p in post.paragraphs)
+    for debris in [*(entry.split(" ", 1)[1][:30] for entry in PAPER_REFERENCES), PAPER_FOOTNOTE[2:40], "Fig. 3"]:
+        assert debris not in text
+    assert "leaders and verifiers. The leader" in text and " 12 " not in text
+    (split,) = [p for p in post.paragraphs if p.text.startswith(PAPER_SPLIT_START)]
+    assert split.text == f"{PAPER_SPLIT_START} {PAPER_SPLIT_END}"
+    assert (split.page, split.page_at(len(split.text) - 1)) == (1, 2)
+    assert {p.section for p in post.paragraphs} == {PAPER_TITLE, "1 Introduction", "2 Throughput"}
+
+
+def test_a_real_metadata_title_wins_and_a_bare_paper_is_named_by_its_file(tmp_path):
+    (post,) = _load(make_paper_pdf(tmp_path / "a.pdf", metadata_title="Ledgers Compared")).posts
+    assert post.title == "Ledgers Compared"
+    (post,) = _load(make_pdf(tmp_path / "cloud_costs-2024.pdf", [["Costs fell by a third."]],
+                             title="untitled")).posts
+    assert post.title == "Cloud costs 2024"
+
+
+def test_docx_titles_and_reference_lists(tmp_path):
+    import docx
+
+    path = make_docx(tmp_path / "notes.docx", "", [
+        ("heading", "Storage review"), ("text", "Failover took 14 minutes."),
+        ("text", "1. Ops team, A.: Runbook for failover, https://example.com/runbook, last accessed 2024/01/02"),
+        ("heading", "References"), ("text", "Smith, J., and Doe, A.: Disks at scale. In Proceedings (2010)"),
+    ])
+    document = docx.Document(str(path))
+    document.core_properties.title = "Microsoft Word - draft3.docx"
+    document.save(str(path))
+    (post,) = _load(path).posts
+    assert post.title == "Storage review"
+    assert [p.text for p in post.paragraphs] == ["Failover took 14 minutes."]
+    document.core_properties.title = "Q3 storage review"
+    document.save(str(path))
+    assert _load(path).posts[0].title == "Q3 storage review"
 
 
 def test_bad_documents_are_skipped_by_name_and_reason_and_the_rest_read(tmp_path, report_pdf):
@@ -142,3 +196,6 @@ def test_pages_reach_search_results_and_rag_info(tmp_path, report_pdf, capsys, m
     assert "Disk fleet report › Storage migration, pp. 1–2" in capsys.readouterr().out
     assert main(["info"]) == 0
     assert "corpus/fleet.pdf (4 pages)" in capsys.readouterr().out
+    assert main(["sources", "--json"]) == 0
+    titles = {s["path"]: s["title"] for s in json.loads(capsys.readouterr().out)["sources"]}
+    assert titles == {"corpus/fleet.pdf": "Disk fleet report", "corpus/review.docx": "Incident review"}

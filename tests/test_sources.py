@@ -103,10 +103,12 @@ def test_rag_sources_and_remove_from_the_command_line(docs, notes, capsys):
     assert [(s["path"], s["kind"], s["posts"], s["passages"]) for s in listed] == [
         ("corpus/cdn.md", "markdown", 1, 2), ("corpus/kafka.md", "markdown", 1, 3),
         ("notes/postgres.md", "markdown", 1, 1)]
+    assert all(s["title"] for s in listed) and listed[0]["title"] == "Edge caching"
     assert main(["remove", "notes/postgres.md"]) == 0
     assert "removed  notes/postgres.md" in capsys.readouterr().out
     assert main(["sources"]) == 0
-    assert capsys.readouterr().out.splitlines()[0].startswith("corpus/cdn.md  (markdown, 1 post, 2 passages, added ")
+    assert capsys.readouterr().out.splitlines()[0].startswith(
+        'corpus/cdn.md  "Edge caching"  (markdown, 1 post, 2 passages, added ')
 
 
 def test_plans_keep_roots_and_exclusions_straight():

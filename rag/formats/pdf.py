@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
 from ..types import Paragraph
 from . import Unreadable
+from .boilerplate import real_title
 from .pages import Line, paragraphs_from_pages
 
 MAX_PAGE_CONTENT = 1_000_000  # bytes of drawing instructions; real pages use well under 200 KB
@@ -22,6 +24,7 @@ class PdfText:
     empty: list[int]  # 1-based numbers of the pages with no text
     pages: int
     notes: list[str] = field(default_factory=list)  # pages that were not read, and why
+    left_out: int = 0  # lines and paragraphs that were reference entries, footnotes or lone labels
 
 
 def read_pdf(data: bytes, is_heading, max_seconds: float = MAX_SECONDS) -> PdfText:
@@ -39,8 +42,9 @@ def read_pdf(data: bytes, is_heading, max_seconds: float = MAX_SECONDS) -> PdfTe
         raise Unreadable(f"encrypted PDF that pypdf cannot open here ({exc})") from exc
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         raise Unreadable(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
-    paragraphs, empty = paragraphs_from_pages(pages, is_heading)
-    return PdfText(title, paragraphs, [n for n in empty if n not in unread], len(reader.pages), notes)
+    paged = paragraphs_from_pages(pages, is_heading)
+    return PdfText(title or paged.title, paged.paragraphs, [n for n in paged.empty if n not in unread],
+                   len(reader.pages), notes, paged.left_out)
 
 
 def _read_pages(reader, deadline: float) -> tuple[list[list[Line]], list[str], set[int]]:
@@ -69,32 +73,46 @@ def _read_pages(reader, deadline: float) -> tuple[list[list[Line]], list[str], s
 
 
 def _page_lines(page) -> list[Line]:
-    """The page's text lines, each with the height it sits at and its font size (paragraph gaps and
-    headings show in those when the text itself has no blank lines)."""
-    pieces: list[tuple[str, float, float]] = []
+    """The page's text lines, each with the height it sits at, its font size and whether it is bold
+    (paragraph gaps, headings and footnotes show in those when the text itself has no blank lines).
+    Footnote and citation markers set small beside the text ("verifiers¹") are left out."""
+    pieces: list[tuple[str, float, float, bool]] = []
 
     def visit(text, cm, tm, font, size) -> None:
         if text:
-            pieces.append((text, cm[1] * tm[4] + cm[3] * tm[5] + cm[5], abs(size * tm[3] * cm[3]) or size))
+            name = str((font or {}).get("/BaseFont", "")).lower()
+            pieces.append((text, cm[1] * tm[4] + cm[3] * tm[5] + cm[5], abs(size * tm[3] * cm[3]) or size,
+                           "bold" in name or "black" in name or "heavy" in name))
 
     page.extract_text(extraction_mode="plain", visitor_text=visit)
     lines: list[Line] = []
     current, where = "", None
-    for text, y, size in pieces:
+    for n, (text, y, size, bold) in enumerate(pieces):
+        if _MARKER.match(text) and _smaller_than_beside(pieces, n):
+            continue
         for i, part in enumerate(text.split("\n")):
             if i:
-                lines.append(Line(current, *(where or (None, None))))
+                lines.append(Line(current, *(where or (None, None, False))))
                 current, where = "", None
             if part.strip() and where is None:
-                where = (y, size)
+                where = (y, size, bold)
             current += part
     if current:
-        lines.append(Line(current, *(where or (None, None))))
+        lines.append(Line(current, *(where or (None, None, False))))
     return lines
 
 
+_MARKER = re.compile(r"^[\d*†‡§,\[\]]{1,5}$")
+
+
+def _smaller_than_beside(pieces: list[tuple[str, float, float, bool]], n: int) -> bool:
+    """A piece in type under 80% of the text on either side of it, on the same line: a superscript."""
+    size = pieces[n][2]
+    beside = [pieces[i][2] for i in (n - 1, n + 1) if 0 <= i < len(pieces) and "\n" not in pieces[i][0][-1:]]
+    return bool(beside) and size < 0.8 * max(beside)
+
+
 def _metadata_title(reader) -> str:
+    """The metadata title when it names the document (Word's PDF export writes "Microsoft Word - name.docx")."""
     title = (reader.metadata or {}).get("/Title") if reader.metadata is not None else None
-    title = " ".join(str(title or "").split())
-    # Word's PDF export writes "Microsoft Word - name.docx" there: a file name, not a title.
-    return "" if not title or title.lower().startswith("microsoft word") or title.lower() == "untitled" else title
+    return real_title(str(title or ""))

@@ -7,6 +7,7 @@ import zipfile
 
 from ..types import Paragraph
 from . import Unreadable
+from .boilerplate import body_text, real_title
 
 MAX_UNZIP_RATIO = 100  # a real .docx unzips to a few times its size; a zip bomb to thousands
 MIN_UNZIP_CHECK = 20_000_000  # below this many unzipped bytes nothing is refused, whatever the ratio
@@ -28,15 +29,16 @@ def check_zip(data: bytes) -> None:
 
 
 def read_docx(data: bytes) -> tuple[str, list[Paragraph]]:
-    """(title from the Title style or the core properties, paragraphs with their sections)."""
+    """(title: the core properties' when it names the document, else the Title style's, else the first
+    heading's; paragraphs with their sections, less reference lists and lone figure numbers)."""
     check_zip(data)
     import docx
     from docx.table import Table
 
     try:
         document = docx.Document(io.BytesIO(data))
-        title = " ".join((document.core_properties.title or "").split())
-        paragraphs, section = [], ""
+        title = real_title(document.core_properties.title)
+        paragraphs, section, first_heading = [], "", ""
         for block in document.iter_inner_content():
             if isinstance(block, Table):
                 paragraphs += [Paragraph(row, section) for row in _rows(block)]
@@ -48,12 +50,12 @@ def read_docx(data: bytes) -> tuple[str, list[Paragraph]]:
             if style == "title":
                 title = title or text
             elif style.startswith("heading"):
-                section = text
+                section, first_heading = text, first_heading or text
             else:
                 paragraphs.append(Paragraph(text, section))
     except (KeyError, ValueError, AttributeError, zipfile.BadZipFile) as exc:
         raise Unreadable(f"not a readable .docx ({type(exc).__name__}: {exc})") from exc
-    return title, paragraphs
+    return title or first_heading, body_text(paragraphs)[0]
 
 
 def _rows(table) -> list[str]:

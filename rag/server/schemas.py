@@ -143,6 +143,8 @@ class VerifyResponse(BaseModel):
 class Document(BaseModel):
     id: str = Field(description="The document's path as indexed: DELETE /v1/sources/{id} removes it.")
     path: str
+    title: str = Field(description="The document's title: its metadata title when real, else its first heading, "
+                                   "else its file name, cleaned.")
     kind: str
     pages: int | None
     posts: int

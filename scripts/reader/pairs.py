@@ -131,7 +131,7 @@ def squad_pairs(article: Article, rng: random.Random, other: Article, read_share
         if rng.random() < read_share:
             yield from _read_pairs(article, rng, other, pi, si, qa["question"], answer, group)
         if rng.random() < verify_share:
-            made = _verify_pair(article, rng, pi, si, answer)
+            made = _verify_pair(article, rng, pi, si, qa)
             if made:
                 yield pair("verify", made[0], made[1], f"squad:{made[2]}", group)
 
@@ -161,33 +161,97 @@ def _read_pairs(article: Article, rng: random.Random, other: Article, pi: int, s
                        "squad:other-article", group)
 
 
-def _verify_pair(article: Article, rng: random.Random, pi: int, si: int, answer: str
+def _verify_pair(article: Article, rng: random.Random, pi: int, si: int, qa: dict
                  ) -> tuple[tuple[str, str], int, str] | None:
     para = article.sentences[pi]
-    sentence = para[si][2]
-    window = " ".join(t for _, _, t in para[max(0, si - 1):si + 2])
-    if len(window.split()) > EVIDENCE_WORDS:
-        window = sentence
-    kind = rng.choice(["copy", "clause", "swap", "swap", "number", "negate", "other"])
+    sentence, answer = para[si][2], qa["answers"][0]["text"]
+    evidence = _window(para, si, rng)
+    kind = rng.choice(["copy", "clause", "trim", "qa", "qa-swap", "swap", "number", "negate", "antonym", "name",
+                       "other"])
     claim: str | None = None
     label = 0
     if kind == "copy":
         claim, label = sentence, 1
     elif kind == "clause":
         claim, label = _clause_with(sentence, answer) or sentence, 1
+    elif kind == "trim":  # reworded by dropping asides: still supported, no longer verbatim
+        claim, label = _trim(sentence, answer), 1
+    elif kind == "qa":  # the question and its answer: the claim in the asker's words, as an LLM answers
+        claim, label = f"{qa['question'].strip()} {answer}.", 1
+    elif kind == "qa-swap":
+        swapped = _swap_answer(answer, answer, article.answers, rng)
+        claim = f"{qa['question'].strip()} {swapped}." if swapped and swapped not in evidence else None
     elif kind == "swap":
         claim = _swap_answer(sentence, answer, article.answers, rng)
     elif kind == "number":
         claim = _change_number(sentence, rng)
     elif kind == "negate":
         claim = _negate(sentence)
+    elif kind == "antonym":
+        claim = _antonym(sentence)
+    elif kind == "name":
+        claim = _swap_name(sentence, article, rng)
     else:
         others = [t for pj, p in enumerate(article.sentences) if pj != pi for _, _, t in p]
         if others:
             claim = others[ranked_by_overlap(words(sentence), others, article.idf)[0]]
     if not claim:
         return None
-    return verify_pair(claim, window), label, kind
+    return verify_pair(claim, evidence), label, kind
+
+
+def _window(para: list[tuple[int, int, str]], si: int, rng: random.Random) -> str:
+    """Evidence shaped like the verifier's: the sentence alone, with one neighbour, or with both."""
+    start, end = rng.choice([(si, si + 1), (si - 1, si + 1), (si, si + 2), (si - 1, si + 2)])
+    window = " ".join(t for _, _, t in para[max(0, start):end])
+    return window if len(window.split()) <= EVIDENCE_WORDS else para[si][2]
+
+
+_ASIDE = re.compile(r"\s*\([^)]*\)|,\s+(?:which|who|where)\b[^,]*,")
+
+
+def _trim(sentence: str, answer: str) -> str | None:
+    trimmed = _ASIDE.sub("", sentence)
+    if trimmed != sentence and answer in trimmed:
+        return trimmed
+    first, _, rest = sentence.partition(", ")  # "In 1990, the city grew." -> "The city grew."
+    if rest and len(first.split()) <= 5 and answer in rest and len(rest.split()) >= 6:
+        return rest[:1].upper() + rest[1:]
+    return None
+
+
+_ANTONYMS = [("increased", "decreased"), ("more", "less"), ("higher", "lower"), ("before", "after"),
+             ("first", "last"), ("largest", "smallest"), ("large", "small"), ("early", "late"), ("won", "lost"),
+             ("north", "south"), ("east", "west"), ("rise", "fall"), ("rose", "fell"), ("best", "worst"),
+             ("better", "worse"), ("success", "failure"), ("successful", "unsuccessful"), ("allowed", "banned"),
+             ("supported", "opposed"), ("accepted", "rejected"), ("major", "minor"), ("strong", "weak"),
+             ("older", "younger"), ("oldest", "youngest"), ("long", "short"), ("maximum", "minimum"),
+             ("inside", "outside"), ("above", "below"), ("public", "private"), ("always", "never"),
+             ("eliminated", "caused"), ("solved", "worsened"), ("faster", "slower"), ("cheaper", "costlier"),
+             ("easier", "harder"), ("gained", "lost"), ("began", "ended"), ("same", "different")]
+_ANTONYM = {a: b for pair in _ANTONYMS for a, b in (pair, pair[::-1])}
+_NAME = re.compile(r"(?<!^)(?<![.!?] )\b[A-Z][a-z]+(?: [A-Z][a-z]+)*")
+
+
+def _antonym(sentence: str) -> str | None:
+    found = [m for m in re.finditer(r"\b[a-z]+\b", sentence) if m.group() in _ANTONYM]
+    if not found:
+        return _negate(sentence)
+    m = found[0]
+    return sentence[:m.start()] + _ANTONYM[m.group()] + sentence[m.end():]
+
+
+def _swap_name(sentence: str, article: Article, rng: random.Random) -> str | None:
+    """A name in the sentence replaced by another name of the same article: the words stay, the fact changes."""
+    names = [m for m in _NAME.finditer(sentence)]
+    if not names:
+        return None
+    m = rng.choice(names)
+    pool = sorted({n.group() for p in article.sentences for _, _, t in p for n in _NAME.finditer(t)}
+                  - {n.group() for n in names})
+    if not pool:
+        return None
+    return sentence[:m.start()] + rng.choice(pool) + sentence[m.end():]
 
 
 def _clause_with(sentence: str, answer: str) -> str | None:
@@ -240,7 +304,7 @@ def _negate(sentence: str) -> str | None:
         return sentence[:m.end()] + " not" + sentence[m.end():]
     m = _VERB_PAST.search(sentence)
     if m:
-        return sentence[:m.start()] + "did not " + m.group()[:-2] + sentence[m.end():]
+        return sentence[:m.start()] + "never " + m.group() + sentence[m.end():]
     return None
 
 
@@ -285,6 +349,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--read-share", type=float, default=0.25, help="share of SQuAD questions made reader pairs")
     ap.add_argument("--verify-share", type=float, default=0.35, help="share of SQuAD questions perturbed")
+    ap.add_argument("--other-share", type=float, default=1.0,
+                    help="share of the NLI and human-labelled training rows kept (held-out rows are all kept)")
     ap.add_argument("--seed", type=int, default=28)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -311,7 +377,9 @@ def main() -> None:
             name = rel.split("/")[1].split(".")[0]
             make = nli_pairs if rel.startswith("nli/") else halluc_pairs
             for made in make(args.train_dir / rel, name):
-                emit(made, in_dev(made["group"]))
+                held_out = in_dev(made["group"])
+                if held_out or rng.random() < args.other_share:
+                    emit(made, held_out)
     (args.out / "counts.tsv").write_text("".join(f"{k}\t{v}\n" for k, v in sorted(counts.items())))
     print("".join(f"{k}\t{v}\n" for k, v in sorted(counts.items())))
 

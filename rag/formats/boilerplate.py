@@ -1,0 +1,65 @@
+"""What a paper or report holds besides its text: reference lists, lone figure and page numbers, junk
+metadata titles. Such lines never become passages or section labels: they outrank the text that answers
+(a reference entry shares every name of a question about the work it cites)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from ..types import Paragraph
+
+_REFERENCE_HEADING = re.compile(
+    r"^(?:[\dIVX]+\.?\s+)?(references?|bibliography|works cited|literature cited|cited works|sources|"
+    r"citations|reference list|notes and references|(?:table of )?contents|list of (?:figures|tables))\s*:?$",
+    re.I)
+_DOT_LEADERS = re.compile(r"(?:\.\s?){4,}\s*\d{1,4}$")
+# "[12] ..." or "12. ..." at the start, then the marks of a citation: a URL, "accessed", "et al.", "vol."/"pp.",
+# or an author written "Wilkinson, S.," (a year in brackets alone is not enough: numbered lists have those).
+_ENTRY_NUMBER = re.compile(r"^(?:\[\d{1,3}\]|\d{1,3}\.)\s+\S")
+_CITATION_MARKS = re.compile(
+    r"https?://|www\.|\bdoi\b|\baccessed\b|\bretrieved from\b|\bet al\b|\bvol\.|\bpp\.|"
+    r"\bin proceedings\b|\bproc\.|\barxiv\b|\bisbn\b|\b[A-Z][a-z]+, (?:[A-Z]\.\s?){1,3}[,:;]")
+_AUTHOR_LIST = re.compile(r"^[A-Z][A-Za-z'-]+, (?:[A-Z]\.\s?){1,3}(?:,|and|&|:)")
+_LONE_LABEL = re.compile(r"^(?:\d{1,4}|(?=[ivxlc])c?x{0,3}(?:ix|iv|v?i{0,3})|(?:fig(?:ure)?|tab(?:le)?|eq(?:uation)?|"
+                         r"listing|chart)\.?\s*\d{1,3}[a-z]?[.:]?|\(\d{1,3}\))$", re.I)
+_JUNK_TITLE = re.compile(r"^(?:microsoft (?:word|powerpoint|excel)\b.*|untitled.*|title|document\d*|"
+                         r"slide \d+|.*\.(?:docx?|pdf|tex|dvi|rtf|odt|pptx?|indd|qxd)|[\W\d_]*)$", re.I)
+
+
+def is_reference_heading(text: str) -> bool:
+    """A heading over a list: references, a bibliography, the contents, a list of figures."""
+    return bool(_REFERENCE_HEADING.match(" ".join(text.split())))
+
+
+def is_reference_entry(text: str) -> bool:
+    """A bibliography entry: numbered and carrying a citation's marks, or opening with an author list."""
+    text = " ".join(text.split())
+    if _AUTHOR_LIST.match(text) and _CITATION_MARKS.search(text):
+        return True
+    return bool(_ENTRY_NUMBER.match(text)) and bool(_CITATION_MARKS.search(text))
+
+
+def is_lone_label(text: str) -> bool:
+    """A page, figure, table or equation number left on a line of its own, or a contents line with dot
+    leaders ("2.1 Naming ........ 4")."""
+    return bool(_LONE_LABEL.match(text.strip()) or _DOT_LEADERS.search(text))
+
+
+def real_title(title: str | None) -> str:
+    """The metadata title when it names the document: "" for a writer's placeholder or a file name."""
+    title = " ".join((title or "").split())
+    return "" if len(title) < 3 or _JUNK_TITLE.match(title) else title
+
+
+def body_text(paragraphs: Iterable[Paragraph]) -> tuple[list[Paragraph], int]:
+    """(the paragraphs that are text, how many were reference entries or lone labels): everything under
+    a references heading until the next section, and entry-shaped paragraphs anywhere."""
+    kept, dropped = [], 0
+    for paragraph in paragraphs:
+        if (is_reference_heading(paragraph.section) or is_reference_entry(paragraph.text)
+                or is_lone_label(paragraph.text)):
+            dropped += 1
+        else:
+            kept.append(paragraph)
+    return kept, dropped
