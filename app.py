@@ -174,7 +174,7 @@ def upload(assistant: Assistant, files) -> None:
     saved, refused = [], []
     for file in files:
         try:
-            saved.append(save_upload(assistant.settings.corpus_dir, file.name, file.getvalue(),
+            saved.append(save_upload(assistant.settings.uploads, file.name, file.getvalue(),
                                      assistant.settings.max_file_bytes))
         except UploadRefused as exc:
             refused.append(f"{file.name}: {exc}")
@@ -406,7 +406,7 @@ def main() -> None:
         st.stop()
     visitor = signed_in(assistant.settings)
     admin = visitor.role == "admin"
-    collection = assistant.settings.collection
+    collection = assistant.library()  # the case studies, or your documents once others join them
     st.set_page_config(page_title=f"Ask {collection}", page_icon="📚")
     st.title(f"Ask {safe(collection)}")
     store = ChatStore(assistant.settings.chats_path)

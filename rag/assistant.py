@@ -17,12 +17,13 @@ from .answer.stream import AnswerStream
 from .answer.verify import load_verifier, verify_answer
 from .config import Settings
 from .embeddings import Progress
-from .errors import UserError
+from .errors import RagError, UserError
 from .extras import require
 from .index.shared import SharedIndex
 from .ingest import describe_index, list_documents, logged, migrate, run_ingest, run_remove
 from .resources import Loaded, Loader
 from .retrieval import hybrid_search
+from .sources import library_name
 from .types import Answer, Document, IndexInfo, IngestReport, SearchResult, Verification
 
 # Settings that change which index or query model is loaded: a copy that changes one loads its own.
@@ -75,6 +76,15 @@ class Assistant:
 
     def info(self) -> IndexInfo:
         return describe_index(self.settings)
+
+    def library(self) -> str:
+        """What the documents are called ("the case studies", "your documents" or RAG_COLLECTION): for
+        titles and prompts. An index that cannot be opened yet is named by the settings alone."""
+        try:
+            with self._index.borrow() as loaded:
+                return loaded.library
+        except RagError:
+            return library_name(self.settings.collection, ())
 
     def sources(self) -> list[Document]:
         """Every indexed file: path, format, pages, posts, passages, when added and last updated."""

@@ -390,7 +390,7 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
     if args.list or args.export:
         return _saved_chats(store, args.export, trusted_hosts(assistant.settings))
     chat = _resumed(store, args.resume) if args.resume else None
-    print(f"Ask about {assistant.settings.collection}. /new starts over, /quit (or Ctrl-D) leaves.", file=sys.stderr)
+    print(f"Ask about {assistant.library()}. /new starts over, /quit (or Ctrl-D) leaves.", file=sys.stderr)
     while True:
         try:
             question = input("you> ").strip()

@@ -94,13 +94,18 @@ class Settings:
     """Every knob of the assistant. Environment variables use the prefix ``RAG_``; they win over ``.env``,
     and values given to the constructor win over both (`_env_file=None` reads no .env)."""
 
-    collection: str = setting(
-        "the case studies", min_length=1, max_length=80,
+    collection: str | None = setting(
+        None, min_length=1, max_length=80,
         description="What the documents are called in the app and in answers: its title (\"Ask the case "
-        "studies\"), the chat's placeholder and what an abstention says (\"The case studies don't cover this.\").",
+        "studies\"), the chat's placeholder and what an abstention says (\"The case studies don't cover this.\"). "
+        "Unset: \"the case studies\" while the index holds only the shipped ones, else \"your documents\".",
     )
     corpus_dir: Path = setting(
-        Path("corpus"), description="Folder (or file) that a new index reads, and where the app saves uploads."
+        Path("corpus"), description="Folder (or file) that a new index reads."
+    )
+    upload_dir: Path | None = setting(
+        None, description="Folder where the app and `rag serve` save uploaded documents; unset: `uploads` beside "
+        "the index folder (never the source tree: the repository ignores it).",
     )
     index_dir: Path = setting(
         Path("vectorstore"), description="Folder that holds the FAISS index, passage records and manifest."
@@ -303,6 +308,11 @@ class Settings:
     def variable(cls, name: str) -> str:
         """The environment variable of a setting."""
         return _FIELDS[name].env or ENV_PREFIX + name.upper()
+
+    @property
+    def uploads(self) -> Path:
+        """Where uploads are saved: RAG_UPLOAD_DIR, else `uploads` beside the index folder."""
+        return self.upload_dir if self.upload_dir is not None else Path(self.index_dir).parent / "uploads"
 
     def replace(self, **updates: Any) -> Settings:
         """A copy with these values changed, checked as the constructor checks them (no environment read)."""

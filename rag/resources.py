@@ -15,6 +15,7 @@ from .index.registry import open_store
 from .index.store import VectorStore
 from .ingest import build_spec, export_encoder
 from .retrieval import QueryEncoder
+from .sources import CASE_STUDIES, library_name
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Loaded:
     store: VectorStore
     encoder: QueryEncoder
     matcher: NameMatcher
+    library: str = CASE_STUDIES  # what answers call the documents (sources.library_name)
 
     def close(self) -> None:
         self.store.close()
@@ -51,7 +53,7 @@ class Loader:
         except BaseException:
             store.close()
             raise
-        return Loaded(store, encoder, matcher)
+        return Loaded(store, encoder, matcher, library_name(self.settings.collection, store.manifest.documents))
 
     def _encoder_for(self, manifest: Manifest) -> tuple[QueryEncoder, NameMatcher]:
         files = tuple(manifest.query_model_files)

@@ -56,6 +56,19 @@ def remove_plan(roots: Sequence[str], excluded: Sequence[str], removed: Sequence
     return Plan(kept_roots, excluded, [], lambda name: under_any(name, removed))
 
 
+SHIPPED_CASE_STUDIES = "corpus/case-studies.txt"  # as named inside the project, or by a path ending so
+CASE_STUDIES, YOUR_DOCUMENTS = "the case studies", "your documents"
+
+
+def library_name(configured: str | None, documents: Iterable[str]) -> str:
+    """What the library is called: RAG_COLLECTION when set, else the case studies while the index holds only
+    the shipped ones (a new index that holds nothing yet is the corpus folder's), else your documents."""
+    if configured and configured.strip():
+        return configured.strip()
+    shipped = all(name == SHIPPED_CASE_STUDIES or name.endswith("/" + SHIPPED_CASE_STUDIES) for name in documents)
+    return CASE_STUDIES if shipped else YOUR_DOCUMENTS
+
+
 def catalogue(manifest: Manifest, records: Iterable[Record] | None) -> dict[str, Document]:
     """Every indexed file. Indexes written before the catalogue existed are described from their records."""
     if manifest.documents or records is None:

@@ -194,11 +194,19 @@ def test_documents_panel_lists_and_removes(monkeypatch, tmp_path, shipped_index)
     assert subprocess.run([sys.executable, "-m", "rag", "ingest", "notes.md"], capture_output=True).returncode == 0
     app = start(monkeypatch, RAG_INDEX_DIR=tmp_path / "vectorstore", RAG_CORPUS_DIR=tmp_path / "corpus")
     listed = [m.value for m in app.sidebar.markdown if "passages]" in m.value]
-    names = [text.split("  ")[0] for text in listed]
+    titles = [text.split("  ")[0] for text in listed]
+    names = [text.split("[", 1)[1].split(" · ")[0] for text in listed]
+    assert titles == ["**Case studies**", "**Pager notes**"]
     assert len(names) == 2 and names[0].endswith("/corpus/case-studies.txt") and names[1] == "notes.md"
+    # The library is named for what it holds: the case studies and a note are "your documents".
+    assert app.title[0].value == "Ask your documents"
+    ask(app, "Who won the rugby world cup?")
+    assert app.chat_message[1].markdown[0].value == "Your documents don't cover this."
     next(b for b in app.sidebar.button if b.key == "remove:notes.md").click().run(timeout=120)
     assert not app.exception and "Removed notes.md" in [c.value for c in app.sidebar.caption]
     assert "**1** document ·" in " ".join(m.value for m in app.sidebar.markdown)
+    app.run()
+    assert app.title[0].value == "Ask the case studies"
     st.cache_resource.clear()
 
 

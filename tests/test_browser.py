@@ -105,9 +105,10 @@ def test_upload_in_the_browser_then_answers_cite_the_page_and_follow_a_terminal_
         sidebar = page.get_by_test_id("stSidebar")
         sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files([str(fleet), str(locked)])
         sidebar.get_by_role("button", name="Upload and index").click()
-        expect(sidebar).to_contain_text("Read corpus/fleet report.pdf", timeout=240_000)
-        expect(sidebar).to_contain_text("Skipped corpus/locked.pdf: encrypted PDF")
+        expect(sidebar).to_contain_text("Read uploads/fleet report.pdf", timeout=240_000)
+        expect(sidebar).to_contain_text("Skipped uploads/locked.pdf: encrypted PDF")
         expect(sidebar).to_contain_text("2 indexed")
+        expect(page.get_by_role("heading", name="Ask your documents")).to_be_visible()
         browser.ask(page, "How fast did the archive clusters move to erasure coding?", 0)
         answer = page.get_by_test_id("stChatMessageContent").last
         expect(answer).to_contain_text("nine days")
@@ -121,7 +122,9 @@ def test_upload_in_the_browser_then_answers_cite_the_page_and_follow_a_terminal_
         assert done.returncode == 0, done.stderr
         browser.ask(page, "What did the quokka team migrate to?", 1)
         expect(page.get_by_test_id("stChatMessageContent").last).to_contain_text("CockroachDB")
-    assert (tmp_path / "corpus" / "fleet report.pdf").read_bytes() == fleet.read_bytes()
+    # Uploads land beside the index, never in the corpus folder or the source tree.
+    assert (tmp_path / "uploads" / "fleet report.pdf").read_bytes() == fleet.read_bytes()
+    assert not (tmp_path / "corpus").exists()
 
 
 def test_served_on_all_interfaces_the_browser_is_asked_for_the_password_first(shipped_index, tmp_path):

@@ -331,14 +331,19 @@ def test_reads_go_on_during_an_ingest_one_ingest_at_a_time_and_admins_upload_and
             for thread in readers:
                 thread.join(60)
             after = generation(own)
-            removed = http.delete("/v1/sources/corpus/quokka.md")
+            (uploaded,) = [d["id"] for d in http.get("/v1/sources").json()["sources"] if "quokka" in d["id"]]
+            removed = http.delete(f"/v1/sources/{uploaded}")
     assert busy.status_code == 409 and "wait for it to finish" in busy.json()["error"]["message"]
     assert {status for status, _ in seen} == {200}, "a read failed during the ingest"
-    assert (corpus / "quokka.md").is_file() and not (corpus.parent / "quokka.md").exists()
+    # Uploads land beside the index, outside the corpus (and the source tree), under a safe name.
+    uploads = own.settings.uploads
+    assert (uploads / "quokka.md").is_file() and not (corpus / "quokka.md").exists()
+    assert not (uploads.parent / "quokka.md").exists() and uploads != corpus
     mixed = [pairs for _, pairs in seen if pairs and not (set(pairs) <= before or set(pairs) <= after)]
     assert not mixed, "a search answered from two generations at once"
     assert any(set(pairs) <= after and "quokka" in pairs[0][1] for _, pairs in seen if pairs)
-    assert removed.status_code == 200 and removed.json()["removed_files"] == ["corpus/quokka.md"]
+    assert removed.status_code == 200 and removed.json()["removed_files"] == [uploaded]
+    assert uploaded == "uploads/quokka.md"
     assert "quokka" not in own.search("quokka pooler", k=1).hits[0].passage.text
 
 

@@ -64,6 +64,7 @@ def answer(question: str, history: Any, k: int, settings: Settings,
     cleaned, notices = clean_question(question, settings.max_question_chars)
     run = Run(cleaned, notices, abstain_text=abstain_text(settings.collection))
     with borrow() as loaded:
+        run.abstain_text = abstain_text(getattr(loaded, "library", settings.collection))  # what this index holds
         writer = answerer(loaded)
         turns = as_turns(history, settings.history_turns)
         leaning = follow_up(turns, cleaned)

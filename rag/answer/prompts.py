@@ -35,8 +35,8 @@ CONDENSE_USER = """<conversation>
 
 Last message: {question}"""
 
-def abstain_text(collection: str) -> str:
+def abstain_text(collection: str | None) -> str:
     """What an abstention says, in the collection's own words: "The case studies don't cover this."."""
-    name = collection.strip() or "the documents"
+    name = (collection or "").strip() or "your documents"
     verb = "don't" if name.split()[-1].lower().endswith("s") else "doesn't"
     return f"{name[0].upper()}{name[1:]} {verb} cover this."

@@ -177,7 +177,7 @@ def ingest(body: IngestRequest, request: Request, who: Admin) -> dict:
     settings = service.assistant.settings
     with _one_ingest(service):
         paths = [_inside_corpus(settings.corpus_dir, p) for p in body.paths]
-        paths += [save_upload(settings.corpus_dir, f.name, _decoded(f.name, f.data), settings.max_file_bytes)
+        paths += [save_upload(settings.uploads, f.name, _decoded(f.name, f.data), settings.max_file_bytes)
                   for f in body.files]
         report = service.assistant.configured(lock_timeout=0).ingest(paths, rebuild=body.rebuild, sync=body.sync,
                                                                      isolated=True)
@@ -297,7 +297,7 @@ def _client(request: Request) -> str:
 def create_app(assistant: Assistant, loopback: bool = True) -> FastAPI:
     """The service over this assistant; `loopback` says it is served on 127.0.0.1 only."""
     settings = assistant.settings
-    app = FastAPI(title="rag", summary=f"Cited answers from {settings.collection}", version="1")
+    app = FastAPI(title="rag", summary=f"Cited answers from {settings.collection or 'your documents'}", version="1")
     app.state.service = Service(assistant, loopback, TokenStore.beside(settings.index_dir),
                                 RateLimiter(settings.server_rate_limit))
     app.include_router(router)

@@ -351,6 +351,7 @@ def main() -> None:
     ap.add_argument("--verify-share", type=float, default=0.35, help="share of SQuAD questions perturbed")
     ap.add_argument("--other-share", type=float, default=1.0,
                     help="share of the NLI and human-labelled training rows kept (held-out rows are all kept)")
+    ap.add_argument("--keep", type=int, default=0, help="shuffle the training pairs and keep this many (0: all)")
     ap.add_argument("--seed", type=int, default=28)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -380,6 +381,13 @@ def main() -> None:
                 held_out = in_dev(made["group"])
                 if held_out or rng.random() < args.other_share:
                     emit(made, held_out)
+    if args.keep:  # a budget for a further stage: a random share of every kind
+        lines = (args.out / "train.jsonl").read_text().splitlines(keepends=True)
+        random.Random(args.seed).shuffle(lines)
+        (args.out / "train.jsonl").write_text("".join(lines[:args.keep]))
+        counts = Counter({k: v for k, v in counts.items() if not k.startswith("train")})
+        for made in map(json.loads, lines[:args.keep]):
+            counts[f"train\t{made['source']}\t{made['label']}"] += 1
     (args.out / "counts.tsv").write_text("".join(f"{k}\t{v}\n" for k, v in sorted(counts.items())))
     print("".join(f"{k}\t{v}\n" for k, v in sorted(counts.items())))
 
