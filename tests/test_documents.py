@@ -126,7 +126,8 @@ def test_a_paper_reaches_passages_as_its_text_alone(tmp_path):
     (split,) = [p for p in post.paragraphs if p.text.startswith(PAPER_SPLIT_START)]
     assert split.text == f"{PAPER_SPLIT_START} {PAPER_SPLIT_END}"
     assert (split.page, split.page_at(len(split.text) - 1)) == (1, 2)
-    assert {p.section for p in post.paragraphs} == {PAPER_TITLE, "1 Introduction", "2 Throughput"}
+    assert {p.section for p in post.paragraphs} == {"1 Introduction", "2 Throughput"}  # the byline is gone too
+    assert "Ana Ledger" not in text
 
 
 def test_a_real_metadata_title_wins_and_a_bare_paper_is_named_by_its_file(tmp_path):

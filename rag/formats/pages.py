@@ -22,6 +22,7 @@ _GAP = 1.4  # a gap this many times the usual line spacing ends a paragraph
 _SIZE_STEP = 0.5  # points of font size that set a heading apart from its text
 _FOOTNOTE_STEP = 1.0  # points smaller than the body text: a page's last lines in such type are its footnotes
 _FOOTNOTE_MARK = re.compile(r"^(?:\d{1,3}|[*†‡§])\s?\S")
+_FRONT_WORDS = 12  # under the title, a line shorter than this that ends no sentence is a byline
 _TITLE_SCALE = 1.3  # the first page's biggest type, this much over the body's, is the document's title
 
 
@@ -153,8 +154,15 @@ def paragraphs_from_pages(pages: Sequence[list[Line]], is_heading) -> Paged:
     builder.end()
     paragraphs, dropped = body_text(builder.paragraphs)
     # The title is read before running heads are dropped: it often repeats as the pages' header.
-    first = [line._replace(text=line.text.strip()) for line in pages[0]] if pages else []
-    return Paged(paragraphs, empty, _title(first, body), left_out + dropped)
+    title = _title([line._replace(text=line.text.strip()) for line in pages[0]] if pages else [], body)
+    front = [p for p in paragraphs if _front_matter(p, title)]  # authors, affiliations under the title
+    return Paged([p for p in paragraphs if p not in front], empty, title, left_out + dropped + len(front))
+
+
+def _front_matter(paragraph: Paragraph, title: str) -> bool:
+    """A short line that is no sentence, under the title before any heading: a name or an affiliation."""
+    return bool(title) and paragraph.section == title and len(paragraph.text.split()) < _FRONT_WORDS \
+        and not paragraph.text.endswith(_SENTENCE_END)
 
 
 def _body_size(pages: Sequence[list[Line]]) -> float | None:
