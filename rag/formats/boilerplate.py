@@ -52,14 +52,8 @@ def real_title(title: str | None) -> str:
     return "" if len(title) < 3 or _JUNK_TITLE.match(title) else title
 
 
-def body_text(paragraphs: Iterable[Paragraph]) -> tuple[list[Paragraph], int]:
-    """(the paragraphs that are text, how many were reference entries or lone labels): everything under
-    a references heading until the next section, and entry-shaped paragraphs anywhere."""
-    kept, dropped = [], 0
-    for paragraph in paragraphs:
-        if (is_reference_heading(paragraph.section) or is_reference_entry(paragraph.text)
-                or is_lone_label(paragraph.text)):
-            dropped += 1
-        else:
-            kept.append(paragraph)
-    return kept, dropped
+def body_text(paragraphs: Iterable[Paragraph]) -> list[Paragraph]:
+    """The paragraphs that are text: not under a references or contents heading, not shaped like a
+    reference entry, not a lone label."""
+    return [p for p in paragraphs if not (is_reference_heading(p.section) or is_reference_entry(p.text)
+                                          or is_lone_label(p.text))]

@@ -36,14 +36,12 @@ class Line(NamedTuple):
 
 
 class Paged(NamedTuple):
-    """Paragraphs of a paged document, the numbers of its pages with no text, the title its first page
-    shows in its biggest type ("" if none), and how many lines and paragraphs were left out as footnotes,
-    lone labels or reference entries."""
+    """Paragraphs of a paged document, the numbers of its pages with no text, and the title its first page
+    shows in its biggest type ("" if none)."""
 
     paragraphs: list[Paragraph]
     empty: list[int]
     title: str = ""
-    left_out: int = 0
 
 
 def _shape(line: str) -> str:
@@ -134,10 +132,8 @@ def paragraphs_from_pages(pages: Sequence[list[Line]], is_heading) -> Paged:
                    if not _is_furniture(line.text, i, len(page), running)] for page in pages]
     empty = [number for number, kept in enumerate(kept_pages, 1) if not any(line.text for line in kept)]
     body = _body_size(kept_pages)
-    before = sum(len(kept) for kept in kept_pages)
     kept_pages = [[line for line in _without_footnotes(kept, body) if not is_lone_label(line.text)]
                   for kept in kept_pages]
-    left_out = before - sum(len(kept) for kept in kept_pages)
     lengths = sorted(len(line.text) for kept in kept_pages for line in kept if line.text)
     full = lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0  # the document's full line width
     spacing = _spacing(kept_pages)
@@ -152,11 +148,11 @@ def paragraphs_from_pages(pages: Sequence[list[Line]], is_heading) -> Paged:
         if builder.text.endswith(_SENTENCE_END):
             builder.end()
     builder.end()
-    paragraphs, dropped = body_text(builder.paragraphs)
+    paragraphs = body_text(builder.paragraphs)
     # The title is read before running heads are dropped: it often repeats as the pages' header.
     title = _title([line._replace(text=line.text.strip()) for line in pages[0]] if pages else [], body)
     front = [p for p in paragraphs if _front_matter(p, title)]  # authors, affiliations under the title
-    return Paged([p for p in paragraphs if p not in front], empty, title, left_out + dropped + len(front))
+    return Paged([p for p in paragraphs if p not in front], empty, title)
 
 
 def _front_matter(paragraph: Paragraph, title: str) -> bool:

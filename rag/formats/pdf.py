@@ -24,7 +24,6 @@ class PdfText:
     empty: list[int]  # 1-based numbers of the pages with no text
     pages: int
     notes: list[str] = field(default_factory=list)  # pages that were not read, and why
-    left_out: int = 0  # lines and paragraphs that were reference entries, footnotes or lone labels
 
 
 def read_pdf(data: bytes, is_heading, max_seconds: float = MAX_SECONDS) -> PdfText:
@@ -44,7 +43,7 @@ def read_pdf(data: bytes, is_heading, max_seconds: float = MAX_SECONDS) -> PdfTe
         raise Unreadable(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
     paged = paragraphs_from_pages(pages, is_heading)
     return PdfText(title or paged.title, paged.paragraphs, [n for n in paged.empty if n not in unread],
-                   len(reader.pages), notes, paged.left_out)
+                   len(reader.pages), notes)
 
 
 def _read_pages(reader, deadline: float) -> tuple[list[list[Line]], list[str], set[int]]:

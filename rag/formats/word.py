@@ -55,7 +55,7 @@ def read_docx(data: bytes) -> tuple[str, list[Paragraph]]:
                 paragraphs.append(Paragraph(text, section))
     except (KeyError, ValueError, AttributeError, zipfile.BadZipFile) as exc:
         raise Unreadable(f"not a readable .docx ({type(exc).__name__}: {exc})") from exc
-    return title or first_heading, body_text(paragraphs)[0]
+    return title or first_heading, body_text(paragraphs)
 
 
 def _rows(table) -> list[str]:
