@@ -141,7 +141,7 @@ def make_paper_pdf(path: Path, metadata_title: str = "Microsoft Word - draft3.do
     pdf.set_font("Times", size=6)
     pdf.write(3, "1")
     pdf.set_font("Times", size=10)
-    pdf.write(5, ". The leader orders the transactions and the verifiers replay them to check its work.")
+    pdf.write(5, ". The leader orders the transactions and the verifiers replay them to check its work [3].")
     pdf.ln(8)
     pdf.set_font("Times", size=10)
     pdf.cell(0, 5, "12", align="C", new_x="LMARGIN", new_y="NEXT")

@@ -48,8 +48,8 @@ def extractive_draft(questions: Sequence[str], hits: Sequence[Hit], encoder: Que
                      reader: ReadingModel | None = None, threshold: float | None = None) -> tuple[str, str | None]:
     """Pick sentences for the question as asked and as rewritten (a follow-up's own words say what it
     wants, "how long"; the rewrite says about what), from the hits marked quotable (default: all). With
-    the reading model, the sentences it reads as answering the question as asked or as rewritten; none
-    above `threshold` (default: the model's own) means the passages do not answer.
+    the reading model, the sentences it reads as answering the question (a rewritten follow-up: its
+    standalone question); none above `threshold` (default: the model's own) means the passages do not answer.
 
     Returns the draft, or "" and why nothing could be quoted."""
     quotable = quotable or [True] * len(hits)
@@ -111,7 +111,10 @@ def _read_draft(questions: Sequence[str], hits: Sequence[Hit], candidates: list[
     contexts = [_context(hits[rank], in_context[i][:len(in_context[i]) - len(sentence)].strip())
                 for i, (rank, _, sentence) in zip(usable, chosen_from)]
     pairs = [(sentence, context) for (_, _, sentence), context in zip(chosen_from, contexts)]
-    answers = np.max([reader.answers(q, pairs) for q in dict.fromkeys(questions)], axis=0)
+    # A rewritten follow-up is read for its standalone question only: "how long did that take?" alone is
+    # answered by any duration, the sentence must answer it about what was asked before.
+    read_for = questions[-1:] if len(set(questions)) > 1 else questions[:1]
+    answers = np.max([reader.answers(q, pairs) for q in read_for], axis=0)
     best = float(answers.max())
     if best < threshold:
         return "", NOT_ANSWERED

@@ -11,7 +11,8 @@ from ..types import Paragraph
 
 _REFERENCE_HEADING = re.compile(
     r"^(?:[\dIVX]+\.?\s+)?(references?|bibliography|works cited|literature cited|cited works|sources|"
-    r"citations|reference list|notes and references|(?:table of )?contents|list of (?:figures|tables))\s*:?$",
+    r"citations|reference list|notes and references|endnotes|footnotes|(?:table of )?contents|"
+    r"list of (?:figures|tables))\s*:?$",
     re.I)
 _DOT_LEADERS = re.compile(r"(?:\.\s?){4,}\s*\d{1,4}$")
 # "[12] ..." or "12. ..." at the start, then the marks of a citation: a URL, "accessed", "et al.", "vol."/"pp.",
@@ -25,6 +26,16 @@ _LONE_LABEL = re.compile(r"^(?:\d{1,4}|(?=[ivxlc])c?x{0,3}(?:ix|iv|v?i{0,3})|(?:
                          r"listing|chart)\.?\s*\d{1,3}[a-z]?[.:]?|\(\d{1,3}\))$", re.I)
 _JUNK_TITLE = re.compile(r"^(?:microsoft (?:word|powerpoint|excel)\b.*|untitled.*|title|document\d*|"
                          r"slide \d+|.*\.(?:docx?|pdf|tex|dvi|rtf|odt|pptx?|indd|qxd)|[\W\d_]*)$", re.I)
+
+
+# After a word and a space, or right after punctuation: not a list's "[1] ..." nor code's "array[3]".
+_CITATION_NUMBERS = re.compile(r"(?:(?<=[\w.,;:)])\s|(?<=[.,;:)]))\[\d{1,3}(?:\s?[,–-]\s?\d{1,3})*\]")
+
+
+def without_citation_numbers(text: str) -> str:
+    """The text less its numbered citations ("as shown [12]." -> "as shown."): debris to a reader, and
+    an answer's own [n] markers would be confused with them."""
+    return _CITATION_NUMBERS.sub("", text)
 
 
 def is_reference_heading(text: str) -> bool:

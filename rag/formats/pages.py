@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..types import Paragraph
-from .boilerplate import body_text, is_lone_label, is_reference_entry
+from .boilerplate import body_text, is_lone_label, is_reference_entry, without_citation_numbers
 
 _SENTENCE_END = tuple(".!?:;”\"')]")
 _HYPHENATED = re.compile(r"[A-Za-z]-$")
@@ -87,7 +87,7 @@ class _Builder:
         self.heading = False  # the paragraph began on a line that may be a heading
 
     def add(self, line: str, page: int, heading: bool = False) -> None:
-        line = " ".join(line.split())  # offsets below are in the text as it is kept
+        line = " ".join(without_citation_numbers(line).split())  # offsets below are in the text as it is kept
         if not self.text:
             self.page, self.breaks, self.heading = page, [], heading
         joined = _join(self.text, line)

@@ -7,7 +7,7 @@ import zipfile
 
 from ..types import Paragraph
 from . import Unreadable
-from .boilerplate import body_text, real_title
+from .boilerplate import body_text, real_title, without_citation_numbers
 
 MAX_UNZIP_RATIO = 100  # a real .docx unzips to a few times its size; a zip bomb to thousands
 MIN_UNZIP_CHECK = 20_000_000  # below this many unzipped bytes nothing is refused, whatever the ratio
@@ -43,7 +43,7 @@ def read_docx(data: bytes) -> tuple[str, list[Paragraph]]:
             if isinstance(block, Table):
                 paragraphs += [Paragraph(row, section) for row in _rows(block)]
                 continue
-            text = " ".join(block.text.split())
+            text = " ".join(without_citation_numbers(block.text).split())
             style = (block.style.name if block.style is not None else "").lower()
             if not text:
                 continue
