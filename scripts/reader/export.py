@@ -5,7 +5,7 @@ its two thresholds, and install the chosen one in the package (rag/models/reader
 
 - int8 is shipped when the reader's top-1 and the verifier's AUC on all dev pairs stay within 0.01 of fp32's
   (smaller, faster, less memory).
-- answer_threshold: the best candidate's P(answers) reaches it for 99.5% of held-out SQuAD questions (dev
+- answer_threshold: the best candidate's P(answers) reaches it for 99.7% of held-out SQuAD questions (dev
   articles, never trained on; candidates: the answer sentence and its near misses): below it, no sentence
   answers and the answer abstains.
 - verify_threshold: the highest P(supported) that keeps >= 0.90 of the clean sentences of the CALIBRATION
@@ -39,7 +39,7 @@ SPLIT = Path(__file__).with_name("ragtruth_split.json")
 RAGTRUTH = ROOT.parent / "shared" / "eval" / "ragtruth_qa_dev.jsonl"
 KEEP_CLEAN = 0.90
 VETO_CLEAN = 0.95
-ANSWER_RECALL = 0.995
+ANSWER_RECALL = 0.997
 
 
 def export(model_dir: Path, out: Path) -> dict[str, Path]:
@@ -294,9 +294,10 @@ random 75,000 pairs, lr 3e-5). Stage 2 started from the int8 export of stage 1 d
 {meta}
 ```
 
-`answer_threshold`: for 99.5% of held-out SQuAD questions the best candidate sentence reaches it (97% gave
-0.09 and 99% 0.046, which abstained on 13% and 2% of the answerable case-study questions, "How did they cut
-cloud costs?" among them: no post says "cloud").
+`answer_threshold`: for 99.7% of held-out SQuAD questions the best candidate sentence reaches it. Stage 1
+shipped 99.5%; 97% and 99% had abstained on 13% and 2% of the answerable case-study questions ("How did
+they cut cloud costs?" among them: no post says "cloud"). For stage 2, 99.5% (0.032) abstained on 6.5% of
+the answerable questions of the repository's wiki set, and 99.7% (0.024) on 4.5%.
 `combine`: the verifier's rule, a logistic fit of the model's logit and the claim's word coverage by the
 passages, with a veto (P below it is unsupported whatever the words); shipped because it removed more
 than P alone at the same share of clean sentences kept. `verify_threshold`: the highest that keeps >= 0.90
