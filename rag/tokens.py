@@ -85,6 +85,13 @@ class TokenStore:
             raise UserError(f"no active token {token_id!r}: `rag token list` shows the ids")
         return next(t for t in self.tokens() if t.id == token_id)
 
+    def any_made(self) -> bool:
+        """Whether a token was ever made (revoked ones count: revoking them all must not reopen the API)."""
+        if not self.path.exists():
+            return False
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is not None
+
     def any_active(self) -> bool:
         if not self.path.exists():
             return False

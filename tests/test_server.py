@@ -165,6 +165,10 @@ def test_tokens_roles_and_revocation(assistant, tokens):
     tokens.revoke(reader_record.id)
     assert api.get("/v1/info", headers=as_reader).status_code == 401
     assert api.get("/healthz").status_code == 200  # probes need no token
+    # Revoking every token shuts the API: it never falls back to the fresh install's no-token mode.
+    tokens.revoke(next(t.id for t in tokens.tokens() if t.revoked is None))
+    assert api.get("/v1/info").status_code == 401
+    assert api.post("/v1/ask", json={"question": QUESTION}).status_code == 401
 
 
 def test_served_beyond_loopback_every_request_needs_a_token_even_with_none_made(assistant):
@@ -401,3 +405,14 @@ def wait_for(url: str, seconds: float = 60) -> dict:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def test_the_start_line_tells_the_truth_about_tokens(tmp_path):
+    from rag.server import _access_mode
+
+    store = TokenStore(tmp_path / "tokens.sqlite3")
+    assert _access_mode(store, loopback=True) == "local only: no token needed until one is made"
+    _, record = store.create("admin")
+    assert _access_mode(store, loopback=True) == "tokens required"
+    store.revoke(record.id)
+    assert _access_mode(store, loopback=True).startswith("every token is revoked: requests are refused")

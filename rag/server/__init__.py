@@ -21,7 +21,8 @@ def serve(assistant: Assistant, host: str, port: int) -> int:
     require("fastapi", "server", "rag serve")
     from .api import create_app
 
-    if not is_loopback(host) and not TokenStore.beside(assistant.settings.index_dir).any_active():
+    tokens = TokenStore.beside(assistant.settings.index_dir)
+    if not is_loopback(host) and not tokens.any_active():
         _say(f"no token made yet, so serving on 127.0.0.1 only, not {host}: run `rag token create --role admin` "
              "(and reader tokens for the team), then start again")
         host = "127.0.0.1"
@@ -31,11 +32,19 @@ def serve(assistant: Assistant, host: str, port: int) -> int:
     except RagError as exc:
         _say(f"not ready yet ({exc}); /readyz says 503 until an ingest")
     shown = f"[{host}]" if ":" in host else host
-    _say(f"serving on http://{shown}:{port} (API docs at /docs)" +
-         (", local only: no token needed until one is made" if is_loopback(host) else ", tokens required"))
+    _say(f"serving on http://{shown}:{port} (API docs at /docs), {_access_mode(tokens, is_loopback(host))}")
     uvicorn.run(create_app(assistant, loopback=is_loopback(host)), host=host, port=port, log_level="warning",
                 access_log=False, server_header=False, timeout_graceful_shutdown=10)
     return 0
+
+
+def _access_mode(tokens: TokenStore, loopback: bool) -> str:
+    """The start line's truth about tokens."""
+    if loopback and not tokens.any_made():
+        return "local only: no token needed until one is made"
+    if not tokens.any_active():
+        return "every token is revoked: requests are refused until `rag token create`"
+    return "tokens required"
 
 
 def _check_port(host: str, port: int) -> None:

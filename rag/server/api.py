@@ -66,8 +66,9 @@ class Service:
     ingest_started: float = 0.0
 
     def open_access(self) -> bool:
-        """No token needed: served on loopback only, and nobody has made a token yet."""
-        return self.loopback and not self.tokens.any_active()
+        """No token needed: served on loopback only, and nobody has ever made a token (a fresh install).
+        Once one was made, revoking them all shuts the API rather than opening it."""
+        return self.loopback and not self.tokens.any_made()
 
 
 def service_of(request: Request) -> Service:
