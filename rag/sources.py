@@ -96,15 +96,14 @@ def scanned_documents(loaded: LoadResult, chunks: Iterable[Chunk], old: dict[str
     """Catalogue entries of the files read by this ingest: first added when first indexed, updated when
     their content changed."""
     passages = Counter(chunk.source.path for chunk in chunks)
-    posts = Counter(post.path for post in loaded.posts)
-    titles: dict[str, list[str]] = {}
+    titles: dict[str, list[str]] = {}  # each file's posts, by title
     for post in loaded.posts:
         titles.setdefault(post.path, []).append(post.title)
     entries = {}
     for name, kind in loaded.read.items():
         before = old.get(name)
         unchanged = before is not None and old_fingerprints.get(name) == loaded.fingerprints.get(name)
-        entries[name] = Document(name, kind.kind, kind.pages, posts[name], passages[name],
+        entries[name] = Document(name, kind.kind, kind.pages, len(titles.get(name, [])), passages[name],
                                  before.added if before else now, before.updated if unchanged and before else now,
                                  _title(name, titles.get(name, [])))
     return entries

@@ -116,11 +116,10 @@ def _read_draft(questions: Sequence[str], hits: Sequence[Hit], candidates: list[
     contexts = [_context(hits[rank], in_context[i][:len(in_context[i]) - len(sentence)].strip())
                 for i, (rank, _, sentence) in zip(usable, chosen_from)]
     pairs = [(sentence, context) for (_, _, sentence), context in zip(chosen_from, contexts)]
-    # A rewritten follow-up is read for its standalone question only: "how long did that take?" alone is
+    # Read for the standalone question (questions[-1]) only: a follow-up's "how long did that take?" alone is
     # answered by any duration, the sentence must answer it about what was asked before.
-    read_for = questions[-1:] if len(set(questions)) > 1 else questions[:1]
-    answers = np.max([reader.answers(q, pairs) for q in read_for], axis=0)
-    if len(read_for) < len(set(questions)):
+    answers = reader.answers(questions[-1], pairs)
+    if len(set(questions)) > 1:  # rewritten
         threshold *= FOLLOW_UP_CONFIDENCE
     best = float(answers.max())
     if best < threshold:

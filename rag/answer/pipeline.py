@@ -25,10 +25,12 @@ from .verify import AnswerChecker, Check, load_verifier
 
 
 class Loaded(Protocol):
-    """What a run reads (borrowed for the whole run): the index generation and the query encoder."""
+    """What a run reads (borrowed for the whole run): the index generation, the query encoder and what the
+    documents are called (rag.sources.library_name)."""
 
     store: VectorStore
     encoder: QueryEncoder
+    library: str
 
 
 L = TypeVar("L", bound=Loaded)
@@ -62,9 +64,8 @@ def answer(question: str, history: Any, k: int, settings: Settings,
     `answerer(loaded)` gives who writes the draft. Nothing the draft says is yielded before it is verified.
     """
     cleaned, notices = clean_question(question, settings.max_question_chars)
-    run = Run(cleaned, notices, abstain_text=abstain_text(settings.collection))
     with borrow() as loaded:
-        run.abstain_text = abstain_text(getattr(loaded, "library", settings.collection))  # what this index holds
+        run = Run(cleaned, notices, abstain_text=abstain_text(loaded.library))
         writer = answerer(loaded)
         turns = as_turns(history, settings.history_turns)
         leaning = follow_up(turns, cleaned)

@@ -151,8 +151,8 @@ def paragraphs_from_pages(pages: Sequence[list[Line]], is_heading) -> Paged:
     paragraphs = body_text(builder.paragraphs)
     # The title is read before running heads are dropped: it often repeats as the pages' header.
     title = _title([line._replace(text=line.text.strip()) for line in pages[0]] if pages else [], body)
-    front = [p for p in paragraphs if _front_matter(p, title)]  # authors, affiliations under the title
-    return Paged([p for p in paragraphs if p not in front], empty, title)
+    # Authors and affiliations under the title are not passages.
+    return Paged([p for p in paragraphs if not _front_matter(p, title)], empty, title)
 
 
 def _front_matter(paragraph: Paragraph, title: str) -> bool:
