@@ -37,11 +37,13 @@ index: setup
 	$(BIN)/rag ingest
 
 # The address is RAG_APP_ADDRESS from the settings (environment or .env): 127.0.0.1 unless opened up. It is read
-# first so that a bad setting stops here instead of leaving the address empty (all interfaces).
+# first so that a bad setting stops here instead of leaving the address empty (all interfaces). The file watcher is
+# off: it would watch the whole tree (corpus, index, .venv) and flood the log with "Inotify queue overflowed".
 run: index
 	address=$$($(BIN)/python -c "from rag.config import load_settings; print(load_settings().app_address)") && \
 	$(BIN)/python -m streamlit run app.py --server.address "$$address" --server.port $(PORT) --server.headless true \
-		--browser.gatherUsageStats false --client.toolbarMode minimal --client.showErrorDetails none
+		--browser.gatherUsageStats false --client.toolbarMode minimal --client.showErrorDetails none \
+		--server.fileWatcherType none
 
 # The browser test drives Debian's chromium (a browser download cannot work offline).
 browser:

@@ -1,8 +1,9 @@
 """The Streamlit chat: a thin layer over rag.Assistant.
 
 Corpus and model text is never rendered as HTML, and answer text is escaped so that markdown links,
-images and bare URLs in it cannot fetch or point anywhere. Served beyond loopback, or with a password or
-OIDC configured, it shows nothing until someone signs in (the rules are in rag/access.py).
+images and bare URLs in it cannot fetch or point anywhere. Served beyond loopback, or with a password,
+OIDC or named users configured, it shows nothing until someone signs in (the rules are in rag/access.py).
+Each chat is its owner's alone (rag/chats.py): every read and write of one passes the visitor's owner key.
 """
 
 from __future__ import annotations
@@ -10,18 +11,21 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from rag import Assistant, RagError, Settings, access, load_settings
 from rag.access import Visitor
 from rag.answer.llm import describe_state, endpoint_state
-from rag.chats import NEW_TITLE, Chat, ChatStore, Message, chat_markdown
+from rag.chats import NEW_TITLE, Chat, ChatStore, Message, chat_labels, chat_markdown
 from rag.config import trusted_hosts
 from rag.render import answer_markdown, rewrite_note, source_label
 from rag.render import safe_markdown as safe
 from rag.uploads import UploadRefused, save_upload
+from rag.users import UserStore
 
 EXAMPLES = [
     "How did they cut cloud costs?",
@@ -56,21 +60,37 @@ def signed_in(settings: Settings) -> Visitor:
     to sign in, one line saying what to set) and stops the script there: nothing else is drawn."""
     address = st.get_option("server.address")
     auth = oidc_config()
-    gate = access.gate(settings, address, auth is not None)
+    users = UserStore.beside(settings.index_dir)
+    gate = access.gate(settings, address, auth is not None, users_exist(users))
     if gate.open:
-        return Visitor("admin", "local")
+        return access.LOCAL
     if gate.refused:
         st.set_page_config(page_title="Sign in", page_icon="📚")
         st.error(access.refusal(address))
         st.stop()
     visitor = st.session_state.get("visitor")  # a password sign-in, kept for the session
+    if visitor is not None and not access.still_signed_in(visitor, users):
+        del st.session_state.visitor  # removed, or their password changed: they sign in again
+        visitor = None
     if visitor is None and auth is not None and st.user.get("is_logged_in"):
-        user = st.user.to_dict()
-        visitor = Visitor(access.oidc_role(user, settings), "oidc", str(user.get("email") or ""))
+        visitor = access.oidc_visitor(st.user.to_dict(), settings)
     if visitor is None:
-        sign_in(settings, gate, auth)
+        sign_in(settings, gate, auth, users)
         st.stop()
     return visitor
+
+
+def users_exist(users: UserStore) -> bool:
+    """Whether named users exist; a user file that cannot be read stops the page, saying so in one line
+    (its path and the reason go to the log: the visitor has not signed in)."""
+    try:
+        return users.any_users()
+    except RagError as exc:
+        log.error("cannot read the user file: %s", exc)
+        st.set_page_config(page_title="Sign in", page_icon="📚")
+        st.error("Sign-in is not possible now: the server cannot read its list of users. The server's log has "
+                 "the details.")
+        st.stop()
 
 
 def oidc_config() -> Mapping[str, Any] | None:
@@ -82,19 +102,11 @@ def oidc_config() -> Mapping[str, Any] | None:
     return auth if isinstance(auth, Mapping) else None
 
 
-def sign_in(settings: Settings, gate: access.Gate, auth: Mapping[str, Any] | None) -> None:
+def sign_in(settings: Settings, gate: access.Gate, auth: Mapping[str, Any] | None, users: UserStore) -> None:
     st.set_page_config(page_title="Sign in", page_icon="📚")
     st.title("Sign in")
     if gate.password:
-        with st.form("sign-in", clear_on_submit=True):
-            password = st.text_input("Password", type="password")
-            submitted = st.form_submit_button("Sign in", type="primary")
-        if submitted:
-            role = access.password_role(password, settings)
-            if role is not None:
-                st.session_state.visitor = Visitor(role, "password")
-                st.rerun()
-            st.error("Wrong password.")
+        password_form(settings, gate, users)
     if auth is not None:
         if not access.authlib_installed():
             st.error('Sign-in with OIDC needs Authlib: pip install "streamlit[auth]", then restart the app.')
@@ -105,11 +117,38 @@ def sign_in(settings: Settings, gate: access.Gate, auth: Mapping[str, Any] | Non
                 st.login(provider)
 
 
+def password_form(settings: Settings, gate: access.Gate, users: UserStore) -> None:
+    """A name and password when named users exist (the name left empty for the shared password, if one
+    is set); the password alone otherwise."""
+    shared = access.shared_password(settings)
+    with st.form("sign-in", clear_on_submit=True):
+        name = ""
+        if gate.users:
+            name = st.text_input("Name", autocomplete="username",
+                                 help="Leave it empty to use the shared password" if shared else None)
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        try:
+            visitor = access.password_visitor(name or "", password or "", settings, users)
+        except RagError as exc:  # the user file broke since the page was drawn
+            log.error("cannot check a sign-in: %s", exc)
+            st.error("Sign-in is not possible now: the server's log has the details.")
+            return
+        if visitor is not None:
+            st.session_state.visitor = visitor
+            st.rerun()
+        st.error("Wrong name or password." if gate.users else "Wrong password.")
+
+
 def account_panel(visitor: Visitor) -> None:
     if visitor.via == "local":
         return
     who = f"{safe(visitor.name)} ({visitor.role})" if visitor.name else visitor.role
     st.caption(f"Signed in as {who}")
+    if visitor.shared:
+        st.caption("With the shared password your chats are kept for this browser tab only: a reload or "
+                   "signing out starts afresh.")
     if st.button("Sign out", icon=":material/logout:"):
         if visitor.via == "oidc":
             st.logout()
@@ -239,24 +278,25 @@ def answer_panel(assistant: Assistant) -> dict:
         options["llm_model"] = st.text_input("Model", assistant.settings.llm_model)
         options["llm_temperature"] = st.slider("Temperature", 0.0, 1.0, assistant.settings.llm_temperature)
         state = endpoint_state(assistant.settings.replace(llm_model=options["llm_model"]))
-        shown = st.warning if state["state"] == "open" else st.caption
+        shown = st.warning if state["state"] in ("open", "half_open") else st.caption  # skipped, or on trial
         shown(safe(f"Endpoint {state['endpoint']}: {describe_state(state)}"))
     return options
 
 
-def chats_panel(store: ChatStore, open_chat: str | None) -> None:
+def chats_panel(store: ChatStore, owner: str, open_chat: str | None) -> None:
+    """The visitor's own chats, newest first; two with the same title show when each was started."""
     st.header("Chats")
     if st.button("New chat", type="primary"):
         st.query_params.clear()
         st.rerun()
     try:
-        chats = store.chats()
+        chats = store.chats(owner)[:50]
     except RagError as exc:
         st.error(safe(str(exc)))
         return
-    for chat in chats[:50]:
+    for chat, label in zip(chats, chat_labels(chats, reader_zone()), strict=True):
         current = chat.id == open_chat
-        if st.button(safe(chat.title), key=f"chat:{chat.id}", type="tertiary", disabled=current,
+        if st.button(safe(label), key=f"chat:{chat.id}", type="tertiary", disabled=current,
                      icon=":material/chat:" if not current else ":material/chevron_right:"):
             st.query_params["chat"] = chat.id
             st.rerun()
@@ -266,12 +306,22 @@ def chats_panel(store: ChatStore, open_chat: str | None) -> None:
             title = st.text_input("Title", chat.title, max_chars=80)
             rename, delete = st.columns(2)
             if rename.button("Rename", disabled=not title.strip()):
-                store.rename(chat.id, title)
+                store.rename(owner, chat.id, title)
                 st.rerun()
             if delete.button("Delete", type="primary"):
-                store.delete(chat.id)
+                store.delete(owner, chat.id)
                 st.query_params.clear()
                 st.rerun()
+
+
+def reader_zone() -> tzinfo | None:
+    """The browser's time zone, so times read as the reader's clock; None (the server's) when unknown.
+    The name comes from the browser: one that is not a real zone is ignored, never looked up as a path."""
+    name = st.context.timezone
+    try:
+        return ZoneInfo(name) if name else None
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        return None
 
 
 # ---------------------------------------------------------------- chat
@@ -309,7 +359,7 @@ def highlighted(text: str, evidence: list[dict]) -> str:
     return "".join(out + [safe(text[at:])])
 
 
-def show_message(store: ChatStore, message: Message, last: bool, options: dict) -> None:
+def show_message(store: ChatStore, owner: str, message: Message, last: bool, options: dict) -> None:
     with st.chat_message(message.role):
         if message.role == "user":
             st.markdown(safe(message.content))
@@ -319,14 +369,14 @@ def show_message(store: ChatStore, message: Message, last: bool, options: dict) 
                 st.session_state.retry = True
                 st.rerun()
         else:
-            show_answer(store, message, options)
+            show_answer(store, owner, message, options)
 
 
-def show_answer(store: ChatStore, message: Message, options: dict) -> None:
+def show_answer(store: ChatStore, owner: str, message: Message, options: dict) -> None:
     answer = message.answer or {}
     hosts = trusted_hosts(shared_assistant().settings)
     st.markdown(answer_markdown(message.content, [c["text"] for c in answer.get("citations", [])], hosts))
-    note = rewrite_note(answer.get("question", ""), answer.get("standalone_question", ""))
+    note = rewrite_note(answer.get("question", ""), answer.get("standalone_question", ""), answer.get("read_as"))
     if note:
         st.caption(safe(note))
     for notice in answer.get("notices", []):
@@ -338,38 +388,40 @@ def show_answer(store: ChatStore, message: Message, options: dict) -> None:
     with copy.popover("Copy", icon=":material/content_copy:"):
         st.code(message.content, language=None, wrap_lines=True)  # its corner button copies the answer
     with rating:
-        feedback(store, message, options)
+        feedback(store, owner, message, options)
 
 
-def feedback(store: ChatStore, message: Message, options: dict) -> None:
-    """Thumbs up or down, and an optional comment, stored with the answer and the settings it ran with."""
+def feedback(store: ChatStore, owner: str, message: Message, options: dict) -> None:
+    """Thumbs up or down, and an optional comment, stored with the answer and the settings it ran with.
+    The owner is bound to the callbacks now: they run at the start of the next click's run."""
     key = f"rate:{message.id}"
     if key not in st.session_state and message.rating is not None:
         st.session_state[key] = 1 if message.rating > 0 else 0
-    rated = st.feedback("thumbs", key=key, on_change=rate, args=(store, message.id, key, options))
+    args = (store, owner, message.id, key, options)
+    rated = st.feedback("thumbs", key=key, on_change=rate, args=args)
     if rated is not None:
         st.text_input("Comment (optional)", message.comment, key=f"comment:{message.id}",
-                      placeholder="What was right or wrong?", on_change=rate, args=(store, message.id, key, options),
-                      label_visibility="collapsed")
+                      placeholder="What was right or wrong?", on_change=rate, args=args, label_visibility="collapsed")
 
 
-def rate(store: ChatStore, message_id: int, key: str, options: dict) -> None:
+def rate(store: ChatStore, owner: str, message_id: int, key: str, options: dict) -> None:
+    """Store the rating; nothing happens if the answer is gone (its chat deleted in another tab)."""
     value = st.session_state.get(key)
     if value is not None:
         comment = st.session_state.get(f"comment:{message_id}", "")
-        store.rate(message_id, 1 if value == 1 else -1, comment, options)
+        store.rate(owner, message_id, 1 if value == 1 else -1, comment, options)
 
 
-def respond(assistant: Assistant, store: ChatStore, chat_id: str | None, question: str, options: dict,
-            asked: bool = False) -> None:
-    """Answer `question` in the chat (made now if none is open); `asked` when it is already stored
+def respond(assistant: Assistant, store: ChatStore, owner: str, chat_id: str | None, question: str,
+            options: dict, asked: bool = False) -> None:
+    """Answer `question` in the owner's chat (made now if none is open); `asked` when it is already stored
     (a retry). A failure is stored too, so the question stays and can be asked again."""
     if chat_id is None:
-        chat_id = store.create(NEW_TITLE).id
+        chat_id = store.create(owner, NEW_TITLE).id
         st.query_params["chat"] = chat_id
-    history = store.history(chat_id)[:-1] if asked else store.history(chat_id)
+    history = store.history(owner, chat_id)[:-1] if asked else store.history(owner, chat_id)
     if not asked:
-        store.add(chat_id, "user", question)
+        store.add(owner, chat_id, "user", question)
         with st.chat_message("user"):
             st.markdown(safe(question))
     answer_only = {k: v for k, v in options.items() if k != "k"}
@@ -379,22 +431,26 @@ def respond(assistant: Assistant, store: ChatStore, chat_id: str | None, questio
         try:
             stream = assistant.configured(**answer_only).stream(question, history=history, k=options["k"])
             st.write_stream(safe(piece) for piece in stream)  # only sentences that passed the check
-            store.add(chat_id, "assistant", stream.answer.text, answer=stream.answer.to_dict())
+            store.add(owner, chat_id, "assistant", stream.answer.text, answer=stream.answer.to_dict())
         except RagError as exc:
-            store.add(chat_id, "assistant", "", error=str(exc))
+            store.add(owner, chat_id, "assistant", "", error=str(exc))
         except Exception:  # stored like any failure, so the question stays and Retry asks it again
             log.exception("answering failed")
-            store.add(chat_id, "assistant", "", error=UNEXPECTED)
+            store.add(owner, chat_id, "assistant", "", error=UNEXPECTED)
         finally:
             checking.empty()
     st.rerun()  # redraw from the store: the verified text, its sources, the rating
 
 
-def open_chat(store: ChatStore) -> tuple[Chat | None, list[Message]]:
-    """The chat named in the address (so a reload reopens it), and its messages."""
+def open_chat(store: ChatStore, owner: str) -> tuple[Chat | None, list[Message]]:
+    """The chat named in the address (so a reload reopens it), and its messages, if it is the owner's.
+    Anyone else's is not there: the same line shows for a deleted chat, so nothing tells which it was."""
     chat_id = st.query_params.get("chat")
-    chat = store.get(chat_id) if chat_id is not None else None
-    return (chat, store.messages(chat.id)) if chat is not None else (None, [])
+    chat = store.get(owner, chat_id) if chat_id is not None else None
+    if chat_id is not None and chat is None:
+        st.info("There is no chat at this address among yours: it may have been deleted. Ask a question to "
+                "start a new one.")
+    return (chat, store.messages(owner, chat.id)) if chat is not None else (None, [])
 
 
 def main() -> None:
@@ -405,13 +461,13 @@ def main() -> None:
         st.error(str(exc))
         st.stop()
     visitor = signed_in(assistant.settings)
-    admin = visitor.role == "admin"
+    admin, owner = visitor.role == "admin", visitor.owner
     collection = assistant.library()  # the case studies, or your documents once others join them
     st.set_page_config(page_title=f"Ask {collection}", page_icon="📚")
     st.title(f"Ask {safe(collection)}")
     store = ChatStore(assistant.settings.chats_path)
     try:
-        chat, messages = open_chat(store)
+        chat, messages = open_chat(store, owner)
     except RagError as exc:
         st.error(safe(str(exc)))
         chat, messages = None, []
@@ -419,15 +475,15 @@ def main() -> None:
     with st.sidebar:
         account_panel(visitor)
         options = answer_panel(assistant)
-        chats_panel(store, chat_id)
+        chats_panel(store, owner, chat_id)
         index_panel(assistant, admin)
         documents_panel(assistant, admin)
     for number, message in enumerate(messages):
-        show_message(store, message, number == len(messages) - 1, options)
+        show_message(store, owner, message, number == len(messages) - 1, options)
     if st.session_state.pop("retry", False) and chat_id is not None:
-        question = store.drop_failure(chat_id)
+        question = store.drop_failure(owner, chat_id)
         if question is not None:
-            respond(assistant, store, chat_id, question, options, asked=True)
+            respond(assistant, store, owner, chat_id, question, options, asked=True)
     if messages and chat is not None:
         exported = chat_markdown(chat, messages, trusted_hosts(assistant.settings))
         st.download_button("Export chat (Markdown)", exported, file_name=f"chat-{chat.id}.md",
@@ -439,7 +495,7 @@ def main() -> None:
             if st.button(example):
                 question = example
     if question:
-        respond(assistant, store, chat_id, question, options)
+        respond(assistant, store, owner, chat_id, question, options)
 
 
 def guarded() -> None:

@@ -20,7 +20,7 @@ from common import machine
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SCRIPTS = ["ingest", "query", "app_memory", "scale", "verification", "documents", "server_load", "million-100k",
-           "million-1m", "verification-overlap", "reading"]
+           "million-1m", "verification-overlap", "reading", "request_caps"]
 # Arguments a script runs with here: the service's soak is cut to 2 minutes (run server_load.py alone for 10).
 ARGS = {"server_load": ["--soak", "120"], "verification": ["--model", "reader"],
         "verification-overlap": ["--model", "overlap"], "million-100k": ["--passages", "100000"],

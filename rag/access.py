@@ -3,7 +3,12 @@
 A reader asks questions and reads the sources and the saved chats; an admin may also re-ingest, upload and
 remove documents.
 The app served on loopback with nothing configured is one local user, an admin, with no sign-in.
-Anything else (served on another address, or a password or OIDC configured) asks for a sign-in first.
+Anything else (served on another address, a password, OIDC or a named user configured) asks for a
+sign-in first.
+
+Each visitor has an owner key, and chats belong to it (rag/chats.py): a named user's is their name, an
+OIDC user's their e-mail, and the shared password's is its browser session's, since a password many
+people share says nothing of which of them is typing.
 """
 
 from __future__ import annotations
@@ -11,13 +16,16 @@ from __future__ import annotations
 import hmac
 import importlib.util
 import ipaddress
+import secrets
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .chats import LOCAL as LOCAL_OWNER
 from .config import Secret, Settings
+from .users import UserRecord, UserStore
 
 Role = Literal["reader", "admin"]
 
@@ -35,6 +43,7 @@ class Gate:
     open: bool
     password: bool
     oidc: bool
+    users: bool = False  # named users exist: the password form asks for a name too
 
     @property
     def refused(self) -> bool:
@@ -43,12 +52,46 @@ class Gate:
 
 @dataclass(frozen=True)
 class Visitor:
-    """Whoever uses a session: their role, how they signed in ('local' is loopback with no sign-in), and
-    a name to show (an OIDC e-mail; never a password)."""
+    """Whoever uses a session: their role, how they signed in ('local' is loopback with no sign-in,
+    'password' the shared password, 'user' a name and password), a name to show (a user's name or an
+    OIDC e-mail; never a password), and the owner key their chats are kept under."""
 
     role: Role
-    via: Literal["local", "password", "oidc"]
+    via: Literal["local", "password", "user", "oidc"]
     name: str = ""
+    owner: str = LOCAL_OWNER
+    password_set: str = ""  # for a named user: when their password was set, so a change signs this out
+
+    @property
+    def shared(self) -> bool:
+        """Signed in with the shared password: nobody in particular, so chats last for this session."""
+        return self.via == "password"
+
+
+LOCAL = Visitor("admin", "local")
+
+
+def user_visitor(record: UserRecord) -> Visitor:
+    return Visitor("admin" if record.admin else "reader", "user", record.name, record.owner, record.changed)
+
+
+def session_visitor(role: Role) -> Visitor:
+    """A shared-password sign-in: its owner key is new, so its chats are this browser session's alone."""
+    return Visitor(role, "password", owner="session:" + secrets.token_urlsafe(16))
+
+
+def oidc_visitor(user: Mapping[str, Any], settings: Settings) -> Visitor:
+    email = str(user.get("email") or "").strip()
+    return Visitor(oidc_role(user, settings), "oidc", email, oidc_owner(user))
+
+
+def oidc_owner(user: Mapping[str, Any]) -> str:
+    """An OIDC user's owner key: their e-mail, lower-cased; or, when the provider says the e-mail is
+    unverified (anyone may have typed it), the provider's subject id, which no one else can claim."""
+    email = str(user.get("email") or "").strip().lower()
+    if email and user.get("email_verified", True) is not False:
+        return "oidc:" + email
+    return f"oidc-subject:{user.get('iss') or ''}:{user.get('sub') or ''}"
 
 
 def is_loopback(address: str | None) -> bool:
@@ -63,12 +106,17 @@ def is_loopback(address: str | None) -> bool:
         return False  # a host name other than localhost may resolve anywhere
 
 
-def gate(settings: Settings, address: str | None, oidc_configured: bool) -> Gate:
-    has_password = _configured(settings.app_password) or _configured(settings.app_admin_password)
+def gate(settings: Settings, address: str | None, oidc_configured: bool, users: bool = False) -> Gate:
+    """`users`: whether any named user exists (`rag user add`)."""
+    has_password = users or shared_password(settings)
     if not has_password and not oidc_configured:
         return Gate(open=is_loopback(address), password=False, oidc=False)
     # Configured sign-in applies on loopback too: a reverse proxy on this host makes loopback reachable.
-    return Gate(open=False, password=has_password, oidc=oidc_configured)
+    return Gate(open=False, password=has_password, oidc=oidc_configured, users=users)
+
+
+def shared_password(settings: Settings) -> bool:
+    return _configured(settings.app_password) or _configured(settings.app_admin_password)
 
 
 def refusal(address: str | None) -> str:
@@ -87,9 +135,36 @@ def password_role(given: str, settings: Settings) -> Role | None:
         return "admin"
     if reader:
         return "reader"
+    _wrong_guess()
+    return None
+
+
+def password_visitor(name: str, password: str, settings: Settings, users: UserStore) -> Visitor | None:
+    """Who the sign-in form's name and password are, or None (after the wrong-guess wait). A name signs in
+    as that user only; no name, with the shared password."""
+    if name.strip():
+        record = users.check(name, password)
+        if record is not None:
+            return user_visitor(record)
+    elif shared_password(settings):
+        role = password_role(password, settings)  # waits itself when wrong
+        return session_visitor(role) if role is not None else None
+    _wrong_guess()
+    return None
+
+
+def still_signed_in(visitor: Visitor, users: UserStore) -> bool:
+    """Whether a session's sign-in still holds: a named user removed, or whose password was changed,
+    since they signed in is signed out (`rag user remove` and `passwd` take effect at the next click)."""
+    if visitor.via != "user":
+        return True
+    record = users.get(visitor.name)
+    return record is not None and user_visitor(record) == visitor
+
+
+def _wrong_guess() -> None:
     with _WRONG_PASSWORD:
         time.sleep(WRONG_PASSWORD_DELAY)
-    return None
 
 
 def _configured(secret: Secret | None) -> bool:

@@ -43,11 +43,14 @@ class Assistant:
         self._index: SharedIndex[Loaded] = _shared(self.settings)
 
     def ingest(self, paths: Sequence[Path | str] | None = None, rebuild: bool = False, progress: Progress = False,
-               on_wait: Callable[[], None] | None = None, isolated: bool = False, sync: bool = False) -> IngestReport:
+               on_wait: Callable[[], None] | None = None, isolated: bool = False, sync: bool = False,
+               time_limit: float | None = None) -> IngestReport:
         """Add or update these files or folders and keep every other document (`sync`: the index then
         holds exactly these); no paths re-reads the documents the index holds (a new index: the corpus
-        folder). `isolated` runs it in a child process, so a long-running server never loads torch."""
-        arguments = (self.settings, [Path(p) for p in paths or []], rebuild, progress, on_wait, sync)
+        folder). `isolated` runs it in a child process, so a long-running server never loads torch.
+        `time_limit`: seconds of reading, after which the files left are skipped (and reported); an
+        isolated run still going at twice it is stopped and changes nothing."""
+        arguments = (self.settings, [Path(p) for p in paths or []], rebuild, progress, on_wait, sync, time_limit)
         if isolated:
             from .isolated import ingest_in_child
 
@@ -57,14 +60,16 @@ class Assistant:
         return self._ingested(report)
 
     def remove(self, paths: Sequence[Path | str], on_wait: Callable[[], None] | None = None,
-               isolated: bool = False) -> IngestReport:
-        """Remove these files or folders, and only their passages, from the index."""
+               isolated: bool = False, time_limit: float | None = None) -> IngestReport:
+        """Remove these files or folders, and only their passages, from the index (an isolated removal
+        still going at twice `time_limit` seconds is stopped and changes nothing)."""
         if not paths:
             raise UserError("name the files or folders to remove; `rag sources` lists what is indexed")
         if isolated:
             from .isolated import ingest_in_child
 
-            report = ingest_in_child(self.settings, [Path(p) for p in paths], on_wait=on_wait, remove=True)
+            report = ingest_in_child(self.settings, [Path(p) for p in paths], on_wait=on_wait, remove=True,
+                                     time_limit=time_limit)
         else:
             report = run_remove(self.settings, [Path(p) for p in paths], on_wait)
         return self._ingested(report)

@@ -2,6 +2,7 @@
 
 A turn that failed keeps its question: the failure is stored as an assistant message with `error` set,
 so the chat shows it with a retry, and the history handed to the next question leaves it out.
+Each chat belongs to one owner (see ChatStore) and is no one else's to see or change.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import contextlib
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from .errors import UserError
@@ -20,7 +22,7 @@ from .render import answer_markdown, safe_markdown, source_label
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chats (id TEXT PRIMARY KEY, title TEXT NOT NULL, created TEXT NOT NULL,
-                                  updated TEXT NOT NULL);
+                                  updated TEXT NOT NULL, owner TEXT NOT NULL DEFAULT 'local');
 CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT,
                                      chat_id TEXT NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
                                      role TEXT NOT NULL, content TEXT NOT NULL, answer TEXT, error TEXT,
@@ -30,6 +32,12 @@ CREATE TABLE IF NOT EXISTS feedback (message_id INTEGER PRIMARY KEY REFERENCES m
                                      rating INTEGER NOT NULL, comment TEXT NOT NULL, settings TEXT NOT NULL,
                                      created TEXT NOT NULL);
 """
+# A file from before chats had owners gains the column; its chats were the one local user's, so they stay
+# that user's (the app on loopback with no sign-in, and `rag chat`).
+_ADD_OWNER = "ALTER TABLE chats ADD COLUMN owner TEXT NOT NULL DEFAULT 'local'"
+_OWNER_INDEX = "CREATE INDEX IF NOT EXISTS chats_by_owner ON chats(owner, updated)"
+_CHAT = "SELECT id, title, created, updated FROM chats"
+LOCAL = "local"  # the owner of `rag chat`'s chats and of the app's on loopback with no sign-in
 NEW_TITLE = "New chat"
 _TITLE_CHARS = 80
 _COMMENT_CHARS = 2000
@@ -56,82 +64,99 @@ class Message:
 
 class ChatStore:
     """Chats, their messages and the feedback on answers. Each call opens its own connection, so the
-    app's sessions (threads) and a `rag chat` in a terminal can share the file."""
+    app's sessions (threads) and a `rag chat` in a terminal can share the file.
+
+    Every chat has an owner (a person, a browser session, or LOCAL), and every method that touches a chat
+    or a message takes the owner asking: to anyone else the chat does not exist, admins included. Only
+    feedback(), the export behind `rag feedback export`, reads everyone's."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._ready = False  # the tables exist and the file is in WAL mode (both persist in the file)
 
-    def create(self, title: str = NEW_TITLE) -> Chat:
+    def create(self, owner: str, title: str = NEW_TITLE) -> Chat:
         now = _now()
         chat = Chat(secrets.token_hex(8), _title(title), now, now)
         with self._db() as db:
-            db.execute("INSERT INTO chats VALUES (?, ?, ?, ?)", (chat.id, chat.title, now, now))
+            db.execute("INSERT INTO chats (id, title, created, updated, owner) VALUES (?, ?, ?, ?, ?)",
+                       (chat.id, chat.title, now, now, _owner(owner)))
         return chat
 
-    def chats(self) -> list[Chat]:
-        """Newest activity first."""
+    def chats(self, owner: str) -> list[Chat]:
+        """The owner's chats, newest activity first."""
         with self._db() as db:
-            return [Chat(*row) for row in db.execute("SELECT * FROM chats ORDER BY updated DESC, rowid DESC")]
+            rows = db.execute(f"{_CHAT} WHERE owner = ? ORDER BY updated DESC, rowid DESC", (owner,))
+            return [Chat(*row) for row in rows]
 
-    def get(self, chat_id: str) -> Chat | None:
+    def get(self, owner: str, chat_id: str) -> Chat | None:
         with self._db() as db:
-            row = db.execute("SELECT * FROM chats WHERE id = ?", (chat_id,)).fetchone()
+            row = db.execute(f"{_CHAT} WHERE id = ? AND owner = ?", (chat_id, owner)).fetchone()
         return Chat(*row) if row else None
 
-    def rename(self, chat_id: str, title: str) -> None:
+    def rename(self, owner: str, chat_id: str, title: str) -> None:
         with self._db() as db:
-            db.execute("UPDATE chats SET title = ? WHERE id = ?", (_title(title), chat_id))
+            db.execute("UPDATE chats SET title = ? WHERE id = ? AND owner = ?", (_title(title), chat_id, owner))
 
-    def delete(self, chat_id: str) -> None:
+    def delete(self, owner: str, chat_id: str) -> None:
+        """The chat, its messages and their feedback (the foreign keys cascade)."""
         with self._db() as db:
-            db.execute("DELETE FROM chats WHERE id = ?", (chat_id,))
+            db.execute("DELETE FROM chats WHERE id = ? AND owner = ?", (chat_id, owner))
 
-    def messages(self, chat_id: str) -> list[Message]:
+    def messages(self, owner: str, chat_id: str) -> list[Message]:
         with self._db() as db:
             rows = db.execute(
                 "SELECT m.id, m.role, m.content, m.answer, m.error, f.rating, COALESCE(f.comment, '') FROM messages m "
-                "LEFT JOIN feedback f ON f.message_id = m.id WHERE m.chat_id = ? ORDER BY m.id", (chat_id,))
+                "JOIN chats c ON c.id = m.chat_id LEFT JOIN feedback f ON f.message_id = m.id "
+                "WHERE m.chat_id = ? AND c.owner = ? ORDER BY m.id", (chat_id, owner))
             return [Message(i, role, content, json.loads(answer) if answer else None, error, rating, comment)
                     for i, role, content, answer, error, rating, comment in rows]
 
-    def history(self, chat_id: str) -> list[tuple[str, str]]:
+    def history(self, owner: str, chat_id: str) -> list[tuple[str, str]]:
         """(role, text) of the turns that went through, for the next question's follow-up reading."""
-        return [(m.role, m.content) for m in self.messages(chat_id) if m.error is None]
+        return [(m.role, m.content) for m in self.messages(owner, chat_id) if m.error is None]
 
-    def add(self, chat_id: str, role: str, content: str, answer: dict | None = None,
+    def add(self, owner: str, chat_id: str, role: str, content: str, answer: dict | None = None,
             error: str | None = None) -> int:
         """Append a message; a chat still called "New chat" takes its first question as its title."""
         now = _now()
         with self._db() as db:
             cursor = db.execute(
-                "INSERT INTO messages (chat_id, role, content, answer, error, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (chat_id, role, content, json.dumps(answer) if answer is not None else None, error, now))
+                "INSERT INTO messages (chat_id, role, content, answer, error, created) "
+                "SELECT id, ?, ?, ?, ?, ? FROM chats WHERE id = ? AND owner = ?",
+                (role, content, json.dumps(answer) if answer is not None else None, error, now, chat_id, owner))
+            if not cursor.rowcount:
+                raise UserError(f"no chat {chat_id}: it was deleted, or is not yours; start a new one")
             db.execute("UPDATE chats SET updated = ?, title = CASE WHEN title = ? AND ? = 'user' THEN ? ELSE title "
                        "END WHERE id = ?", (now, NEW_TITLE, role, _title(content), chat_id))
             return int(cursor.lastrowid or 0)
 
-    def drop_failure(self, chat_id: str) -> str | None:
+    def drop_failure(self, owner: str, chat_id: str) -> str | None:
         """Remove the chat's last message if it is a failure; return the question to ask again."""
-        messages = self.messages(chat_id)
+        messages = self.messages(owner, chat_id)
         if len(messages) < 2 or messages[-1].error is None or messages[-2].role != "user":
             return None
         with self._db() as db:
             db.execute("DELETE FROM messages WHERE id = ?", (messages[-1].id,))
         return messages[-2].content
 
-    def rate(self, message_id: int, rating: int, comment: str = "", settings: dict | None = None) -> None:
-        """Thumbs up (+1) or down (-1) on an answer, with an optional comment and the settings it ran with."""
+    def rate(self, owner: str, message_id: int, rating: int, comment: str = "",
+             settings: dict | None = None) -> bool:
+        """Thumbs up (+1) or down (-1) on an answer, with an optional comment and the settings it ran with.
+        False, storing nothing, when the owner has no such answer (deleted meanwhile, or someone else's)."""
         if rating not in (1, -1):
             raise UserError("a rating is 1 (thumbs up) or -1 (thumbs down)")
         with self._db() as db:
-            db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?, ?) ON CONFLICT(message_id) DO UPDATE SET "
-                       "rating = excluded.rating, comment = excluded.comment, settings = excluded.settings, "
-                       "created = excluded.created",
-                       (message_id, rating, comment.strip()[:_COMMENT_CHARS], json.dumps(settings or {}), _now()))
+            cursor = db.execute(
+                "INSERT INTO feedback SELECT m.id, ?, ?, ?, ? FROM messages m JOIN chats c ON c.id = m.chat_id "
+                "WHERE m.id = ? AND m.role = 'assistant' AND c.owner = ? "
+                "ON CONFLICT(message_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment, "
+                "settings = excluded.settings, created = excluded.created",
+                (rating, comment.strip()[:_COMMENT_CHARS], json.dumps(settings or {}), _now(), message_id, owner))
+            return cursor.rowcount > 0
 
     def feedback(self) -> list[dict]:
-        """Every rated answer with the question it answered, oldest first."""
+        """Every rated answer, whoever rated it, with the question it answered, oldest first: the export
+        that `rag eval` learns from (the CLI, which whoever holds the file may run anyway)."""
         with self._db() as db:
             rows = db.execute(
                 "SELECT f.rating, f.comment, f.settings, f.created, m.content, m.answer, "
@@ -152,8 +177,7 @@ class ChatStore:
         try:
             db.execute("PRAGMA foreign_keys = ON")  # per connection
             if not self._ready:
-                db.execute("PRAGMA journal_mode = WAL")
-                db.executescript(_SCHEMA)
+                _prepare(db)
                 self._ready = True
             with db:
                 yield db
@@ -164,6 +188,30 @@ class ChatStore:
             db.close()
 
 
+def _prepare(db: sqlite3.Connection) -> None:
+    """The tables, WAL mode and, for a file made before chats had owners, the owner column."""
+    db.execute("PRAGMA journal_mode = WAL")
+    db.executescript(_SCHEMA)
+    if not _has_owner(db):
+        try:
+            db.execute(_ADD_OWNER)
+        except sqlite3.OperationalError:
+            if not _has_owner(db):  # not another process adding it first: a real failure
+                raise
+    db.execute(_OWNER_INDEX)
+    db.commit()
+
+
+def _has_owner(db: sqlite3.Connection) -> bool:
+    return "owner" in {row[1] for row in db.execute("PRAGMA table_info(chats)")}
+
+
+def _owner(owner: str) -> str:
+    if not owner:  # an empty owner would be a chat nobody can find again: a bug, never a person
+        raise ValueError("a chat needs an owner")
+    return owner
+
+
 def _title(text: str) -> str:
     title = " ".join(text.split())
     return (title if len(title) <= _TITLE_CHARS else title[:_TITLE_CHARS - 1].rstrip() + "…") or NEW_TITLE
@@ -171,6 +219,46 @@ def _title(text: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def chat_labels(chats: Sequence[Chat], zone: tzinfo | None = None, now: datetime | None = None) -> list[str]:
+    """What the chats list shows for each chat: its title, and when two or more of the list share a title,
+    when each was started too ("How did they cut cloud costs? · 5 Dec 14:02"), so they can be told apart.
+    The start, not the last activity: a label that moved with every question would be harder to find."""
+    shared = _repeated(c.title for c in chats)
+    labels: list[str] = []
+    for seconds in (False, True):  # to the second only where the minutes are the same as well
+        labels = [f"{c.title} · {started(c, zone, now, seconds)}" if _same(c.title) in shared else c.title
+                  for c in chats]
+        if not _repeated(labels):
+            return labels
+    return _numbered(labels)
+
+
+def _repeated(labels: Iterable[str]) -> set[str]:
+    return {label for label, count in Counter(_same(label) for label in labels).items() if count > 1}
+
+
+def _numbered(labels: list[str]) -> list[str]:
+    """Labels still alike (chats started in the same second) numbered from the oldest activity: (1), (2)..."""
+    alike, seen = _repeated(labels), Counter[str]()
+    numbered = []
+    for label in reversed(labels):
+        seen[_same(label)] += 1
+        numbered.append(f"{label} ({seen[_same(label)]})" if _same(label) in alike else label)
+    return numbered[::-1]
+
+
+def started(chat: Chat, zone: tzinfo | None = None, now: datetime | None = None, seconds: bool = False) -> str:
+    """When the chat was started, short: "5 Dec 14:02", with the year when it is not this year's, in
+    `zone` (the reader's, where known; else the server's)."""
+    when = datetime.fromisoformat(chat.created).astimezone(zone)
+    year = "" if when.year == (now or datetime.now(UTC)).astimezone(zone).year else f" {when.year}"
+    return f"{when.day} {when:%b}{year} " + when.strftime("%H:%M:%S" if seconds else "%H:%M")
+
+
+def _same(title: str) -> str:
+    return title.casefold()
 
 
 def chat_markdown(chat: Chat, messages: list[Message], hosts: Sequence[str] = ()) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from . import logs
 from .assistant import Assistant
-from .chats import Chat, ChatStore, chat_markdown, feedback_line
+from .chats import LOCAL, Chat, ChatStore, chat_markdown, feedback_line
 from .config import load_settings, trusted_hosts
 from .errors import EmptyQuestion, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
 from .index.registry import BACKENDS
@@ -27,6 +28,7 @@ from .render import rewrite_note, source_label
 from .text import printable
 from .tokens import TokenStore
 from .types import Answer, IngestReport, SearchResult
+from .users import UserStore, check_password, clean_name
 
 
 def _positive_k(text: str) -> int:
@@ -85,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     saved = chat.add_mutually_exclusive_group()
     saved.add_argument("--resume", nargs="?", const="last", metavar="ID",
                        help="go on with a saved chat (the latest without ID); chats are kept in RAG_CHATS_PATH")
-    saved.add_argument("--list", action="store_true", help="list the saved chats (app and terminal), newest first")
+    saved.add_argument("--list", action="store_true",
+                       help="list the local user's saved chats (terminal, and the app with no sign-in), newest first")
     saved.add_argument("--export", metavar="ID", help="print a saved chat as Markdown, with its sources")
 
     feedback = commands.add_parser("feedback", help="the ratings given to answers in the app")
@@ -135,9 +138,28 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", help="the token's id, as `rag token list` shows it")
     revoke.add_argument("--json", action="store_true", help="print the revoked token's record as JSON")
 
+    _user_parser(commands)
+
     info = commands.add_parser("info", help="what the index holds and which files changed since")
     info.add_argument("--json", action="store_true", help="print as JSON")
     return parser
+
+
+def _user_parser(commands) -> None:
+    user = commands.add_parser("user", help="people who sign in to the app by name and password (hashes kept "
+                               "beside the index)")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    stdin_note = "; the password is asked twice, or read as one line from stdin when it is not a terminal"
+    add = user_commands.add_parser("add", help="add a person" + stdin_note)
+    add.add_argument("name", help="their name, 1 to 64 characters (case does not matter when signing in)")
+    add.add_argument("--role", choices=["reader", "admin"], required=True,
+                     help="reader: chat and read sources; admin: also re-ingest, upload and remove documents")
+    listed = user_commands.add_parser("list", help="the people added (never their passwords)")
+    listed.add_argument("--json", action="store_true", help="print one JSON object")
+    remove = user_commands.add_parser("remove", help="stop a person signing in (their chats stay in the chat file)")
+    remove.add_argument("name")
+    passwd = user_commands.add_parser("passwd", help="set a new password" + stdin_note)
+    passwd.add_argument("name")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,7 +407,8 @@ def _clip(text: str, width: int = 120) -> str:
 
 
 def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
-    """Read questions until EOF or /quit; /new starts another chat. Every turn is saved (RAG_CHATS_PATH)."""
+    """Read questions until EOF or /quit; /new starts another chat. Every turn is saved (RAG_CHATS_PATH), as
+    the local user's: the same chats as the app's on loopback with no sign-in, never a signed-in person's."""
     store = ChatStore(assistant.settings.chats_path)
     if args.list or args.export:
         return _saved_chats(store, args.export, trusted_hosts(assistant.settings))
@@ -404,27 +427,27 @@ def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
             continue
         if not question:
             continue
-        chat = chat or store.create()
-        history = store.history(chat.id)
-        store.add(chat.id, "user", question)
+        chat = chat or store.create(LOCAL)
+        history = store.history(LOCAL, chat.id)
+        store.add(LOCAL, chat.id, "user", question)
         try:
             answer = _chat_turn(assistant, question, history, args)
         except UserError as exc:
-            store.add(chat.id, "assistant", "", error=str(exc))
+            store.add(LOCAL, chat.id, "assistant", "", error=str(exc))
             if isinstance(exc, (IndexMissing, IndexCorrupt, IndexMismatch)):
                 raise
             print(f"rag: error: {printable(str(exc))}", file=sys.stderr)
             continue
-        store.add(chat.id, "assistant", answer.text, answer=answer.to_dict())
+        store.add(LOCAL, chat.id, "assistant", answer.text, answer=answer.to_dict())
 
 
 def _resumed(store: ChatStore, wanted: str) -> Chat:
-    chats = store.chats()
-    chat = chats[0] if wanted == "last" and chats else store.get(wanted)
+    chats = store.chats(LOCAL)
+    chat = chats[0] if wanted == "last" and chats else store.get(LOCAL, wanted)
     if chat is None:
         raise UserError("no saved chat to resume" if wanted == "last" else
                         f"no saved chat {wanted}: rag chat --list shows their ids")
-    turns = store.messages(chat.id)
+    turns = store.messages(LOCAL, chat.id)
     print(f'(resuming "{printable(chat.title)}": {sum(m.role == "user" for m in turns)} questions so far)')
     for message in turns[-4:]:
         said = printable(message.error or message.content, newlines=True)
@@ -434,12 +457,12 @@ def _resumed(store: ChatStore, wanted: str) -> Chat:
 
 def _saved_chats(store: ChatStore, export: str | None, hosts: tuple[str, ...]) -> int:
     if export:
-        chat = store.get(export)
+        chat = store.get(LOCAL, export)
         if chat is None:
             raise UserError(f"no saved chat {export}: rag chat --list shows their ids")
-        print(printable(chat_markdown(chat, store.messages(chat.id), hosts), newlines=True), end="")
+        print(printable(chat_markdown(chat, store.messages(LOCAL, chat.id), hosts), newlines=True), end="")
         return 0
-    for chat in store.chats():
+    for chat in store.chats(LOCAL):
         print(f"{chat.id}  {chat.updated}  {printable(chat.title)}")
     return 0
 
@@ -463,7 +486,7 @@ def _chat_turn(assistant: Assistant, question: str, history: list, args: argpars
     answer = stream.answer
     if not shown:  # an abstention: nothing of the draft passed
         print(printable(answer.text, newlines=True), end="")
-    note = rewrite_note(answer.question, answer.standalone_question)
+    note = rewrite_note(answer.question, answer.standalone_question, answer.read_as)
     if note:
         print(f"\n({printable(note)})", end="")
     print("\n" + ("" if answer.needs_clarification else _describe_sources(answer) + "\n"))
@@ -604,6 +627,65 @@ def cmd_token(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 
+def cmd_user(assistant: Assistant, args: argparse.Namespace) -> int:
+    store = UserStore.beside(assistant.settings.index_dir)
+    if args.user_command == "list":
+        return _list_users(store, args.json)
+    name = clean_name(args.name)
+    if args.user_command == "remove":
+        record = store.remove(name)
+        print(printable(f"removed {record.name} ({record.role}); their chats stay in the chat file"))
+        return 0
+    # The name is checked before the password is asked for: nobody types one twice to learn of a typo.
+    if args.user_command == "add":
+        _add_user(store, name, args.role)
+    else:
+        _set_password(store, name)
+    return 0
+
+
+def _add_user(store: UserStore, name: str, role: str) -> None:
+    known = store.get(name)
+    if known:
+        raise UserError(f"a user named {known.name!r} already exists: `rag user passwd` sets a new password")
+    record = store.add(name, role, _new_password(name))
+    print(printable(f"added {record.name} ({record.role})"))
+
+
+def _set_password(store: UserStore, name: str) -> None:
+    if store.get(name) is None:
+        raise UserError(f"no user named {name!r}: `rag user list` shows who there is")
+    record = store.set_password(name, _new_password(name))
+    print(printable(f"new password set for {record.name}; their open sessions in the app are signed out"))
+
+
+def _list_users(store: UserStore, as_json: bool) -> int:
+    records = store.users()
+    if as_json:
+        _print_json({"users": [r.to_dict() for r in records]})
+        return 0
+    for r in records:
+        print(f"{printable(r.name)}  {r.role:<6}  added {r.created}  password set {r.changed}")
+    if not records:
+        print("no users yet: `rag user add NAME --role reader` adds one")
+    return 0
+
+
+def _new_password(name: str) -> str:
+    """The password, typed twice without echo at a terminal; or one line of stdin, for scripts. It is
+    never printed, logged or put in an error message."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line.strip("\r\n"):
+            raise UserError("no password on stdin: pipe one line, e.g. `printf '%s\\n' \"$PW\" | rag user add "
+                            "NAME --role reader`, or run it at a terminal to be asked")
+        return check_password(line.rstrip("\r\n"))
+    first = check_password(getpass.getpass(f"Password for {printable(name)}: "))
+    if getpass.getpass("The same password again: ") != first:
+        raise UserError("the two passwords differ: nothing was changed; run the command again")
+    return first
+
+
 COMMANDS = {"ingest": cmd_ingest, "remove": cmd_remove, "sources": cmd_sources, "search": cmd_search, "ask": cmd_ask,
             "chat": cmd_chat, "feedback": cmd_feedback, "verify": cmd_verify, "eval": cmd_eval, "migrate": cmd_migrate,
-            "info": cmd_info, "serve": cmd_serve, "token": cmd_token}
+            "info": cmd_info, "serve": cmd_serve, "token": cmd_token, "user": cmd_user}

@@ -242,6 +242,28 @@ class Settings:
     server_max_upload_bytes: int = setting(
         100_000_000, ge=1024, description="Largest body of `POST /v1/ingest`, whose files come base64-encoded.",
     )
+    server_failed_token_limit: int = setting(
+        10, ge=1, description="Requests with a missing or wrong token each client address may make per minute "
+        "to `rag serve` before it answers 429 without checking tokens: guessing stays slow.",
+    )
+    server_max_passages: int = setting(
+        20, ge=1, le=1000, description="Most passages one `POST /v1/verify` may send (and `k` of a search or ask).",
+    )
+    server_max_passage_chars: int = setting(
+        10_000, ge=100, description="Longest passage, in characters, one `POST /v1/verify` may send.",
+    )
+    server_max_sentences: int = setting(
+        50, ge=1, description="Most sentences one answer sent to `POST /v1/verify` may have. Each sentence counts "
+        "as one request against RAG_SERVER_RATE_LIMIT.",
+    )
+    server_max_ingest_files: int = setting(
+        20, ge=1, description="Most paths and uploaded files one `POST /v1/ingest` may name.",
+    )
+    server_ingest_seconds: float = setting(
+        60.0, gt=0, description="Reading time of one `POST /v1/ingest` or removal: files not read by then are "
+        "skipped (what was read is kept, the rest reported); a request still embedding at twice this (and at "
+        "least 30 s more) is stopped and changes nothing. It bounds how long one request holds the ingest lock.",
+    )
     # The chat app's address and sign-in (rag/access.py has the rules).
     app_address: str = setting(
         "127.0.0.1", min_length=1, pattern=r"^[A-Za-z0-9.:\[\]-]+$",

@@ -6,9 +6,12 @@ skipped with a reason; it never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +51,7 @@ class LoadResult:
     read: dict[str, FileKind] = field(default_factory=dict)  # the files that gave posts
     # file_stat() of each file whose fingerprint was taken, once its last write is a few seconds old.
     stats: dict[str, list[int]] = field(default_factory=dict)
+    late: list[str] = field(default_factory=list)  # not read: the reading time ran out first
 
 
 _SETTLE_NS = 2_000_000_000
@@ -193,10 +197,12 @@ def _refusal(path: Path, real_root: Path) -> str:
 
 
 def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool | Callable[[str, str], bool] = True,
-               excluded: Sequence[str] = (), known: dict[str, tuple[str, list[int]]] | None = None) -> LoadResult:
+               excluded: Sequence[str] = (), known: dict[str, tuple[str, list[int]]] | None = None,
+               deadline: float | None = None) -> LoadResult:
     """Fingerprint every supported file under paths (less the excluded names) and parse those for which
     parse(name, fingerprint) is true (all, or none). A file whose size and modification time are those
-    `known` recorded with its fingerprint is not read again unless it is to be parsed."""
+    `known` recorded with its fingerprint is not read again unless it is to be parsed. Past `deadline`
+    (time.monotonic()) no file is read, and a parse under way is stopped: those files are `late`."""
     result = LoadResult()
     settled = time.time_ns() - _SETTLE_NS
 
@@ -208,6 +214,9 @@ def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool | 
         if fingerprint is not None and not wanted(name, fingerprint):
             result.fingerprints[name], result.stats[name] = fingerprint, (known or {})[name][1]
             continue
+        if deadline is not None and time.monotonic() >= deadline:
+            _late(result, name)
+            continue
         data, fingerprint, reason, stat = read_bytes(path, max_bytes)
         result.fingerprints[name] = fingerprint
         if stat is not None and max(stat.st_mtime_ns, stat.st_ctime_ns) < settled:  # just written: may change unseen
@@ -215,7 +224,7 @@ def load_paths(paths: Iterable[Path], max_bytes: int, base: Path, parse: bool | 
         if data is None:
             result.skipped.append(Skipped(name, reason))
         elif wanted(name, fingerprint):
-            _parse_into(result, data, path, name)
+            _parse_into(result, data, path, name, deadline)
     return result
 
 
@@ -236,9 +245,13 @@ def file_stat(stat: os.stat_result) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
 
 
-def _parse_into(result: LoadResult, data: bytes, path: Path, name: str) -> None:
+def _parse_into(result: LoadResult, data: bytes, path: Path, name: str, deadline: float | None) -> None:
     try:
-        posts, kind, notes = parse_file(data, path, name)
+        with _time_limit(deadline):
+            posts, kind, notes = parse_file(data, path, name)
+    except OutOfTime:
+        _late(result, name)
+        return
     except Unreadable as exc:
         result.skipped.append(Skipped(name, str(exc)))
         return
@@ -251,6 +264,40 @@ def _parse_into(result: LoadResult, data: bytes, path: Path, name: str) -> None:
         return
     result.posts.extend(posts)
     result.read[name] = kind
+
+
+LATE = "not read: the request's reading time ran out first (RAG_SERVER_INGEST_SECONDS); send it again on its own"
+
+
+class OutOfTime(BaseException):
+    """The reading time ran out during a parse (a BaseException: parsers catch Exception and go on)."""
+
+
+def _late(result: LoadResult, name: str) -> None:
+    result.fingerprints.pop(name, None)
+    result.skipped.append(Skipped(name, LATE))
+    result.late.append(name)
+
+
+@contextlib.contextmanager
+def _time_limit(deadline: float | None) -> Iterator[None]:
+    """Stop the code inside at `deadline` by raising OutOfTime: a timer signal, so only on the main thread
+    (an ingest in its own process, as the server runs it); elsewhere the check between files must do."""
+    if deadline is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    # It fires again every half second, in case a parser's bare `except:` swallowed the first.
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001), 0.5)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def read_bytes(path: Path, max_bytes: int) -> tuple[bytes | None, str, str, os.stat_result | None]:

@@ -197,17 +197,20 @@ def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = No
 def run_ingest(
     settings: Settings, paths: Sequence[Path] | None = None, rebuild: bool = False,
     progress: Progress = False, on_wait: Callable[[], None] | None = None, sync: bool = False,
+    time_limit: float | None = None,
 ) -> IngestReport:
     """Add or update the given files and folders and keep the rest (`sync`: mirror exactly them);
-    no paths re-reads what the index holds. Only passages whose text changed are embedded."""
+    no paths re-reads what the index holds. Only passages whose text changed are embedded. Files not
+    read within `time_limit` seconds are skipped, and keep what the index held of them."""
     started = time.perf_counter()
+    deadline = time.monotonic() + time_limit if time_limit is not None else None
     spec = build_spec(settings)
     with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
         current = _current_manifest(settings)
         previous = None if rebuild else _open_previous(settings, spec, current)
         try:
             plan = _plan(settings, current, previous is not None, list(paths or []), sync)
-            return _apply(settings, spec, plan, current, previous, progress, started)
+            return _apply(settings, spec, plan, current, previous, progress, started, deadline)
         except BaseException:
             _discard_unpublished(settings, current)
             raise
@@ -250,7 +253,8 @@ def _discard_unpublished(settings: Settings, current: Manifest | None) -> None:
 
 
 def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | None,
-           previous: VectorStore | None, progress: Progress, started: float) -> IngestReport:
+           previous: VectorStore | None, progress: Progress, started: float,
+           deadline: float | None = None) -> IngestReport:
     # The published generation stays until a new one replaces it, even when --rebuild ignores its vectors.
     kept = current.files() if current else set()
     remove_stale_files(settings.index_dir, kept)
@@ -261,7 +265,8 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     # Only files that changed are parsed again (and those that were skipped: a newer parser may read them).
     loaded = load_paths([base / name for name in plan.scan], settings.max_file_bytes, base, excluded=plan.excluded,
                         parse=lambda name, fp: old_fingerprints.get(name) != fp or name not in old_documents,
-                        known=old.known_files() if old else None)
+                        known=old.known_files() if old else None, deadline=deadline)
+    _keep_late(loaded, old)
     changed, removed = changed_files({n: fp for n, fp in old_fingerprints.items() if plan.in_scope(n)},
                                      loaded.fingerprints)
     same_store = previous is not None and previous.manifest.store == settings.store and \
@@ -307,6 +312,17 @@ def _apply(settings: Settings, spec: BuildSpec, plan: Plan, current: Manifest | 
     remove_stale_files(settings.index_dir, kept | manifest.files())
     return _report(loaded, manifest, embedded, manifest.unique_passages - embedded,
                    changed, removed, started, wrote=True)
+
+
+def _keep_late(loaded: LoadResult, old: Manifest | None) -> None:
+    """A file the reading time did not reach counts as unchanged: the index keeps what it held of it, and
+    the next ingest reads it (its recorded size and time no longer match, or it was never recorded)."""
+    for name in loaded.late:
+        loaded.stats.pop(name, None)
+        if old is not None and name in old.fingerprints:
+            loaded.fingerprints[name] = old.fingerprints[name]
+            if name in old.file_stats:
+                loaded.stats[name] = old.file_stats[name]
 
 
 def diff_records(previous: VectorStore | None, replaced: set[str], chunks: list[Chunk],

@@ -21,15 +21,20 @@ def safe_markdown(text: str) -> str:
     return _URL_START.sub(lambda m: f"{m.group(1)}\u200b{m.group(2)}" if m.group(1) else "@\u200b", escaped)
 
 
-def rewrite_note(question: str, standalone: str, limit: int = 160) -> str | None:
-    """How a follow-up was read, briefly; None when the question was searched as asked."""
+def rewrite_note(question: str, standalone: str, read_as: str | None = None, limit: int = 240) -> str | None:
+    """How a follow-up was read, as a sentence: "Read as: How long did the move to structured logging take?";
+    None when the question was searched as asked. `read_as` is the Answer's (the LLM's rewrite, or the
+    follow-up in the earlier question's words); an answer stored before it existed has none, and then the
+    rule's keyword rewrite ("... (about: move structured logging)") is not shown, only that it followed up."""
     if not standalone or standalone == question:
         return None
-    subject = added_subject(question, standalone)
-    if subject is not None:
-        return "Read as a follow-up about: " + subject
-    shown = standalone if len(standalone) <= limit else standalone[:limit - 3].rstrip() + "..."
-    return "Searched for: " + shown
+    if read_as and read_as.strip() != question.strip():
+        shown = read_as.strip()
+    elif added_subject(question, standalone) is not None:
+        return "Read as a follow-up to the question before it"
+    else:
+        shown = standalone
+    return "Read as: " + (shown if len(shown) <= limit else shown[:limit - 3].rstrip() + "...")
 
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]+`)", re.S)
@@ -37,6 +42,8 @@ _TOKEN = re.compile(
     r"!\[(?P<alt>[^\]\n]*)\]\([^)\n]*\)"  # an image: never shown, its alt text is
     r"|\[(?P<label>[^\]\n]+)\]\(\s*<?(?P<href>[^)\s>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)"  # a link
     r"|(?P<url>" + ADDRESS + ")")  # a bare address or e-mail, which would be linked
+# A link that leaves the web: anything but http(s), mailto and scheme-less (relative) addresses.
+_SCRIPT_SCHEME = re.compile(r"(?i)\s*(?!https?:|mailto:)[a-z][a-z0-9+.-]*:(?!//)")
 _LINK_DEFINITION = re.compile(r"(?m)^(\s{0,3})\[([^\]\n]+)\]:")
 # Raw HTML, and Streamlit's own syntax: colours and icons (":red[x]", ":material/x:") and LaTeX ("$x$").
 _ACTIVE = re.compile(r"[<>$]|:(?=[a-z/_-]+[\[:])")
@@ -69,6 +76,8 @@ def _token(match: re.Match, passages: list[str], hosts: Sequence[str]) -> str:
     whole = re.compile(re.escape(address) + r"(?=[.,;:!?]*(?:[\s<>()\[\]\"']|$))")  # itself, not a prefix of one
     sourced = any(whole.search(p) for p in passages)
     label = safe_markdown(match.group("label")) if match.group("label") is not None else None
+    if _SCRIPT_SCHEME.match(address):  # javascript:, data:, vbscript:... never a link, not even as text
+        return label if label is not None else safe_markdown(address)
     if not sourced:
         return label if label is not None else safe_markdown(address)
     host = host_of(address)

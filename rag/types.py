@@ -274,11 +274,15 @@ class Answer:
     removed: tuple[RemovedClaim, ...] = ()
     # A follow-up with nothing to refer to: `text` asks the user what they mean, and nothing is cited.
     needs_clarification: bool = False
+    # How the question was read, as a person would write it: the question itself when it stood alone, the
+    # LLM's rewrite of a follow-up, or (for the rule's keyword rewrite) the follow-up in the earlier question's words.
+    read_as: str = ""
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "standalone_question": self.standalone_question or self.question,
+            "read_as": self.read_as or self.standalone_question or self.question,
             "answer": self.text,
             "needs_clarification": self.needs_clarification,
             "abstained": self.abstained,

@@ -42,7 +42,9 @@ def save_upload(folder: Path, name: str, data: bytes, max_bytes: int) -> Path:
     try:
         return _claim(folder, cleaned, data)
     except OSError as exc:
-        raise UploadRefused(f"could not be saved in {folder} ({exc.strerror or exc})") from None
+        # The folder's path is the server's business: the setting names it for whoever runs it.
+        why = exc.strerror or type(exc).__name__
+        raise UploadRefused(f"could not be saved in the upload folder, RAG_UPLOAD_DIR ({why})") from None
 
 
 def _claim(folder: Path, cleaned: str, data: bytes) -> Path:

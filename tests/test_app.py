@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -85,8 +86,10 @@ def test_follow_up_uses_the_history_and_shows_the_rewrite(app):
     ask(app, "How did they move to structured logging?")
     ask(app, "and how long did that take?")
     assert len(app.chat_message) == 4
-    text = page_text(app)
-    assert "Read as a follow-up about: move structured logging" in text
+    (caption,) = [c.value for c in app.chat_message[3].caption if "Read as" in c.value]
+    assert caption.startswith("Read as:")  # a sentence in the user's own words, not the rule's keywords
+    assert caption == safe_markdown("Read as: How did they move to structured logging, and how long did that take?")
+    assert "move structured logging" not in page_text(app) and "simple rule" not in page_text(app)
     assert "two weeks" in app.chat_message[3].markdown[0].value
 
 
@@ -125,10 +128,12 @@ def test_the_sidebar_says_when_the_endpoint_is_skipped(monkeypatch, shipped_inde
         fake.always(status(500))
         app = start(monkeypatch, RAG_INDEX_DIR=shipped_index, OPENAI_API_KEY=KEY, OPENAI_BASE_URL=fake.url,
                     RAG_LLM_MAX_RETRIES=0, RAG_LLM_BREAKER_FAILURES=1)
-        assert ": closed" in " ".join(c.value for c in app.sidebar.caption)
+        assert safe_markdown(f"Endpoint {fake.url}: working") in [c.value for c in app.sidebar.caption]
         ask(app, "Why did the database fail during traffic spikes?")
     warning = " ".join(w.value for w in app.sidebar.warning)
-    assert safe_markdown(f"Endpoint {fake.url}: open, skipped for another") in warning and "HTTP 500" in warning
+    assert safe_markdown(f"Endpoint {fake.url}: failing: skipped for another") in warning and "HTTP 500" in warning
+    endpoint = [e.value for e in [*app.sidebar.caption, *app.sidebar.warning] if e.value.startswith("Endpoint")]
+    assert len(endpoint) == 1 and not re.search(r"\b(closed|open|half)\b", endpoint[0].replace(fake.url, ""))
 
 
 def test_llm_endpoint_down_without_fallback_is_a_short_error(monkeypatch, shipped_index):
@@ -254,7 +259,7 @@ def test_a_chat_survives_a_restart_and_reopens_with_its_sources(monkeypatch, shi
     again.run()
     assert not again.exception and len(again.chat_message) == 4
     assert "two weeks" in again.chat_message[3].markdown[0].value
-    assert "Read as a follow-up about: move structured logging" in page_text(again)
+    assert "Read as: How did they move to structured logging, and how long did that take?" in page_text(again)
     assert any(e.label.startswith("[1] ") for e in again.expander)
     assert any(b.label == "Export chat (Markdown)" for b in again.main.get("download_button"))
     titles = [b.label for b in again.sidebar.button if b.key and b.key.startswith("chat:")]
@@ -309,7 +314,7 @@ def can_change_the_index(app: AppTest) -> bool:
 
 
 def sign_in(app: AppTest, password: str) -> AppTest:
-    app.text_input(key=next(t.key for t in app.text_input if t.label == "Password")).set_value(password)
+    next(t for t in app.text_input if t.label == "Password").set_value(password)
     next(b for b in app.get("form_submit_button") if b.label == "Sign in").click().run()
     assert not app.exception, app.exception
     return app
@@ -370,6 +375,113 @@ def test_a_password_on_loopback_still_asks_for_it(monkeypatch, shipped_index):
     assert app.title[0].value == "Sign in" and not app.chat_input
     assert can_change_the_index(sign_in(app, ADMIN))
     st.cache_resource.clear()
+
+
+# ---------------------------------------------------------------- people and their chats
+
+
+def sign_in_as(app: AppTest, name: str, password: str) -> AppTest:
+    next(t for t in app.text_input if t.label == "Name").set_value(name)
+    return sign_in(app, password)
+
+
+def chat_titles(app: AppTest) -> list[str]:
+    return [b.label for b in app.sidebar.button if b.key and b.key.startswith("chat:")]
+
+
+def another_session() -> AppTest:
+    """A second browser on the same server: the cached assistant is shared, the session is its own."""
+    return AppTest.from_file(APP, default_timeout=60).run()
+
+
+@pytest.fixture
+def people(monkeypatch, tmp_path, shipped_index):
+    """The app on loopback with two named users, Ada (admin) and Bob (reader), added to its index."""
+    from rag.users import UserStore
+
+    shutil.copytree(shipped_index, tmp_path / "vectorstore")
+    users = UserStore.beside(tmp_path / "vectorstore")
+    users.add("Ada", "admin", ADA_PW)
+    users.add("Bob", "reader", BOB_PW)
+    monkeypatch.setattr(access, "WRONG_PASSWORD_DELAY", 0.0)
+    yield start(monkeypatch, RAG_INDEX_DIR=tmp_path / "vectorstore")
+    st.cache_resource.clear()
+
+
+ADA_PW, BOB_PW = "ada-pw-SENTINEL-11", "bob-pw-SENTINEL-22"
+
+
+def test_with_users_the_app_asks_for_a_name_and_password_even_on_loopback(people):
+    app = people
+    assert app.title[0].value == "Sign in" and not app.chat_input
+    assert [t.label for t in app.text_input] == ["Name", "Password"]
+    sign_in_as(app, "Ada", BOB_PW)  # someone else's password
+    assert [e.value for e in app.error] == ["Wrong name or password."] and not app.chat_input
+    sign_in_as(app, "nobody", ADA_PW)
+    assert [e.value for e in app.error] == ["Wrong name or password."] and not app.chat_input
+    sign_in_as(app, "ada", ADA_PW)
+    assert app.chat_input and can_change_the_index(app)
+    assert "Signed in as Ada (admin)" in [c.value for c in app.sidebar.caption]
+    page = page_text(app) + " ".join(str(t.value) for t in app.text_input)
+    assert ADA_PW not in page and BOB_PW not in page
+
+
+def test_two_people_do_not_see_each_others_chats(people, tmp_path):
+    ada = sign_in_as(people, "Ada", ADA_PW)
+    ask(ada, "How did they cut cloud costs?")
+    ada_chat = ada.query_params["chat"]
+    bob = sign_in_as(another_session(), "bob", BOB_PW)
+    assert not can_change_the_index(bob) and "Signed in as Bob (reader)" in [c.value for c in bob.sidebar.caption]
+    assert chat_titles(bob) == []
+    bob.query_params["chat"] = ada_chat  # Ada's chat's address, typed or shared
+    bob.run()
+    assert not bob.exception and len(bob.chat_message) == 0 and "cloud" not in page_text(bob).lower()
+    assert "no chat at this address among yours" in " ".join(i.value for i in bob.info)
+    assert not [b for b in bob.sidebar.button if b.label in ("Rename", "Delete")]
+    ask(bob, "Why did the database fail during traffic spikes?")  # a new chat of Bob's, not an answer in Ada's
+    assert bob.query_params["chat"] != ada_chat and chat_titles(bob) == [
+        "Why did the database fail during traffic spikes?"]
+    ada.run()
+    assert chat_titles(ada) == ["How did they cut cloud costs?"] and len(ada.chat_message) == 2
+
+
+def test_a_removed_user_is_signed_out_at_their_next_click(people, tmp_path):
+    from rag.users import UserStore
+
+    ada = sign_in_as(people, "Ada", ADA_PW)
+    assert ada.chat_input
+    UserStore.beside(tmp_path / "vectorstore").remove("ada")
+    ada.run()
+    assert ada.title[0].value == "Sign in" and not ada.chat_input
+
+
+def test_shared_password_chats_belong_to_the_browser_session_that_made_them(opened_up):
+    first = sign_in(opened_up, READER)
+    assert any("this browser tab only" in c.value for c in first.sidebar.caption)
+    ask(first, "How did they cut cloud costs?")
+    chat_id = first.query_params["chat"]
+    assert chat_titles(first) == ["How did they cut cloud costs?"]
+    second = sign_in(another_session(), READER)  # the same password, another browser
+    assert chat_titles(second) == []
+    second.query_params["chat"] = chat_id
+    second.run()
+    assert len(second.chat_message) == 0 and "cloud" not in page_text(second).lower()
+    admin = sign_in(another_session(), ADMIN)  # an admin no more than anyone else
+    admin.query_params["chat"] = chat_id
+    admin.run()
+    assert chat_titles(admin) == [] and len(admin.chat_message) == 0
+    next(b for b in first.sidebar.button if b.label == "Sign out").click().run()
+    sign_in(first, READER)  # signing in again is a new session: the old chat is not its own
+    assert chat_titles(first) == []
+
+
+def test_chats_with_the_same_title_show_when_each_was_started(app):
+    ask(app, "How did they cut cloud costs?")
+    next(b for b in app.sidebar.button if b.label == "New chat").click().run()
+    ask(app, "How did they cut cloud costs?")
+    titles = chat_titles(app)
+    assert len(titles) == 2 and titles[0] != titles[1]
+    assert all(t.startswith("How did they cut cloud costs? · ") for t in titles)
 
 
 AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "cookie-SENTINEL",
@@ -465,6 +577,15 @@ def test_a_crashed_ingest_process_shows_no_traceback(monkeypatch, make_settings)
     with pytest.raises(RagError) as failed:
         ingest_in_child(make_settings(), [])
     assert "Traceback" not in str(failed.value) and SERVER_PATH not in str(failed.value)
+
+
+def test_make_run_turns_streamlits_file_watcher_off():
+    """Watching the whole tree floods `make run`'s log with "Inotify queue overflowed"; the browser test
+    and the screenshot start the app the same way."""
+    root = Path(APP).parent
+    run = (root / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "streamlit run app.py" in run and "--server.fileWatcherType none" in run
+    assert '"--server.fileWatcherType", "none"' in (root / "scripts" / "screenshot.py").read_text()
 
 
 def test_error_details_are_off_wherever_the_app_is_served():

@@ -151,3 +151,68 @@ def test_served_on_all_interfaces_the_browser_is_asked_for_the_password_first(sh
         expect(sidebar).to_contain_text("Signed in as reader")
         expect(sidebar.get_by_role("button", name="Re-ingest")).to_have_count(0)
         expect(page.locator("body")).not_to_contain_text(password)
+
+
+def test_two_people_in_their_own_browsers_never_see_each_others_chats(shipped_index, tmp_path):
+    """Ada and Bob, added with `rag user add` (password piped in), each sign in in their own browser context
+    (their own cookies and session); Bob's list holds nothing of Ada's and her chat's address shows him nothing."""
+    import shutil
+    import subprocess
+
+    from playwright.sync_api import expect, sync_playwright
+
+    shutil.copytree(shipped_index, tmp_path / "vectorstore")
+    env = {"RAG_INDEX_DIR": str(tmp_path / "vectorstore"), "RAG_CHATS_PATH": str(tmp_path / "chats.sqlite3")}
+    people = {"Ada": "ada-browser-pw-SENTINEL", "Bob": "bob-browser-pw-SENTINEL"}
+    for name, password in people.items():
+        added = subprocess.run([sys.executable, "-m", "rag", "user", "add", name, "--role", "reader"],
+                               input=password + "\n", capture_output=True, text=True, env={**os.environ, **env})
+        assert added.returncode == 0, added.stderr
+    question = "What tool fixed the database running out of connections?"  # not one of the examples shown
+
+    def signed_in(context, name: str):
+        page = context.new_page()
+        page.goto(url)
+        browser.wait_idle(page)
+        expect(page.get_by_test_id("stSidebar")).to_have_count(0)  # nothing before the sign-in
+        page.get_by_label("Name", exact=True).fill(name)
+        page.get_by_label("Password", exact=True).fill(people[name])
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_test_id("stSidebar")).to_contain_text(f"Signed in as {name} (reader)", timeout=60_000)
+        browser.wait_idle(page)
+        return page
+
+    with browser.serve_app(env) as url, sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=browser.CHROMIUM, args=browser.CHROMIUM_ARGS)
+        try:
+            ada = signed_in(chromium.new_context(viewport={"width": 1100, "height": 1000}), "Ada")
+            browser.ask(ada, question, 0)
+            expect(ada.get_by_test_id("stChatMessageContent").last).to_contain_text("PgBouncer")
+            expect(ada.get_by_test_id("stSidebar")).to_contain_text(question)
+            ada_chat = ada.url  # ...?chat=<id>
+            assert "chat=" in ada_chat
+
+            bob = signed_in(chromium.new_context(viewport={"width": 1100, "height": 1000}), "Bob")
+            expect(bob.get_by_test_id("stSidebar")).not_to_contain_text(question)
+            bob.goto(ada_chat)  # Ada's address, pasted into Bob's browser; he signs in again (a new session)
+            browser.wait_idle(bob)
+            bob.get_by_label("Name", exact=True).fill("Bob")
+            bob.get_by_label("Password", exact=True).fill(people["Bob"])
+            bob.get_by_role("button", name="Sign in").click()
+            expect(bob.get_by_text("There is no chat at this address among yours")).to_be_visible(timeout=60_000)
+            browser.wait_idle(bob)
+            expect(bob.get_by_test_id("stChatMessage")).to_have_count(0)
+            expect(bob.locator("body")).not_to_contain_text(question)
+            expect(bob.locator("body")).not_to_contain_text("PgBouncer")
+
+            ada.reload()  # Ada's chat is still hers, whole
+            browser.wait_idle(ada)
+            ada.get_by_label("Name", exact=True).fill("Ada")
+            ada.get_by_label("Password", exact=True).fill(people["Ada"])
+            ada.get_by_role("button", name="Sign in").click()
+            expect(ada.get_by_test_id("stChatMessage")).to_have_count(2, timeout=60_000)
+            for page in (ada, bob):
+                for password in people.values():
+                    expect(page.locator("body")).not_to_contain_text(password)
+        finally:
+            chromium.close()

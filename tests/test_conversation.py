@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer.conversation import dangling_reference, follow_up, speaks_of, subject_of, usable_rewrite
+from rag.answer.conversation import dangling_reference, follow_up, read_as, speaks_of, subject_of, usable_rewrite
 from rag.cli import main
+from rag.render import rewrite_note
 from rag.types import Turn
 
 DATA = Path(__file__).parent / "data"
@@ -51,6 +52,58 @@ def test_the_subject_comes_from_the_last_question_that_stood_alone_and_what_foll
     assert not follow_up(history, "What is PgBouncer?").certain  # short: the search decides
 
 
+READ_AS = [
+    # the earlier question names its subject as a phrase: it stands in for "that" or "it"
+    ("How long did the move to structured logging take?", "and how long did that take?",
+     "How long did the move to structured logging take?"),
+    ("Tell me about structured logging.", "who led it?", "Who led structured logging?"),
+    ("What does the NTF-QUEUE-DEPTH alert on notifications-worker mean?", "how do I fix it?",
+     "How do I fix the NTF-QUEUE-DEPTH alert on notifications-worker?"),
+    # otherwise the follow-up goes after the question it follows, in that question's own words
+    ("How long did the move to structured logging take?", "what about the database?",
+     "How long did the move to structured logging take, and what about the database?"),
+    ("How did they move to structured logging?", "and how long did that take?",
+     "How did they move to structured logging, and how long did that take?"),
+    ("How much of parental leave is paid at full salary?", "does that apply if we adopt?",
+     "How much of parental leave is paid at full salary, and does that apply if we adopt?"),
+    ("What does the internal developer portal bring together?", "how long did that take to build?",
+     "What does the internal developer portal bring together, and how long did that take to build?"),
+    ("What's the hotel cap for business trips in Europe?", "and in Paris?",
+     "What's the hotel cap for business trips in Europe, and in Paris?"),
+    ("How did they move to structured logging?", "But why?", "How did they move to structured logging, but why?"),
+]
+
+
+@pytest.mark.parametrize(("earlier", "question", "read"), READ_AS)
+def test_a_rule_rewrite_reads_as_a_sentence_in_the_earlier_questions_words(earlier, question, read):
+    history = [Turn("user", earlier), Turn("assistant", "It took two weeks [1].")]
+    leaning = follow_up(history, question)
+    assert leaning is not None and leaning.subject
+    assert read_as(history, question, leaning.reference) == read
+    note = rewrite_note(question, leaning.rewrite(question), read)
+    assert note == f"Read as: {read}" and "(about:" not in note  # never the rule's keywords...
+    assert leaning.subject not in note or leaning.subject in earlier.lower()  # ...unless the user wrote them
+
+
+def test_the_earlier_question_is_the_last_one_asked_in_full():
+    history = [Turn("user", "What do on-call engineers get paid?"), Turn("assistant", "..."),
+               Turn("user", "what about pages in the middle of the night?"), Turn("assistant", "..."),
+               Turn("user", "is there a cap?"), Turn("assistant", "...")]
+    assert read_as(history, "what about over Christmas?", "") == (
+        "What do on-call engineers get paid, and what about over Christmas?")
+    assert read_as([], "why?", "") == "why?"
+
+
+def test_the_read_as_line_shows_the_llms_rewrite_and_never_the_rules_keywords():
+    asked, rule = "and how long did that take?", "and how long did that take? (about: move structured logging)"
+    llm = "How long did the move to structured logging take?"
+    assert rewrite_note(asked, llm, llm) == f"Read as: {llm}"
+    assert rewrite_note(asked, llm) == f"Read as: {llm}"  # an answer stored before read_as: the LLM's sentence
+    assert rewrite_note(asked, rule) == "Read as a follow-up to the question before it"  # no keywords
+    assert rewrite_note(asked, asked, asked) is None and rewrite_note(asked, "", None) is None
+    assert rewrite_note(asked, llm, "x" * 300).endswith("...") and len(rewrite_note(asked, llm, "x" * 300)) < 260
+
+
 def test_a_models_rewrite_is_used_only_as_a_question_naming_the_subject():
     subject = "move structured logging"
     assert usable_rewrite("How long did the move to structured logging take?", subject)
@@ -82,6 +135,7 @@ def test_a_short_question_is_read_as_a_follow_up_only_when_that_finds_closer_pas
     assert shipped.ask("What is PgBouncer?", history=history).standalone_question == "What is PgBouncer?"
     answer = shipped.ask("who did the work?", history=history)
     assert answer.standalone_question == "who did the work? (about: move structured logging)"
+    assert answer.read_as == "How did they move to structured logging, and who did the work?"
 
 
 def test_a_self_contained_question_with_that_is_not_rewritten(shipped):
@@ -102,6 +156,8 @@ def test_ask_batch_replays_a_conversation_from_json_lines(shipped_index, monkeyp
     assert main(["ask", "--batch", "-"]) == 2  # the bad line fails alone
     follow, plain, bad = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert "two weeks" in follow["answer"] and "structured logging" in follow["standalone_question"]
+    assert follow["read_as"] == "How did they move to structured logging, and how long did that take?"
+    assert plain["read_as"] == plain["question"]  # a question that stood alone reads as asked
     assert plain["abstained"] is False and "twelve weeks" in plain["answer"]
     assert "history" in bad["error"] and "[[role, text]" not in bad.get("answer", "")
 

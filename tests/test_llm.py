@@ -24,8 +24,9 @@ from fake_openai import (
 
 from rag import Assistant, Settings
 from rag.answer import breaker
-from rag.answer.llm import LLMConfigError, LLMFailure, endpoint_state
+from rag.answer.llm import LLMConfigError, LLMFailure, describe_state, endpoint_state
 from rag.cli import main
+from rag.render import rewrite_note
 
 KEY = "sk-test-SENTINEL-7f3a9c"
 
@@ -140,12 +141,55 @@ def test_follow_up_is_rewritten_by_the_model(fake, llm):
     assert "The migration took one engineer two weeks." in answer.citations[0].hit.passage.text
 
 
-def test_a_rewrite_that_refuses_is_replaced_by_the_rule(fake, llm):
+def test_a_rewrite_that_refuses_is_replaced_by_the_rule(fake, llm, monkeypatch):
+    logged = []
+    monkeypatch.setattr("rag.answer.answerers.logs.event", lambda name, text=None, **fields: logged.append(name))
     fake.then(reply("I'm sorry, but I can't help with that."), scripted_llm)
     history = [("user", "Tell me about structured logging."), ("assistant", "It was the highest-ROI investment [1].")]
     answer = llm().ask("and how long did that take?", history=history)
     assert answer.standalone_question == "and how long did that take? (about: structured logging)"
-    assert any("rewrite of the follow-up was not a question about structured logging" in n for n in answer.notices)
+    assert answer.read_as == "How long did structured logging take?"  # shown; the keywords are only searched
+    assert not any("rule" in n or "rewrite" in n for n in answer.notices) and "follow_up_rule" in logged
+
+
+def test_the_llms_rewrite_is_what_the_follow_up_reads_as(fake, llm):
+    fake.then(reply("How long did the structured logging migration take?"), scripted_llm)
+    history = [("user", "Tell me about structured logging."), ("assistant", "It was the highest-ROI investment [1].")]
+    answer = llm().ask("and how long did that take?", history=history)
+    assert answer.read_as == answer.standalone_question == "How long did the structured logging migration take?"
+    assert rewrite_note(answer.question, answer.standalone_question, answer.read_as) == (
+        "Read as: How long did the structured logging migration take?")
+
+
+BREAKER_WORDS = re.compile(r"\b(closed|open|opened|half)\b", re.I)
+
+
+def breaker_state(name: str, failures: int = 0, retry_in_s: float | None = None, last_error: str | None = None) -> dict:
+    return {"endpoint": "http://127.0.0.1:9/v1", "model": "m", "state": name, "failures": failures,
+            "retry_in_s": retry_in_s, "last_error": last_error}
+
+
+def test_the_endpoint_state_in_words_a_person_uses():
+    down = f"http://127.0.0.1:9/v1 failed with HTTP 500 (waited 1.2 s over 2 tries): check the server's logs {KEY}"
+    refused = "the OpenAI API refused the key (401): check OPENAI_API_KEY"
+    lines = {
+        "working": describe_state(breaker_state("closed")),
+        "skipped": describe_state(breaker_state("open", 3, 41.6, down)),
+        "trial": describe_state(breaker_state("half_open", 3, 0.0, down)),
+        "unsteady": describe_state(breaker_state("closed", 1, None, down)),
+        "refused": describe_state(breaker_state("closed", 0, None, refused)),
+        "none": describe_state(breaker_state("not_configured")),
+    }
+    assert lines["working"] == "working"
+    assert lines["skipped"] == ("failing: skipped for another 42 s after 3 failed requests in a row "
+                                "(last error: http://127.0.0.1:9/v1 failed with HTTP 500)")
+    assert lines["trial"].startswith("failing: trying again with the next question after 3 failed requests")
+    assert lines["unsteady"].startswith("failing: the last request failed; still tried with each question")
+    assert lines["refused"] == ("reachable, but not usable as set up: the OpenAI API refused the key (401): "
+                                "check OPENAI_API_KEY")
+    assert lines["none"].startswith("not configured")
+    for line in lines.values():
+        assert not BREAKER_WORDS.search(line) and KEY not in line and "waited" not in line
 
 
 def test_missing_key_matters_only_when_the_llm_is_asked_for(shipped_index):
@@ -318,6 +362,7 @@ def test_half_open_after_the_cooldown_and_a_success_closes(fake, llm):
     assert len(fake.requests) == 1 and endpoint_state(assistant.settings)["state"] == "open"
     time.sleep(3.1)
     assert endpoint_state(assistant.settings)["state"] == "half_open"
+    assert describe_state(endpoint_state(assistant.settings)).startswith("failing: trying again with the next question")
     assistant.ask(QUESTION)  # the trial fails: open again at once
     assert len(fake.requests) == 2 and endpoint_state(assistant.settings)["state"] == "open"
     time.sleep(3.1)
@@ -326,6 +371,7 @@ def test_half_open_after_the_cooldown_and_a_success_closes(fake, llm):
     assert answer.answerer == "llm" and len(fake.requests) == 3
     state = endpoint_state(assistant.settings)
     assert (state["state"], state["failures"], state["retry_in_s"], state["last_error"]) == ("closed", 0, None, None)
+    assert describe_state(state) == "working"
 
 
 def test_one_notice_per_conversation(fake, llm):
@@ -375,5 +421,5 @@ def test_endpoint_state_without_a_key_and_in_rag_info(fake, shipped_index, monke
                                       "retry_in_s": None, "last_error": None}
     assert main(["info"]) == 0
     out += capsys.readouterr().out
-    assert f"llm:        {fake.url} (gpt-4o-mini): closed" in out
+    assert f"llm:        {fake.url} (gpt-4o-mini): working" in out  # the JSON keeps the breaker's "closed"
     assert KEY not in out and "pw" not in out and "token" not in out

@@ -411,7 +411,8 @@ def test_the_start_line_tells_the_truth_about_tokens(tmp_path):
     from rag.server import _access_mode
 
     store = TokenStore(tmp_path / "tokens.sqlite3")
-    assert _access_mode(store, loopback=True) == "local only: no token needed until one is made"
+    assert _access_mode(store, loopback=True) == "local only: no token needed until one (or a user) is made"
+    assert _access_mode(store, loopback=False).startswith("tokens required, and none made yet")
     _, record = store.create("admin")
     assert _access_mode(store, loopback=True) == "tokens required"
     store.revoke(record.id)

@@ -7,6 +7,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from .. import logs
 from ..config import Settings
 from ..errors import RagError
 from ..retrieval import QueryEncoder
@@ -89,8 +90,9 @@ class LLMAnswerer:
         rewritten = condense(self.settings, history, question)
         if usable_rewrite(rewritten, leaning.subject):
             return rewritten
-        notices.append("the LLM's rewrite of the follow-up was not a question about "
-                       f"{leaning.subject}; used a simple rule")
+        # How the follow-up was read is the answer's read_as; why the rule read it is for the log.
+        logs.event("follow_up_rule", {"rewrite": rewritten, "subject": leaning.subject},
+                   reason="the LLM's rewrite was not a question about the subject")
         return leaning.rewrite(question)
 
     def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
@@ -133,7 +135,8 @@ class Fallback:
             try:
                 return self.primary.rewrite(history, question, leaning, notices)
             except RagError as exc:
-                self._failed(exc, notices, "the follow-up read by a simple rule")
+                self._failed(exc, notices)
+                logs.event("follow_up_rule", reason=f"the {self._primary} {self.failure}")
         return self.secondary.rewrite(history, question, leaning, notices)
 
     def draft(self, asked: str, standalone: str, hits: Sequence[Hit],
@@ -146,12 +149,12 @@ class Fallback:
         draft = yield from self.secondary.draft(asked, standalone, hits, notices)
         return Draft(draft.text, f"{draft.answerer} ({self._primary} {self.failure})", draft.declined)
 
-    def _failed(self, exc: RagError, notices: list[str], also: str = "") -> None:
+    def _failed(self, exc: RagError, notices: list[str]) -> None:
         skipped = isinstance(exc, LLMSkipped)
         self.failure = "skipped" if skipped else "failed"
         if skipped and not self.first_turn:
             return
-        how = f"this answer is {self.secondary.name}" + (f" ({also})" if also else "")
+        how = f"this answer is {self.secondary.name}"
         notices.append(f"{how}: {exc}" if skipped else f"the {self._primary} failed, so {how}: {exc}")
 
     @property

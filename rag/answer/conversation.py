@@ -67,6 +67,89 @@ def added_subject(question: str, standalone: str) -> str | None:
     return rest[len(_ABOUT):-1] if rest.startswith(_ABOUT) and rest.endswith(")") else None
 
 
+def read_as(history: Sequence[Turn], question: str, reference: str) -> str:
+    """A rule-rewritten follow-up (`FollowUp.rewrite`) as a person would write it, in the earlier question's
+    own words: its subject put in for "that" or "it" when that question names it as a phrase ("How long did
+    the move to structured logging take?" then "and how long did that take?" reads "How long did the move to
+    structured logging take?"), else the follow-up joined to that question ("How did they move to structured
+    logging, and what about the database?"). The earlier question is the latest one that asks in full (no
+    pointing word, no "and ..." or "what about ...", a few words of its own), else the first one held. For
+    people only: the search uses the rule's rewrite."""
+    asked = [t.content.strip() for t in history if t.role == "user" and own_words(t.content)]
+    whole = [q for q in asked if dangling_reference(q) is None and not _CONNECTIVE.match(q)
+             and len(own_words(q)) >= _ASKS_IN_FULL]
+    earlier = whole[-1] if whole else asked[0] if asked else ""
+    if not earlier:
+        return question.strip()
+    phrase = _phrase(earlier)
+    put_in = _put_in(question, reference, phrase) if phrase else None
+    return _sentence(put_in) if put_in else _joined(earlier, question)
+
+
+_WORDS = re.compile(_WORD.pattern, re.I)  # the same words, found in the text as written
+_DETERMINERS = frozenset("the a an our their your my its his her this these those".split())
+_CONNECTIVE_WORD = re.compile(r"^\s*(and|but|also|so|then|plus)\b[\s,]*", re.I)
+_EARLIER_CHARS = 150
+_ASKS_IN_FULL = 3  # own words: "Which plans include SSO?" names its subject; "how long do the sessions last?" leans
+
+
+def _phrase(question: str) -> str | None:
+    """The question's subject as the phrase it is written as: "the move to structured logging" in "How long
+    did the move to structured logging take?", "structured logging" in "Tell me about structured logging."; None
+    when its subject words are not one phrase that can stand for "that" ("How did they move to ..." names an
+    act; "Where are the backups stored?" and "How much leave is paid?" run on into a verb)."""
+    tokens = list(_WORDS.finditer(question))
+    words = [t.group().lower() for t in tokens]
+    own = set(own_words(question))
+    at = [i for i, word in enumerate(words) if word in own]
+    if not at or at[-1] - at[0] >= _SUBJECT_WORDS or any(w in _AUX for w in words[at[0]:at[-1]]):
+        return None
+    first, last = at[0], at[-1]
+    before = words[first - 1] if first else ""
+    after = words[last + 1] if last + 1 < len(words) else ""
+    if before in _DETERMINERS and (after in _ASKING or after in _AUX):  # "the move to X" [take]
+        first -= 1
+    elif not (before in _PREPOSITIONS and (not after or after in _ASKING or after in _AUX)):  # "about X"
+        return None
+    return question[tokens[first].start():tokens[last].end()]
+
+
+def _put_in(question: str, reference: str, phrase: str) -> str | None:
+    """The question with `phrase` in place of its one "that", "it" or "this"; None for any other reference."""
+    if reference not in ("that", "it", "this"):
+        return None
+    found = [m for m in _WORDS.finditer(question) if m.group().lower() == reference]
+    if len(found) != 1:
+        return None
+    return question[:found[0].start()] + phrase + question[found[0].end():]
+
+
+def _sentence(text: str) -> str:
+    """Without a leading "and" or "so", capitalized, ending as a question does."""
+    text = _CONNECTIVE_WORD.sub("", text.strip(), count=1)
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith(("?", ".", "!")) else text + "?"
+
+
+def _joined(earlier: str, question: str) -> str:
+    """The follow-up after the question it follows: "How did they move to structured logging, and how long did
+    that take?"."""
+    head = earlier.rstrip("?.!: \t\n")
+    head = head[:1].upper() + head[1:]
+    if len(head) > _EARLIER_CHARS:
+        head = head[:_EARLIER_CHARS].rsplit(" ", 1)[0] + "…"
+    asked = question.strip()
+    lead = _CONNECTIVE_WORD.match(asked)
+    joint = "but" if lead and lead.group(1).lower() == "but" else "and"
+    tail = asked[lead.end():] if lead else asked
+    first = _WORDS.match(tail)
+    if not _WORDS.search(tail):  # "and?": go on
+        return f"{head}, {joint} what else?"
+    if first and first.group().lower() in _OPENERS | {"there"} and not first.group().isupper():
+        tail = tail[:1].lower() + tail[1:]
+    return f"{head}, {joint} {tail}" + ("" if tail.endswith(("?", ".", "!")) else "?")
+
+
 def as_turns(history: Iterable[Turn | Mapping | Sequence] | None, limit: int) -> list[Turn]:
     """Accept Turn records, {"role", "content"} dicts or (role, content) pairs; keep the last `limit`."""
     turns = []

@@ -11,6 +11,7 @@ circuit breaker (rag.answer.breaker) skips it for a while after repeated failure
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -68,12 +69,35 @@ def endpoint_state(settings: Settings) -> dict:
 
 
 def describe_state(state: dict) -> str:
-    """One line for people: "closed", "open, skipped for another 42 s after 3 failures (...)"."""
-    if state["state"] == "open":
-        return (f"open, skipped for another {state['retry_in_s']:.0f} s after {state['failures']} failures "
-                f"({state['last_error']})")
-    last = f" (last error: {state['last_error']})" if state["last_error"] else ""
-    return state["state"].replace("_", " ") + last
+    """The endpoint's state (`endpoint_state`) in words a person uses: "working", "failing: skipped for
+    another 42 s after 3 failed requests in a row (last error: ...)", "failing: trying again with the
+    next question ..." or "not configured ...". The last error is its first clause (what went wrong, not
+    the advice), and like every message here it names no key. Never a breaker's "closed" or "open": the
+    JSON `state` keeps those for programs."""
+    name, failures = state["state"], state.get("failures") or 0
+    last = _brief(state.get("last_error"))
+    error = f" (last error: {last})" if last else ""
+    in_a_row = f" after {failures} failed request{'' if failures == 1 else 's'} in a row" if failures else ""
+    if name == "not_configured":
+        return "not configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for a server other than OpenAI's)"
+    if name == "open":
+        return f"failing: skipped for another {state['retry_in_s'] or 0:.0f} s{in_a_row}{error}"
+    if name == "half_open":
+        return f"failing: trying again with the next question{in_a_row}{error}"
+    if failures:  # fewer than RAG_LLM_BREAKER_FAILURES: still tried with every question
+        requests = "request" if failures == 1 else f"{failures} requests"
+        return f"failing: the last {requests} failed; still tried with each question{error}"
+    if state.get("last_error"):  # it answered, with a refusal: a setting to fix (a key, a model)
+        return f"reachable, but not usable as set up: {state['last_error']}"
+    return "working"
+
+
+def _brief(error: str | None) -> str:
+    """A failure's message without its advice and timings: "http://x/v1 failed with HTTP 500"."""
+    if not error:
+        return ""
+    what = re.sub(r" \(waited [^)]*\)", "", error.split(": ", 1)[0].split("; ", 1)[0])
+    return what if len(what) <= 160 else what[:157].rstrip() + "..."
 
 
 def _key(settings: Settings) -> breaker.Key:

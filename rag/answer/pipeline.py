@@ -12,13 +12,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from .. import logs
 from ..config import Settings, trusted_hosts
 from ..index.store import VectorStore
 from ..retrieval import QueryEncoder, hybrid_search
 from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
 from .answerers import Answerer, Draft
 from .citations import outside_hosts
-from .conversation import FollowUp, as_turns, clarifying_question, follow_up, holds_words, speaks_of
+from .conversation import FollowUp, as_turns, clarifying_question, follow_up, holds_words, read_as, speaks_of
 from .prompts import abstain_text
 from .questions import clean_question
 from .verify import AnswerChecker, Check, load_verifier
@@ -45,6 +46,7 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     standalone: str = ""
     subject: str = ""  # what a follow-up refers to, from the history ("" for a question that stands alone)
+    read_as: str = ""  # the standalone question as a person would write it (Answer.read_as)
     abstain_text: str = ""
     hits: tuple[Hit, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
@@ -118,7 +120,9 @@ def _read(run: Run, writer: Answerer, turns: Sequence, leaning: FollowUp | None,
         return
     run.subject = leaning.subject
     run.standalone = writer.rewrite(turns, run.question, leaning, run.notices)
-    run.hits = joined if joined and run.standalone == leaning.rewrite(run.question) else search(run.standalone)
+    ruled = run.standalone == leaning.rewrite(run.question)  # the rule's keywords, not a sentence to show
+    run.read_as = read_as(turns, run.question, leaning.reference) if ruled else run.standalone
+    run.hits = joined if joined and ruled else search(run.standalone)
 
 
 def _joins(hits: Sequence[Hit], question: str, subject: str) -> bool:
@@ -135,8 +139,9 @@ def _on_subject(run: Run) -> bool:
     cloud costs must not quote "three months" from a post about something else."""
     keep = speaks_of(run.subject, [h.passage.text for h in run.hits])
     run.hits = tuple(h for h, ok in zip(run.hits, keep) if ok)
-    if not run.hits:
-        run.notices.append(f"no passage found speaks of {run.subject}")
+    if not run.hits:  # the subject is the rule's keywords ("move structured logging"): the log's, not the user's
+        logs.event("follow_up_off_subject", {"subject": run.subject}, passages=len(keep))
+        run.notices.append("none of the passages found is about what the earlier question asked")
     return bool(run.hits)
 
 
@@ -144,7 +149,8 @@ def _clarify(run: Run, answerer: str, leaning: FollowUp) -> Answer:
     """A follow-up with nothing to refer to: ask what it means instead of answering."""
     run.lap("total_ms", run.started)
     return Answer(run.question, clarifying_question(run.question, leaning.reference), (), False, answerer,
-                  run.question, notices=_once(run.notices), timings=run.timings, needs_clarification=True)
+                  run.question, notices=_once(run.notices), timings=run.timings, needs_clarification=True,
+                  read_as=run.question)
 
 
 def _finish(run: Run, draft: Draft, checker: AnswerChecker, trusted: Sequence[str] = ()) -> Answer:
@@ -169,7 +175,7 @@ def _finish(run: Run, draft: Draft, checker: AnswerChecker, trusted: Sequence[st
     run.lap("total_ms", run.started)
     return Answer(run.question, checker.text, citations, False, draft.answerer, run.standalone,
                   unsupported=tuple(r.text for r in removed), removed=removed, notices=_once(run.notices),
-                  timings=run.timings)
+                  timings=run.timings, read_as=run.read_as or run.standalone)
 
 
 def _once(notices: list[str]) -> tuple[str, ...]:
@@ -188,4 +194,4 @@ def _abstain(run: Run, answerer: str, reason: str, removed: Sequence[RemovedClai
     run.lap("total_ms", run.started)
     return Answer(run.question, run.abstain_text, (), True, answerer, run.standalone, abstain_reason=reason,
                   near_misses=run.hits[:3], unsupported=tuple(r.text for r in removed), removed=tuple(removed),
-                  notices=_once(run.notices), timings=run.timings)
+                  notices=_once(run.notices), timings=run.timings, read_as=run.read_as or run.standalone)

@@ -13,6 +13,7 @@ from ..assistant import Assistant
 from ..errors import RagError, UserError
 from ..extras import require
 from ..tokens import TokenStore
+from ..users import UserStore
 
 
 def serve(assistant: Assistant, host: str, port: int) -> int:
@@ -23,7 +24,7 @@ def serve(assistant: Assistant, host: str, port: int) -> int:
 
     tokens = TokenStore.beside(assistant.settings.index_dir)
     if not is_loopback(host) and not tokens.any_active():
-        _say(f"no token made yet, so serving on 127.0.0.1 only, not {host}: run `rag token create --role admin` "
+        _say(f"no active token, so serving on 127.0.0.1 only, not {host}: run `rag token create --role admin` "
              "(and reader tokens for the team), then start again")
         host = "127.0.0.1"
     _check_port(host, port)
@@ -32,16 +33,20 @@ def serve(assistant: Assistant, host: str, port: int) -> int:
     except RagError as exc:
         _say(f"not ready yet ({exc}); /readyz says 503 until an ingest")
     shown = f"[{host}]" if ":" in host else host
-    _say(f"serving on http://{shown}:{port} (API docs at /docs), {_access_mode(tokens, is_loopback(host))}")
+    users = UserStore.beside(assistant.settings.index_dir)
+    _say(f"serving on http://{shown}:{port} (API docs at /docs), {_access_mode(tokens, is_loopback(host), users)}")
     uvicorn.run(create_app(assistant, loopback=is_loopback(host)), host=host, port=port, log_level="warning",
                 access_log=False, server_header=False, timeout_graceful_shutdown=10)
     return 0
 
 
-def _access_mode(tokens: TokenStore, loopback: bool) -> str:
+def _access_mode(tokens: TokenStore, loopback: bool, users: UserStore | None = None) -> str:
     """The start line's truth about tokens."""
-    if loopback and not tokens.any_made():
-        return "local only: no token needed until one is made"
+    people = users is not None and users.path.exists()
+    if loopback and not tokens.any_made() and not people:
+        return "local only: no token needed until one (or a user) is made"
+    if not tokens.any_made():
+        return "tokens required, and none made yet: `rag token create --role reader`"
     if not tokens.any_active():
         return "every token is revoked: requests are refused until `rag token create`"
     return "tokens required"

@@ -23,15 +23,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from .. import logs
+from ..answer.citations import sentences_with_markers
 from ..answer.llm import endpoint_state
 from ..answer.stream import AnswerStream
 from ..assistant import Assistant
+from ..config import Settings, trusted_hosts
 from ..errors import EmptyQuestion, RagError
 from ..ingest import list_documents
+from ..render import answer_markdown
 from ..tokens import TokenStore
 from ..types import Answer
 from ..uploads import save_upload
-from .guard import ApiError, BodyLimit, Caller, RateLimiter, error_body, status_of
+from ..users import UserStore
+from .guard import ApiError, BodyLimit, Caller, Door, Gatekeeper, RateLimiter, error_body, status_of
 from .metrics import Metrics
 from .schemas import (
     AskRequest,
@@ -47,28 +51,19 @@ from .schemas import (
     VerifyResponse,
 )
 
+_LONGEST_PATH = 1024
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
 
-_LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
-
-
 @dataclass
 class Service:
-    """What every request shares: the assistant (and its loaded index), the tokens, limits and counters."""
+    """What every request shares: the assistant (and its loaded index), the access rules, the counters."""
 
     assistant: Assistant
-    loopback: bool
-    tokens: TokenStore
-    limiter: RateLimiter
+    door: Door
     metrics: Metrics = field(default_factory=Metrics)
     ingesting: threading.Lock = field(default_factory=threading.Lock)
     ingest_started: float = 0.0
-
-    def open_access(self) -> bool:
-        """No token needed: served on loopback only, and nobody has ever made a token (a fresh install).
-        Once one was made, revoking them all shuts the API rather than opening it."""
-        return self.loopback and not self.tokens.any_made()
 
 
 def service_of(request: Request) -> Service:
@@ -76,34 +71,12 @@ def service_of(request: Request) -> Service:
 
 
 def caller(request: Request) -> Caller:
-    """The token's holder (401 without a valid one, unless access is open), counted against its limit."""
-    service = service_of(request)
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if service.open_access():  # any token, or none: clients such as openai's insist on sending one
-        if request.url.hostname not in _LOCAL_NAMES:  # a web page that rebound its own name to 127.0.0.1
-            raise ApiError(403, "this local-only service answers requests to localhost or 127.0.0.1 only")
-        if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
-            raise ApiError(401, "behind a proxy every request needs a token: make one with `rag token create`",
-                           {"WWW-Authenticate": "Bearer"})
-        who = Caller("local", "admin")
-    else:
-        record = service.tokens.check(token) if token else None
-        if record is None:
-            raise ApiError(401, "a valid token is needed: send the header `Authorization: Bearer <token>` with a "
-                           "token made by `rag token create`", {"WWW-Authenticate": "Bearer"})
-        who = Caller(record.id, record.role)
-    request.state.caller = who
-    wait = service.limiter.retry_after(who.id if who.id != "local" else f"client:{_client(request)}")
-    if wait is not None:
-        service.metrics.add("rag_rate_limited_total")
-        raise ApiError(429, f"more than {service.limiter.per_minute} requests a minute with this token: wait "
-                       f"{wait} s (RAG_SERVER_RATE_LIMIT)", {"Retry-After": str(wait)})
-    return who
+    """Who the Gatekeeper admitted (it read only the headers, before any of the body)."""
+    return request.state.caller
 
 
 def admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
-    if not who.admin:
+    if not who.admin:  # the Gatekeeper refused it already; this keeps the rule beside the routes too
         raise ApiError(403, "this needs an admin token: ask an admin, or make one with "
                        "`rag token create --role admin`")
     return who
@@ -125,8 +98,9 @@ def readyz(request: Request) -> JSONResponse:
     llm = {"state": _llm_state(service)["state"]}
     try:
         service.assistant.load()
-    except RagError as exc:
-        return JSONResponse({"ready": False, "reason": str(exc), "llm": llm}, status_code=503)
+    except RagError as exc:  # a probe needs no token: its reason names no server path
+        reason = without_paths(str(exc), service.assistant.settings)
+        return JSONResponse({"ready": False, "reason": reason, "llm": llm}, status_code=503)
     return JSONResponse({"ready": True, "llm": llm})
 
 
@@ -145,7 +119,7 @@ def sources(request: Request, who: Reader) -> dict:
              response_model=SearchResponse)
 def search(body: SearchRequest, request: Request, who: Reader) -> dict:
     service = service_of(request)
-    _check_question(service, body.question)
+    _check_question(service, body.question, body.k)
     return service.assistant.search(body.question, body.k).to_dict()
 
 
@@ -154,11 +128,11 @@ def search(body: SearchRequest, request: Request, who: Reader) -> dict:
              responses={200: {"content": {"text/event-stream": {"description": "With `stream: true`."}}}})
 def ask(body: AskRequest, request: Request, who: Reader) -> Any:
     service = service_of(request)
-    _check_question(service, body.question)
+    _check_question(service, body.question, body.k)
     stream = service.assistant.stream(body.question, history=history_of(body.history), k=body.k,
                                       answerer=body.answerer)
     if not body.stream:
-        return _answered(request, stream.answer).to_dict()
+        return public_answer(_answered(request, stream.answer), service.assistant.settings)
     pieces = iter(stream)
     first = next(pieces, None)  # the first sentence, or the whole run: its errors still get their status
     return StreamingResponse(_events(request, stream, first, pieces), media_type="text/event-stream",
@@ -170,18 +144,24 @@ def ask(body: AskRequest, request: Request, who: Reader) -> Any:
 def verify(body: VerifyRequest, request: Request, who: Reader) -> dict:
     if not body.answer.strip():
         raise ApiError(400, "the answer is empty: send the text to check in `answer`")
-    return service_of(request).assistant.verify(body.answer, body.passages).to_dict()
+    service = service_of(request)
+    sentences = _verify_work(service.assistant.settings, body)
+    service.door.charge(who, sentences - 1)  # the Gatekeeper charged one already
+    return service.assistant.verify(body.answer, body.passages).to_dict()
 
 
 def ingest(body: IngestRequest, request: Request, who: Admin) -> dict:
     service = service_of(request)
     settings = service.assistant.settings
+    if len(body.paths) + len(body.files) > settings.server_max_ingest_files:
+        raise ApiError(413, f"{len(body.paths) + len(body.files)} paths and files in one request, more than the "
+                       f"{settings.server_max_ingest_files} allowed (RAG_SERVER_MAX_INGEST_FILES): send them in parts")
     with _one_ingest(service):
         paths = [_inside_corpus(settings.corpus_dir, p) for p in body.paths]
         paths += [save_upload(settings.uploads, f.name, _decoded(f.name, f.data), settings.max_file_bytes)
                   for f in body.files]
-        report = service.assistant.configured(lock_timeout=0).ingest(paths, rebuild=body.rebuild, sync=body.sync,
-                                                                     isolated=True)
+        report = service.assistant.configured(lock_timeout=0).ingest(
+            paths, rebuild=body.rebuild, sync=body.sync, isolated=True, time_limit=settings.server_ingest_seconds)
     return report.to_dict()
 
 
@@ -192,7 +172,8 @@ def remove_source(source_id: str, request: Request, who: Admin) -> dict:
     if source_id not in {d.path for d in list_documents(service.assistant.settings)}:
         raise ApiError(404, f"no indexed document {source_id!r}: GET /v1/sources lists their ids")
     with _one_ingest(service):
-        report = service.assistant.configured(lock_timeout=0).remove([Path(source_id)], isolated=True)
+        report = service.assistant.configured(lock_timeout=0).remove(
+            [Path(source_id)], isolated=True, time_limit=service.assistant.settings.server_ingest_seconds)
     return report.to_dict()
 
 
@@ -209,13 +190,34 @@ def history_of(turns: list) -> list[tuple[str, str]]:
     return [(t.role, t.content) if hasattr(t, "role") else (t[0], t[1]) for t in turns]
 
 
-def _check_question(service: Service, question: str) -> None:
-    limit = service.assistant.settings.max_question_chars
+def _check_question(service: Service, question: str, k: int | None = None) -> None:
+    settings = service.assistant.settings
+    limit = settings.max_question_chars
     if not question.strip():
         raise EmptyQuestion()
     if len(question) > limit:
         raise ApiError(413, f"the question is {len(question):,} characters, more than the {limit:,} allowed "
                        "(RAG_MAX_QUESTION_CHARS): ask a shorter one")
+    if k is not None and k > settings.server_max_passages:
+        raise ApiError(422, f"k is {k}, more than the {settings.server_max_passages} passages a request may read "
+                       "(RAG_SERVER_MAX_PASSAGES): ask for fewer")
+
+
+def _verify_work(settings: Settings, body: VerifyRequest) -> int:
+    """The sentences to check, within the caps that bound a verify's work; 413 beyond them."""
+    most_passages, most_chars = settings.server_max_passages, settings.server_max_passage_chars
+    if len(body.passages) > most_passages:
+        raise ApiError(413, f"{len(body.passages)} passages, more than the {most_passages} allowed "
+                       "(RAG_SERVER_MAX_PASSAGES): send the ones the answer cites")
+    longest = max(len(text) for text in [*body.passages, body.answer])
+    if longest > most_chars:
+        raise ApiError(413, f"a passage or the answer is {longest:,} characters, more than the {most_chars:,} "
+                       "allowed (RAG_SERVER_MAX_PASSAGE_CHARS): send shorter ones")
+    sentences = len(sentences_with_markers(body.answer))
+    if sentences > settings.server_max_sentences:
+        raise ApiError(413, f"the answer has {sentences} sentences, more than the {settings.server_max_sentences} "
+                       "allowed (RAG_SERVER_MAX_SENTENCES): check it in parts")
+    return max(sentences, 1)
 
 
 def _answered(request: Request, answer: Answer) -> Answer:
@@ -230,14 +232,50 @@ def _answered(request: Request, answer: Answer) -> Answer:
     return answer
 
 
+def public_answer(answer: Answer, settings: Settings) -> dict:
+    """The answer's JSON, with `answer` as the Markdown the app shows: see `safe_answer`."""
+    return {**answer.to_dict(), "answer": safe_answer(answer, settings)}
+
+
+def safe_answer(answer: Answer, settings: Settings) -> str:
+    """Safe to render as Markdown: no raw HTML, image or script link; links only to addresses a cited
+    passage holds, with a warning in the text for a host outside RAG_TRUSTED_LINK_HOSTS."""
+    return answer_markdown(answer.text, [c.hit.passage.text for c in answer.citations], trusted_hosts(settings))
+
+
+def piece_markdown(piece: str, settings: Settings) -> str:
+    """A streamed sentence, rendered before its citations are settled: as `safe_answer` with no link kept,
+    and a bracket left open or closed within it escaped, so that pieces joined by the client cannot
+    complete a link across a sentence break ("[Click. Here](javascript:...)")."""
+    text = answer_markdown(piece, [], trusted_hosts(settings))
+    unpaired = _unpaired_brackets(text)
+    return "".join("\\" + char if at in unpaired else char for at, char in enumerate(text))
+
+
+def _unpaired_brackets(text: str) -> set[int]:
+    opened: list[int] = []
+    unpaired: set[int] = set()
+    for at, char in enumerate(text):
+        if at and text[at - 1] == "\\":
+            continue
+        if char == "[":
+            opened.append(at)
+        elif char == "]":
+            if opened:
+                opened.pop()
+            else:
+                unpaired.add(at)
+    return unpaired | set(opened)
+
+
 def _events(request: Request, stream: AnswerStream, first: str | None, rest: Iterator[str]) -> Iterator[str]:
     """Server-sent events: each verified sentence, then the answer (or one error event)."""
     try:
         if first is not None:
-            yield sse("sentence", {"text": first.strip()})
+            yield sse("sentence", {"text": piece_markdown(first.strip(), service_of(request).assistant.settings)})
         for piece in rest:
-            yield sse("sentence", {"text": piece.strip()})
-        yield sse("answer", _answered(request, stream.answer).to_dict())
+            yield sse("sentence", {"text": piece_markdown(piece.strip(), service_of(request).assistant.settings)})
+        yield sse("answer", public_answer(_answered(request, stream.answer), service_of(request).assistant.settings))
     except RagError as exc:
         yield sse("error", error_body(status_of(exc), str(exc)))
     except Exception as exc:  # noqa: BLE001 - the stream is under way: end it with one error event
@@ -270,14 +308,35 @@ class _one_ingest:
 
 def _inside_corpus(corpus_dir: Path, name: str) -> Path:
     """A path the caller named, only if it lies in the corpus folder (relative names are taken from it)."""
+    if "\x00" in name or len(name) > _LONGEST_PATH:
+        raise ApiError(400, f"a path holds a NUL character or is longer than {_LONGEST_PATH} characters: name a "
+                       "file under the corpus folder")
     root = corpus_dir.resolve()
     path = (root / name).resolve()
     if not path.is_relative_to(root):
         raise ApiError(403, f"{name!r} is outside the corpus folder: the service ingests only files under "
                        "RAG_CORPUS_DIR (or send them in `files`)")
-    if not path.exists():
+    try:
+        found = path.exists()
+    except OSError:  # a name the file system cannot hold ("File name too long")
+        raise ApiError(400, "a path is not a name this server's file system can hold: name a file under the "
+                       "corpus folder") from None
+    if not found:
         raise ApiError(404, f"{name!r} is not in the corpus folder: GET /v1/sources lists what is indexed")
     return path
+
+
+def without_paths(message: str, settings: Settings) -> str:
+    """The message with the server's own folders named by their settings instead: callers never learn
+    where the service keeps its files."""
+    folders = {settings.index_dir: "the index folder (RAG_INDEX_DIR)", settings.uploads: "the upload folder "
+               "(RAG_UPLOAD_DIR)", settings.corpus_dir: "the corpus folder (RAG_CORPUS_DIR)",
+               settings.chats_path: "the chat store (RAG_CHATS_PATH)", Path.cwd(): "the server's folder",
+               Path.home(): "the server's home folder"}
+    named = {str(folder.resolve()): name for folder, name in folders.items() if folder.resolve() != Path("/")}
+    for path in sorted(named, key=len, reverse=True):  # the deepest first: a folder inside another
+        message = message.replace(path, named[path])
+    return message
 
 
 def _decoded(name: str, data: str) -> bytes:
@@ -291,22 +350,21 @@ def _llm_state(service: Service) -> dict:
     return endpoint_state(service.assistant.settings)
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def create_app(assistant: Assistant, loopback: bool = True) -> FastAPI:
     """The service over this assistant; `loopback` says it is served on 127.0.0.1 only."""
     settings = assistant.settings
     app = FastAPI(title="rag", summary=f"Cited answers from {settings.collection or 'your documents'}", version="1")
-    app.state.service = Service(assistant, loopback, TokenStore.beside(settings.index_dir),
-                                RateLimiter(settings.server_rate_limit))
+    door = Door(TokenStore.beside(settings.index_dir), UserStore.beside(settings.index_dir), loopback,
+                RateLimiter(settings.server_rate_limit), RateLimiter(settings.server_failed_token_limit))
+    app.state.service = service = Service(assistant, door)
     app.include_router(router)
     # Uploads come base64-encoded in the body, so this one route takes larger bodies.
     app.add_api_route("/v1/ingest", ingest, methods=["POST"], tags=["index"], summary="Add or update documents "
                       "(admin)", response_model=IngestResponse, responses=_ERRORS)
     app.add_middleware(BodyLimit, limit=settings.server_max_body_bytes,
                        larger={"/v1/ingest": settings.server_max_upload_bytes})
+    # Added after BodyLimit, so it runs before it: who is calling is settled before any body byte is read.
+    app.add_middleware(Gatekeeper, door=door, refused=lambda: service.metrics.add("rag_rate_limited_total"))
     from .openai_compat import router as compat
 
     app.include_router(compat)
@@ -317,11 +375,13 @@ def create_app(assistant: Assistant, loopback: bool = True) -> FastAPI:
 def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def refused(request: Request, exc: ApiError) -> JSONResponse:
+        if exc.status == 429:  # work charged by a handler (the Gatekeeper counts its own)
+            service_of(request).metrics.add("rag_rate_limited_total")
         return _error(exc.status, str(exc), exc.headers)
 
     @app.exception_handler(RagError)
     async def failed(request: Request, exc: RagError) -> JSONResponse:
-        return _error(status_of(exc), str(exc))
+        return _error(status_of(exc), without_paths(str(exc), service_of(request).assistant.settings))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,14 +1,21 @@
-"""Who may call the service, how often, and the one error shape every refusal and failure takes."""
+"""Who may call the service, how much work they may ask for, and the one error shape every refusal and
+failure takes.
+
+The caller is decided from the request's headers alone, before a byte of its body is read (`Gatekeeper`):
+an anonymous 95 MB upload is refused at its first line, not after it has filled the server's memory.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,12 +32,21 @@ from ..errors import (
     UserError,
     VerifierUnavailable,
 )
+from ..tokens import TokenStore
+from ..users import UserStore
 
 TYPES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_allowed",
          409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 500: "internal",
          503: "unavailable"}
 # The index or a model the service needs is not there: the operator fixes it, the caller can only wait.
 _UNAVAILABLE = (IndexMissing, IndexCorrupt, IndexMismatch, StoreUnavailable, ModelUnavailable, VerifierUnavailable)
+# Probes and the API's own description need no token.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# A Host header is a name or a bracketed IPv6 address and an optional port, nothing else
+# ("localhost:80@evil.example" is not one).
+_HOST = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::[0-9]{1,5})?")
+_KEEP_KEYS = 10_000  # callers remembered before the idle ones are forgotten
 
 
 class ApiError(Exception):
@@ -40,6 +56,9 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(error_body(self.status, str(self)), self.status, headers=self.headers)
 
 
 def error_body(status: int, message: str) -> dict:
@@ -63,39 +82,157 @@ class Caller:
 
     id: str
     role: str
+    client: str = "unknown"
 
     @property
     def admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def key(self) -> str:
+        """What the rate limit counts against: the token, or the address of a local caller."""
+        return self.id if self.id != "local" else f"client:{self.client}"
+
 
 class RateLimiter:
-    """At most `per_minute` requests per caller in any 60 seconds (a sliding window)."""
+    """At most `per_minute` units of work per key in any 60 seconds (a sliding window). A request costs
+    one unit; one that asks for more work (a verify of 50 sentences) costs what that many small ones would."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self._clock = clock
-        self._seen: dict[str, deque[float]] = {}
+        self._spent: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, key: str) -> int | None:
-        """Record a request; None when it may go ahead, else the whole seconds to wait."""
+    def retry_after(self, key: str, cost: int = 1) -> int | None:
+        """Spend `cost` units; None when the work may go ahead, else the whole seconds to wait (nothing spent)."""
+        return self._wait(key, cost, spend=True)
+
+    def waiting(self, key: str) -> int | None:
+        """The seconds until one more unit may be spent, or None; spends nothing."""
+        return self._wait(key, 1, spend=False)
+
+    def _wait(self, key: str, cost: int, spend: bool) -> int | None:
         if not self.per_minute:
             return None
+        cost = min(max(cost, 0), self.per_minute)  # more than a minute's budget waits for an empty window
         now = self._clock()
         with self._lock:
-            seen = self._seen.setdefault(key, deque())
-            while seen and seen[0] <= now - 60:
-                seen.popleft()
-            if len(seen) >= self.per_minute:
-                return max(1, math.ceil(seen[0] + 60 - now))
-            seen.append(now)
+            spent = self._recent(key, now)
+            over = sum(units for _, units in spent) + cost - self.per_minute
+            if over > 0:
+                freed = 0
+                for at, units in spent:
+                    freed += units
+                    if freed >= over:
+                        return max(1, math.ceil(at + 60 - now))
+            if spend and cost:
+                spent.append((now, cost))
             return None
+
+    def _recent(self, key: str, now: float) -> deque[tuple[float, int]]:
+        if key not in self._spent and len(self._spent) >= _KEEP_KEYS:  # many addresses: forget the idle ones
+            self._spent = {k: v for k, v in self._spent.items() if v and v[-1][0] > now - 60}
+        spent = self._spent.setdefault(key, deque())
+        while spent and spent[0][0] <= now - 60:
+            spent.popleft()
+        return spent
+
+
+@dataclass
+class Door:
+    """The service's access rules: tokens, the no-token mode of a fresh install, roles and budgets."""
+
+    tokens: TokenStore
+    users: UserStore
+    loopback: bool
+    limiter: RateLimiter  # work per caller
+    failures: RateLimiter  # missing or wrong tokens per client address
+
+    def open_access(self) -> bool:
+        """No token needed: served on loopback only, and nobody has ever made a token or a user (a fresh
+        install). Once one was made, revoking or removing them all shuts the API rather than opening it (the
+        user file is made with the first user and stays)."""
+        return self.loopback and not self.tokens.any_made() and not self.users.path.exists()
+
+    def admit(self, headers: Headers, client: str, method: str, path: str) -> Caller:
+        """The caller of a request, from its headers alone, charged one unit; ApiError when refused."""
+        who = self._local(headers, client) if self.open_access() else self._token_holder(headers, client)
+        if is_admin_route(method, path) and not who.admin:
+            raise ApiError(403, "this needs an admin token: ask an admin, or make one with "
+                           "`rag token create --role admin`")
+        self.charge(who, 1)
+        return who
+
+    def charge(self, who: Caller, units: int) -> None:
+        """Count work against the caller's budget (429 when it would pass it)."""
+        wait = self.limiter.retry_after(who.key, units)
+        if wait is not None:
+            raise ApiError(429, f"more than {self.limiter.per_minute} units of work a minute with this token (a "
+                           f"request is one, each verified sentence one): wait {wait} s (RAG_SERVER_RATE_LIMIT)",
+                           {"Retry-After": str(wait)})
+
+    @staticmethod
+    def _local(headers: Headers, client: str) -> Caller:
+        if not is_local_host(headers.get("host", "")):  # a web page that rebound its own name to 127.0.0.1
+            raise ApiError(403, "this local-only service answers requests to localhost or 127.0.0.1 only")
+        if "x-forwarded-for" in headers or "forwarded" in headers:
+            raise ApiError(401, "behind a proxy every request needs a token: make one with `rag token create`",
+                           {"WWW-Authenticate": "Bearer"})
+        return Caller("local", "admin", client)
+
+    def _token_holder(self, headers: Headers, client: str) -> Caller:
+        wait = self.failures.waiting(client)
+        if wait is not None:
+            raise ApiError(429, f"too many requests without a valid token from this address: wait {wait} s, then "
+                           "send `Authorization: Bearer <token>` with a token made by `rag token create`",
+                           {"Retry-After": str(wait)})
+        header = headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        record = self.tokens.check(token) if token else None
+        if record is None:
+            self.failures.retry_after(client)
+            raise ApiError(401, "a valid token is needed: send the header `Authorization: Bearer <token>` with a "
+                           "token made by `rag token create`", {"WWW-Authenticate": "Bearer"})
+        return Caller(record.id, record.role, client)
+
+
+def is_local_host(host: str) -> bool:
+    match = _HOST.fullmatch(host.strip())
+    return match is not None and match["name"].lower() in LOCAL_NAMES
+
+
+def is_admin_route(method: str, path: str) -> bool:
+    return (method == "POST" and path == "/v1/ingest") or (method == "DELETE" and path.startswith("/v1/sources/"))
+
+
+class Gatekeeper:
+    """Admit or refuse each request from its headers, before the body is read; the caller it admits is
+    `request.state.caller` for the handlers."""
+
+    def __init__(self, app: ASGIApp, door: Door, refused: Callable[[], None]) -> None:
+        self.app = app
+        self.door = door
+        self.refused = refused  # counts a 429
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            return await self.app(scope, receive, send)
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        try:  # a token lookup is a SQLite query: off the event loop
+            who = await run_in_threadpool(self.door.admit, Headers(scope=scope), client, scope["method"],
+                                          scope["path"])
+        except ApiError as exc:
+            if exc.status == 429:
+                self.refused()
+            return await exc.response()(scope, receive, send)
+        scope.setdefault("state", {})["caller"] = who
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
-    """Refuse a body over the limit: at once when its Content-Length says so, else as soon as the bytes read
-    pass it (a chunked upload). Some routes (uploads) may take larger bodies."""
+    """Refuse a body over the limit with 413: at once when its Content-Length says so, else (a chunked
+    body) as soon as the bytes read pass it. Some routes (uploads) may take larger bodies."""
 
     def __init__(self, app: ASGIApp, limit: int, larger: dict[str, int]) -> None:
         self.app = app
@@ -108,17 +245,26 @@ class BodyLimit:
         limit = self.larger.get(scope["path"], self.limit)
         refusal = ApiError(413, f"the body is larger than {limit:,} bytes: send less (RAG_SERVER_MAX_BODY_BYTES, "
                            "or RAG_SERVER_MAX_UPLOAD_BYTES for uploads)")
-        length = Headers(scope=scope).get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            return await JSONResponse(error_body(413, str(refusal)), 413)(scope, receive, send)
+        length = Headers(scope=scope).get("content-length")
+        if length is not None:  # the server holds the client to it
+            if not length.isdigit() or int(length) > limit:
+                return await refusal.response()(scope, receive, send)
+            return await self.app(scope, receive, send)
+        # No length: read it here, up to the limit, so that a refusal is a 413 and not a parse error.
+        messages: list[Message] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise refusal
-            return message
+                return await refusal.response()(scope, receive, send)
+            if not message.get("more_body", False):
+                break
 
-        await self.app(scope, counted, send)
+        async def replayed() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replayed, send)

@@ -19,10 +19,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import logs
+from ..config import Settings
 from ..errors import RagError
-from ..render import source_label
+from ..render import safe_markdown, source_label
 from ..types import Answer
-from .api import ApiError, Reader, _answered, _check_question, service_of
+from .api import ApiError, Reader, _answered, _check_question, piece_markdown, public_answer, safe_answer, service_of
 from .guard import error_body, status_of
 
 MODELS = {"rag": None, "rag-extractive": "extractive", "rag-llm": "llm"}
@@ -65,7 +66,7 @@ def chat_completions(body: ChatRequest, request: Request, who: Reader) -> Any:
     service = service_of(request)
     _check_question(service, question)
     stream = service.assistant.stream(question, history=history, answerer=MODELS[body.model])
-    reply = _Reply(body.model)
+    reply = _Reply(body.model, service.assistant.settings)
     if not body.stream:
         return reply.completion(_answered(request, stream.answer))
     pieces = iter(stream)
@@ -89,22 +90,25 @@ def _text(message: ChatMessage) -> str:
 
 
 def sources_list(answer: Answer) -> str:
-    lines = [f"[{c.marker}] " + "; ".join(dict.fromkeys(source_label(s.to_dict()) for s in c.hit.passage.sources))
+    """Titles and sections come from the documents: escaped, so none can link or embed."""
+    lines = [f"[{c.marker}] " + safe_markdown("; ".join(dict.fromkeys(source_label(s.to_dict())
+                                                                     for s in c.hit.passage.sources)))
              for c in answer.citations]
     return _SOURCES + "\n".join(lines) if lines else ""
 
 
 class _Reply:
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, settings: Settings) -> None:
         self.id = "chatcmpl-" + secrets.token_hex(12)
         self.model = model
+        self.settings = settings
         self.created = int(time.time())
 
     def completion(self, answer: Answer) -> dict:
-        message = {"role": "assistant", "content": answer.text + sources_list(answer)}
+        message = {"role": "assistant", "content": safe_answer(answer, self.settings) + sources_list(answer)}
         return {**self._head("chat.completion"),
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, **_extra(answer)}
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, **self._extra(answer)}
 
     def chunks(self, request: Request, stream, first: str | None, rest: Iterator[str]) -> Iterator[str]:
         """The verified sentences as they pass, then the sources list and a last chunk with the citations."""
@@ -113,15 +117,15 @@ class _Reply:
             yield self._chunk({"role": "assistant", "content": ""})
             for piece in ([first] if first is not None else []):
                 sent += piece
-                yield self._chunk({"content": piece})
+                yield self._chunk({"content": piece_markdown(piece, self.settings)})
             for piece in rest:
                 sent += piece
-                yield self._chunk({"content": piece})
+                yield self._chunk({"content": piece_markdown(piece, self.settings)})
             answer = _answered(request, stream.answer)
             # An abstention or a question back is not streamed sentence by sentence: send it whole.
-            tail = answer.text if not sent.strip() else ""
+            tail = safe_answer(answer, self.settings) if not sent.strip() else ""
             yield self._chunk({"content": tail + sources_list(answer)})
-            yield self._chunk({}, "stop", _extra(answer))
+            yield self._chunk({}, "stop", self._extra(answer))
         except RagError as exc:
             yield _data(error_body(status_of(exc), str(exc)))
         except Exception as exc:  # noqa: BLE001 - the stream is under way: end it with one error
@@ -134,13 +138,14 @@ class _Reply:
                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
                       **(extra or {})})
 
+    def _extra(self, answer: Answer) -> dict:
+        data = public_answer(answer, self.settings)
+        return {"citations": data["citations"], "rag": data}
+
     def _head(self, kind: str) -> dict:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
 
 
-def _extra(answer: Answer) -> dict:
-    data = answer.to_dict()
-    return {"citations": data["citations"], "rag": data}
 
 
 def _data(payload: dict) -> str:

@@ -106,7 +106,9 @@ class SearchResponse(BaseModel):
 class AskResponse(BaseModel):
     question: str
     standalone_question: str
-    answer: str
+    read_as: str = Field(description="How a follow-up was read, as a sentence a person would write.")
+    answer: str = Field(description="Safe Markdown: no raw HTML, images or script links; links only to "
+                        "addresses a cited passage holds.")
     needs_clarification: bool
     abstained: bool
     abstain_reason: str | None
