@@ -66,6 +66,16 @@ def test_wrong_tokens_are_rate_limited_per_address_even_before_a_right_one(assis
     assert "without a valid token" in limited.json()["error"]["message"]
 
 
+def test_behind_a_local_proxy_the_wrong_token_limit_counts_each_forwarded_client(assistant, tokens):  # noqa: F811
+    token, _ = tokens.create("reader")
+    with served(create_app(assistant.configured(server_failed_token_limit=2), loopback=True)) as url:
+        def get(client: str, auth: str) -> int:
+            return httpx.get(f"{url}/v1/sources", headers={"Authorization": f"Bearer {auth}",
+                                                           "X-Forwarded-For": client}).status_code
+        assert [get("203.0.113.1", "rag_guess") for _ in range(3)] == [401, 401, 429]
+        assert get("203.0.113.2", token) == 200  # another client behind the same proxy is not held up
+
+
 def test_the_local_only_check_reads_the_host_header_strictly(assistant):  # noqa: F811
     api = client(assistant)
     for host in ("localhost:80@evil.example", "evil.example", "localhost.evil.example", "127.0.0.1:8000/x"):

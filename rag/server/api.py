@@ -55,6 +55,7 @@ _LONGEST_PATH = 1024
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)}
 
+
 @dataclass
 class Service:
     """What every request shares: the assistant (and its loaded index), the access rules, the counters."""
