@@ -354,7 +354,7 @@ def create_app(assistant: Assistant, loopback: bool = True) -> FastAPI:
     """The service over this assistant; `loopback` says it is served on 127.0.0.1 only."""
     settings = assistant.settings
     app = FastAPI(title="rag", summary=f"Cited answers from {settings.collection or 'your documents'}", version="1")
-    door = Door(TokenStore.beside(settings.index_dir), UserStore.beside(settings.index_dir), loopback,
+    door = Door(TokenStore.of(settings), UserStore.of(settings), loopback,
                 RateLimiter(settings.server_rate_limit), RateLimiter(settings.server_failed_token_limit))
     app.state.service = service = Service(assistant, door)
     app.include_router(router)

@@ -32,6 +32,7 @@ from ..errors import (
     UserError,
     VerifierUnavailable,
 )
+from ..people import DatabaseUnavailable
 from ..tokens import TokenStore
 from ..users import UserStore
 
@@ -39,7 +40,9 @@ TYPES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
          409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 500: "internal",
          503: "unavailable"}
 # The index or a model the service needs is not there: the operator fixes it, the caller can only wait.
-_UNAVAILABLE = (IndexMissing, IndexCorrupt, IndexMismatch, StoreUnavailable, ModelUnavailable, VerifierUnavailable)
+# DatabaseUnavailable: PostgreSQL restarting or gone; the request may be retried.
+_UNAVAILABLE = (IndexMissing, IndexCorrupt, IndexMismatch, StoreUnavailable, ModelUnavailable, VerifierUnavailable,
+                DatabaseUnavailable)
 # Probes and the API's own description need no token.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
@@ -151,9 +154,8 @@ class Door:
 
     def open_access(self) -> bool:
         """No token needed: served on loopback only, and nobody has ever made a token or a user (a fresh
-        install). Once one was made, revoking or removing them all shuts the API rather than opening it (the
-        user file is made with the first user and stays)."""
-        return self.loopback and not self.tokens.any_made() and not self.users.path.exists()
+        install). Once one was made, revoking or removing them all shuts the API rather than opening it."""
+        return self.loopback and not self.tokens.any_made() and not self.users.any_made()
 
     def admit(self, headers: Headers, client: str, method: str, path: str) -> Caller:
         """The caller of a request, from its headers alone, charged one unit; ApiError when refused."""
