@@ -157,6 +157,14 @@ class Database:
             raise self._problem(_reason(error, self._url)) from None
 
 
+def forget(url: str) -> None:
+    """Close the pool of the database at `url` and drop it from this process (a test's database, dropped next)."""
+    with _servers_lock:
+        found = _servers.pop(url, None)
+    if found is not None and found._engine is not None:
+        found._engine.dispose()
+
+
 def _file_engine(path: Path, wal: bool) -> Engine:
     """A SQLite file with no pool: each transaction opens its own connection, as the stores always did, so a
     file moved aside is never held open. Python's sqlite3 is left no transaction of its own: the `begin`
