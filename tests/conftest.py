@@ -107,7 +107,7 @@ def loaded(assistant):
 def postgres_cluster():
     """A throw-away PostgreSQL cluster for the session (tests/postgres.py), started when a test first needs it.
     Where PostgreSQL is not installed a developer's run skips those tests; CI's fails (.ci/run installs it)."""
-    from tests.postgres import Cluster, binaries
+    from postgres import Cluster, binaries
 
     found = binaries()
     if found is None:

@@ -30,12 +30,23 @@ from ..assistant import Assistant
 from ..config import Settings, trusted_hosts
 from ..errors import EmptyQuestion, RagError
 from ..ingest import list_documents
+from ..people import DatabaseUnavailable
 from ..render import answer_markdown
 from ..tokens import TokenStore
 from ..types import Answer
 from ..uploads import save_upload
 from ..users import UserStore
-from .guard import ApiError, BodyLimit, Caller, Door, Gatekeeper, RateLimiter, error_body, status_of
+from .guard import (
+    ApiError,
+    BodyLimit,
+    Caller,
+    Door,
+    Gatekeeper,
+    RateLimiter,
+    database_down,
+    error_body,
+    status_of,
+)
 from .metrics import Metrics
 from .schemas import (
     AskRequest,
@@ -381,6 +392,8 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(RagError)
     async def failed(request: Request, exc: RagError) -> JSONResponse:
+        if isinstance(exc, DatabaseUnavailable):
+            return database_down(exc).response()
         return _error(status_of(exc), without_paths(str(exc), service_of(request).assistant.settings))
 
     @app.exception_handler(RequestValidationError)

@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import logs
 from ..errors import (
     EmptyQuestion,
     IndexBusy,
@@ -66,6 +67,14 @@ class ApiError(Exception):
 
 def error_body(status: int, message: str) -> dict:
     return {"error": {"message": message, "type": TYPES.get(status, "error"), "status": status}}
+
+
+def database_down(exc: DatabaseUnavailable) -> ApiError:
+    """503 for a database that went away (PostgreSQL restarting): the details, which name its host, go to the
+    log; the caller is told to retry."""
+    logs.log.error("%s", exc)
+    return ApiError(503, "the service's database cannot be reached just now: try again in a few seconds",
+                    {"Retry-After": "5"})
 
 
 def status_of(exc: RagError) -> int:
@@ -228,6 +237,8 @@ class Gatekeeper:
             if exc.status == 429:
                 self.refused()
             return await exc.response()(scope, receive, send)
+        except DatabaseUnavailable as exc:
+            return await database_down(exc).response()(scope, receive, send)
         scope.setdefault("state", {})["caller"] = who
         await self.app(scope, receive, send)
 
