@@ -700,7 +700,8 @@ def cmd_db(assistant: Assistant, args: argparse.Namespace) -> int:
             print(printable(f"{where}: not made yet (its first use makes it at the current version)"))
             continue
         before, now = database.upgrade()
-        print(printable(f"{where}: schema version {now}" + (f" (was {before})" if before != now else ", already")))
+        said = f" (was {before})" if before != now else ", already current"
+        print(printable(f"{where}: schema version {now}{said}"))
     return 0
 
 

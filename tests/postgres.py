@@ -3,7 +3,7 @@
 initdb and the server refuse to run as root, and the tests run as root in CI: the cluster then belongs to the
 `postgres` system account (made by the package) and is run through `runuser`. It listens on a free port of
 127.0.0.1 only, with its socket in its own folder, and asks for a password over TCP (so a wrong one is refused,
-as a real server would). fsync is off: nothing here must survive a crash.
+as a real server would). fsync is off: nothing here must survive a crash of the machine.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ def binaries() -> Path | None:
 class Cluster:
     def __init__(self, bin_dir: Path) -> None:
         self.bin = bin_dir
-        self.root = Path(tempfile.mkdtemp(prefix="rag-pg-"))  # under /tmp: the postgres account can reach it
+        # Under /tmp, not TMPDIR or pytest's folders: the postgres account must reach it, and a socket's path
+        # must stay under about 100 characters.
+        self.root = Path(tempfile.mkdtemp(prefix="rag-pg-", dir="/tmp"))
         self.data, self.port = self.root / "data", _free_port()
         self.owner = "postgres" if os.geteuid() == 0 else None
         self._count = 0
@@ -42,7 +44,11 @@ class Cluster:
     def init(self) -> None:
         (self.root / "pw").write_text(PASSWORD + "\n")
         if self.owner:
-            account = pwd.getpwnam(self.owner)
+            try:
+                account = pwd.getpwnam(self.owner)
+            except KeyError:
+                raise RuntimeError("no postgres account to run the test cluster as root: apt-get install "
+                                   "postgresql makes it") from None
             for path in (self.root, self.root / "pw"):
                 os.chown(path, account.pw_uid, account.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", USER, f"--pwfile={self.root / 'pw'}", "-E", "UTF8",
@@ -50,12 +56,13 @@ class Cluster:
 
     def start(self) -> None:
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200")
+                   "-c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "-t", "60",
                   "start")
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        """As a restart does: every session is cut off (fast: nothing committed is lost, unlike immediate)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def create_database(self) -> str:
         """A new, empty database's name."""

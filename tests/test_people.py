@@ -10,7 +10,7 @@ import pytest
 from conftest import SHIPPED_CORPUS
 from postgres import PASSWORD
 
-from rag import Assistant, Settings
+from rag import Assistant, Settings, logs
 from rag.cli import main
 from rag.errors import UserError
 from rag.people import Database, DatabaseUnavailable, SchemaTooNew, database, schema
@@ -81,7 +81,7 @@ def test_a_new_database_is_at_the_codes_version_and_rag_db_upgrade_says_so(tmp_p
     TokenStore.of(settings_for(tmp_path, people_url)).create("admin")
     assert main(["db", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert f"schema version {schema.VERSION}, already" in out
+    assert f"schema version {schema.VERSION}, already current" in out
     if people_url is None:  # each file that exists, and the ones not made yet said so
         assert "tokens.sqlite3" in out and "users.sqlite3: not made yet" in out
     else:
@@ -149,11 +149,14 @@ def test_a_wrong_url_refused_password_or_missing_database_is_one_line_at_start_u
            "port": postgres_url.replace(f":{postgres_cluster.port}/", f":{closed}/")}[wrong]
     monkeypatch.setenv("RAG_DATABASE_URL", url)
     monkeypatch.chdir(tmp_path)
-    for command in (["db", "upgrade"], ["serve", "--port", "1"], ["token", "list"]):
-        assert main(command) == 2, command
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "RAG_DATABASE_URL" in err, err
-        assert PASSWORD not in err and "SENTINEL" not in err and "Traceback" not in err
+    try:
+        for command in (["db", "upgrade"], ["serve", "--port", "1"], ["token", "list"]):
+            assert main(command) == 2, command
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "RAG_DATABASE_URL" in err, err
+            assert PASSWORD not in err and "SENTINEL" not in err and "Traceback" not in err
+    finally:
+        logs.setup(False)  # `rag serve` logs JSON to this test's captured stderr, closed after it
 
 
 @pytest.mark.parametrize("url", ["mysql://rag:SENTINEL@db/rag", "postgresql://rag:SENTINEL@db:notaport/rag"])

@@ -65,6 +65,7 @@ class Database:
         self.path, self._url, self._problem = path, url, problem
         self._private, self._wal = private, wal
         self._engine: Engine | None = None
+        self._making = threading.Lock()  # two threads' first calls make one engine (one pool), not two
         self._ready = False  # migrated (or found current) by this object: checked once, not per call
 
     @classmethod
@@ -123,9 +124,12 @@ class Database:
         return found, schema.VERSION
 
     def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = _file_engine(self.path, self._wal) if self.path is not None else _server_engine(self._url)
-        return self._engine
+        with self._making:
+            if self._engine is None and self.path is not None:
+                self._engine = _file_engine(self.path, self._wal)
+            elif self._engine is None:
+                self._engine = _server_engine(self._url)
+            return self._engine
 
     def _check(self) -> None:
         """Upgrade an older schema; refuse a newer one. Most calls find it current and take no lock."""
