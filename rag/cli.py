@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address to listen on (default 127.0.0.1; another needs a token made first)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
 
-    token = commands.add_parser("token", help="access tokens for `rag serve` (kept as hashes beside the index)")
+    token = commands.add_parser("token", help="access tokens for `rag serve` (kept as hashes beside the index, or in "
+                                   "RAG_DATABASE_URL)")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", help="make a token and print it once")
     create.add_argument("--role", choices=["reader", "admin"], required=True,
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_parser(commands) -> None:
     user = commands.add_parser("user", help="people who sign in to the app by name and password (hashes kept "
-                               "beside the index)")
+                               "beside the index, or in RAG_DATABASE_URL)")
     user_commands = user.add_subparsers(dest="user_command", required=True)
     stdin_note = "; the password is asked twice, or read as one line from stdin when it is not a terminal"
     add = user_commands.add_parser("add", help="add a person" + stdin_note)
