@@ -60,7 +60,7 @@ def signed_in(settings: Settings) -> Visitor:
     to sign in, one line saying what to set) and stops the script there: nothing else is drawn."""
     address = st.get_option("server.address")
     auth = oidc_config()
-    users = UserStore.beside(settings.index_dir)
+    users = UserStore.of(settings)
     gate = access.gate(settings, address, auth is not None, users_exist(users))
     if gate.open:
         return access.LOCAL
@@ -465,7 +465,7 @@ def main() -> None:
     collection = assistant.library()  # the case studies, or your documents once others join them
     st.set_page_config(page_title=f"Ask {collection}", page_icon="📚")
     st.title(f"Ask {safe(collection)}")
-    store = ChatStore(assistant.settings.chats_path)
+    store = ChatStore.of(assistant.settings)
     try:
         chat, messages = open_chat(store, owner)
     except RagError as exc:

@@ -1,4 +1,5 @@
-"""Saved conversations and feedback, in one local SQLite file (RAG_CHATS_PATH) shared by the app and `rag chat`.
+"""Saved conversations and feedback, in one local SQLite file (RAG_CHATS_PATH) shared by the app and `rag chat`,
+or in the PostgreSQL database at RAG_DATABASE_URL, shared by every replica (rag/people).
 
 A turn that failed keeps its question: the failure is stored as an assistant message with `error` set,
 so the chat shows it with a retry, and the history handed to the next question leaves it out.
@@ -10,32 +11,17 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
+from .config import Settings
 from .errors import UserError
+from .people import Database, Session
 from .render import answer_markdown, safe_markdown, source_label
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chats (id TEXT PRIMARY KEY, title TEXT NOT NULL, created TEXT NOT NULL,
-                                  updated TEXT NOT NULL, owner TEXT NOT NULL DEFAULT 'local');
-CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT,
-                                     chat_id TEXT NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
-                                     role TEXT NOT NULL, content TEXT NOT NULL, answer TEXT, error TEXT,
-                                     created TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS messages_by_chat ON messages(chat_id, id);
-CREATE TABLE IF NOT EXISTS feedback (message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
-                                     rating INTEGER NOT NULL, comment TEXT NOT NULL, settings TEXT NOT NULL,
-                                     created TEXT NOT NULL);
-"""
-# A file from before chats had owners gains the column; its chats were the one local user's, so they stay
-# that user's (the app on loopback with no sign-in, and `rag chat`).
-_ADD_OWNER = "ALTER TABLE chats ADD COLUMN owner TEXT NOT NULL DEFAULT 'local'"
-_OWNER_INDEX = "CREATE INDEX IF NOT EXISTS chats_by_owner ON chats(owner, updated)"
 _CHAT = "SELECT id, title, created, updated FROM chats"
 LOCAL = "local"  # the owner of `rag chat`'s chats and of the app's on loopback with no sign-in
 NEW_TITLE = "New chat"
@@ -63,51 +49,60 @@ class Message:
 
 
 class ChatStore:
-    """Chats, their messages and the feedback on answers. Each call opens its own connection, so the
-    app's sessions (threads) and a `rag chat` in a terminal can share the file.
+    """Chats, their messages and the feedback on answers. Each call is its own transaction, so the app's
+    sessions (threads), a `rag chat` in a terminal and other replicas can share the store.
 
     Every chat has an owner (a person, a browser session, or LOCAL), and every method that touches a chat
     or a message takes the owner asking: to anyone else the chat does not exist, admins included. Only
     feedback(), the export behind `rag feedback export`, reads everyone's."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._ready = False  # the tables exist and the file is in WAL mode (both persist in the file)
+    def __init__(self, path: Path | None, database: Database | None = None) -> None:
+        self.path = path  # the SQLite file; None in a database server
+        self.db = database or Database.file(Path(str(path)), _broken(path), wal=True)
+
+    @classmethod
+    def of(cls, settings: Settings) -> ChatStore:
+        """The chats of this install: RAG_DATABASE_URL's when set, else the file at RAG_CHATS_PATH."""
+        if settings.database_url is not None:
+            return cls(None, Database.server(settings.database_url))
+        return cls(settings.chats_path)
 
     def create(self, owner: str, title: str = NEW_TITLE) -> Chat:
         now = _now()
         chat = Chat(secrets.token_hex(8), _title(title), now, now)
         with self._db() as db:
-            db.execute("INSERT INTO chats (id, title, created, updated, owner) VALUES (?, ?, ?, ?, ?)",
-                       (chat.id, chat.title, now, now, _owner(owner)))
+            db.execute("INSERT INTO chats (id, title, created, updated, owner, seq) VALUES (:id, :title, :now, :now, "
+                       ":owner, (SELECT COALESCE(MAX(seq), 0) + 1 FROM chats))",
+                       id=chat.id, title=chat.title, now=now, owner=_owner(owner))
         return chat
 
     def chats(self, owner: str) -> list[Chat]:
         """The owner's chats, newest activity first."""
         with self._db() as db:
-            rows = db.execute(f"{_CHAT} WHERE owner = ? ORDER BY updated DESC, rowid DESC", (owner,))
+            rows = db.execute(f"{_CHAT} WHERE owner = :owner ORDER BY updated DESC, seq DESC", owner=owner)
             return [Chat(*row) for row in rows]
 
     def get(self, owner: str, chat_id: str) -> Chat | None:
         with self._db() as db:
-            row = db.execute(f"{_CHAT} WHERE id = ? AND owner = ?", (chat_id, owner)).fetchone()
+            row = db.execute(f"{_CHAT} WHERE id = :id AND owner = :owner", id=chat_id, owner=owner).first()
         return Chat(*row) if row else None
 
     def rename(self, owner: str, chat_id: str, title: str) -> None:
         with self._db() as db:
-            db.execute("UPDATE chats SET title = ? WHERE id = ? AND owner = ?", (_title(title), chat_id, owner))
+            db.execute("UPDATE chats SET title = :title WHERE id = :id AND owner = :owner",
+                       title=_title(title), id=chat_id, owner=owner)
 
     def delete(self, owner: str, chat_id: str) -> None:
         """The chat, its messages and their feedback (the foreign keys cascade)."""
         with self._db() as db:
-            db.execute("DELETE FROM chats WHERE id = ? AND owner = ?", (chat_id, owner))
+            db.execute("DELETE FROM chats WHERE id = :id AND owner = :owner", id=chat_id, owner=owner)
 
     def messages(self, owner: str, chat_id: str) -> list[Message]:
         with self._db() as db:
             rows = db.execute(
                 "SELECT m.id, m.role, m.content, m.answer, m.error, f.rating, COALESCE(f.comment, '') FROM messages m "
                 "JOIN chats c ON c.id = m.chat_id LEFT JOIN feedback f ON f.message_id = m.id "
-                "WHERE m.chat_id = ? AND c.owner = ? ORDER BY m.id", (chat_id, owner))
+                "WHERE m.chat_id = :chat AND c.owner = :owner ORDER BY m.id", chat=chat_id, owner=owner)
             return [Message(i, role, content, json.loads(answer) if answer else None, error, rating, comment)
                     for i, role, content, answer, error, rating, comment in rows]
 
@@ -120,15 +115,17 @@ class ChatStore:
         """Append a message; a chat still called "New chat" takes its first question as its title."""
         now = _now()
         with self._db() as db:
-            cursor = db.execute(
+            added = db.execute(
                 "INSERT INTO messages (chat_id, role, content, answer, error, created) "
-                "SELECT id, ?, ?, ?, ?, ? FROM chats WHERE id = ? AND owner = ?",
-                (role, content, json.dumps(answer) if answer is not None else None, error, now, chat_id, owner))
-            if not cursor.rowcount:
+                "SELECT id, :role, :content, :answer, :error, :now FROM chats WHERE id = :chat AND owner = :owner "
+                "RETURNING id", role=role, content=content, answer=json.dumps(answer) if answer is not None else None,
+                error=error, now=now, chat=chat_id, owner=owner).scalar()
+            if added is None:
                 raise UserError(f"no chat {chat_id}: it was deleted, or is not yours; start a new one")
-            db.execute("UPDATE chats SET updated = ?, title = CASE WHEN title = ? AND ? = 'user' THEN ? ELSE title "
-                       "END WHERE id = ?", (now, NEW_TITLE, role, _title(content), chat_id))
-            return int(cursor.lastrowid or 0)
+            titled = _title(content) if role == "user" else None  # only a question names a chat
+            db.execute("UPDATE chats SET updated = :now, title = CASE WHEN title = :new THEN COALESCE(:titled, title) "
+                       "ELSE title END WHERE id = :chat", now=now, new=NEW_TITLE, titled=titled, chat=chat_id)
+            return int(added)
 
     def drop_failure(self, owner: str, chat_id: str) -> str | None:
         """Remove the chat's last message if it is a failure; return the question to ask again."""
@@ -136,7 +133,7 @@ class ChatStore:
         if len(messages) < 2 or messages[-1].error is None or messages[-2].role != "user":
             return None
         with self._db() as db:
-            db.execute("DELETE FROM messages WHERE id = ?", (messages[-1].id,))
+            db.execute("DELETE FROM messages WHERE id = :id", id=messages[-1].id)
         return messages[-2].content
 
     def rate(self, owner: str, message_id: int, rating: int, comment: str = "",
@@ -147,63 +144,42 @@ class ChatStore:
             raise UserError("a rating is 1 (thumbs up) or -1 (thumbs down)")
         with self._db() as db:
             cursor = db.execute(
-                "INSERT INTO feedback SELECT m.id, ?, ?, ?, ? FROM messages m JOIN chats c ON c.id = m.chat_id "
-                "WHERE m.id = ? AND m.role = 'assistant' AND c.owner = ? "
-                "ON CONFLICT(message_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment, "
+                "INSERT INTO feedback (message_id, rating, comment, settings, created) "
+                "SELECT m.id, :rating, :comment, :settings, :now FROM messages m JOIN chats c ON c.id = m.chat_id "
+                "WHERE m.id = :id AND m.role = 'assistant' AND c.owner = :owner "
+                "ON CONFLICT (message_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment, "
                 "settings = excluded.settings, created = excluded.created",
-                (rating, comment.strip()[:_COMMENT_CHARS], json.dumps(settings or {}), _now(), message_id, owner))
+                rating=rating, comment=comment.strip()[:_COMMENT_CHARS], settings=json.dumps(settings or {}),
+                now=_now(), id=message_id, owner=owner)
             return cursor.rowcount > 0
 
     def feedback(self) -> list[dict]:
         """Every rated answer, whoever rated it, with the question it answered, oldest first: the export
-        that `rag eval` learns from (the CLI, which whoever holds the file may run anyway)."""
+        that `rag eval` learns from (the CLI, which whoever holds the store may run anyway)."""
         with self._db() as db:
             rows = db.execute(
                 "SELECT f.rating, f.comment, f.settings, f.created, m.content, m.answer, "
                 "(SELECT q.content FROM messages q WHERE q.chat_id = m.chat_id AND q.id < m.id AND q.role = 'user' "
-                "ORDER BY q.id DESC LIMIT 1) FROM feedback f JOIN messages m ON m.id = f.message_id ORDER BY f.created")
+                "ORDER BY q.id DESC LIMIT 1) FROM feedback f JOIN messages m ON m.id = f.message_id "
+                "ORDER BY f.created, f.message_id")
             return [{"rating": rating, "comment": comment, "settings": json.loads(settings), "created": created,
                      "question": question or "", "answer": text, "response": json.loads(answer) if answer else None}
                     for rating, comment, settings, created, text, answer, question in rows]
 
     @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=10)
-        except (OSError, sqlite3.Error) as exc:
-            raise UserError(f"cannot open the chat store {self.path} ({exc}); set RAG_CHATS_PATH to a writable "
-                            "file") from None
-        try:
-            db.execute("PRAGMA foreign_keys = ON")  # per connection
-            if not self._ready:
-                _prepare(db)
-                self._ready = True
-            with db:
-                yield db
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"the chat store {self.path} cannot be used ({exc}); move it aside to start a new "
-                            "one, or set RAG_CHATS_PATH") from None
-        finally:
-            db.close()
+    def _db(self) -> Iterator[Session]:
+        with self.db.begin(create=True) as db:
+            yield db
 
 
-def _prepare(db: sqlite3.Connection) -> None:
-    """The tables, WAL mode and, for a file made before chats had owners, the owner column."""
-    db.execute("PRAGMA journal_mode = WAL")
-    db.executescript(_SCHEMA)
-    if not _has_owner(db):
-        try:
-            db.execute(_ADD_OWNER)
-        except sqlite3.OperationalError:
-            if not _has_owner(db):  # not another process adding it first: a real failure
-                raise
-    db.execute(_OWNER_INDEX)
-    db.commit()
+def _broken(path: Path | None) -> Callable[[str], UserError]:
+    """The store's words for a file it cannot use (unwritable, or not a database)."""
 
+    def problem(reason: str) -> UserError:
+        return UserError(f"the chat store {path} cannot be used ({reason}): set RAG_CHATS_PATH to a writable file, "
+                         "or move it aside to start a new one")
 
-def _has_owner(db: sqlite3.Connection) -> bool:
-    return "owner" in {row[1] for row in db.execute("PRAGMA table_info(chats)")}
+    return problem
 
 
 def _owner(owner: str) -> str:

@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address to listen on (default 127.0.0.1; another needs a token made first)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
 
-    token = commands.add_parser("token", help="access tokens for `rag serve` (kept as hashes beside the index)")
+    token = commands.add_parser("token", help="access tokens for `rag serve` (kept as hashes beside the index, or in "
+                                   "RAG_DATABASE_URL)")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", help="make a token and print it once")
     create.add_argument("--role", choices=["reader", "admin"], required=True,
@@ -139,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--json", action="store_true", help="print the revoked token's record as JSON")
 
     _user_parser(commands)
+    database = commands.add_parser("db", help="the database of users, tokens and chats (RAG_DATABASE_URL, or the "
+                                   "SQLite files)")
+    database_commands = database.add_subparsers(dest="db_command", required=True)
+    database_commands.add_parser("upgrade", help="bring its schema to this version of rag (every start does too)")
 
     info = commands.add_parser("info", help="what the index holds and which files changed since")
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -147,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_parser(commands) -> None:
     user = commands.add_parser("user", help="people who sign in to the app by name and password (hashes kept "
-                               "beside the index)")
+                               "beside the index, or in RAG_DATABASE_URL)")
     user_commands = user.add_subparsers(dest="user_command", required=True)
     stdin_note = "; the password is asked twice, or read as one line from stdin when it is not a terminal"
     add = user_commands.add_parser("add", help="add a person" + stdin_note)
@@ -409,7 +414,7 @@ def _clip(text: str, width: int = 120) -> str:
 def cmd_chat(assistant: Assistant, args: argparse.Namespace) -> int:
     """Read questions until EOF or /quit; /new starts another chat. Every turn is saved (RAG_CHATS_PATH), as
     the local user's: the same chats as the app's on loopback with no sign-in, never a signed-in person's."""
-    store = ChatStore(assistant.settings.chats_path)
+    store = ChatStore.of(assistant.settings)
     if args.list or args.export:
         return _saved_chats(store, args.export, trusted_hosts(assistant.settings))
     chat = _resumed(store, args.resume) if args.resume else None
@@ -469,7 +474,7 @@ def _saved_chats(store: ChatStore, export: str | None, hosts: tuple[str, ...]) -
 
 def cmd_feedback(assistant: Assistant, args: argparse.Namespace) -> int:
     """Rated answers as lines `rag eval` reads: a thumbs-down is a candidate regression question."""
-    rows = ChatStore(assistant.settings.chats_path).feedback()
+    rows = ChatStore.of(assistant.settings).feedback()
     wanted = {"down": (-1,), "up": (1,), "all": (-1, 1)}[args.rating]
     for row in sorted((r for r in rows if r["rating"] in wanted), key=lambda r: r["rating"]):
         _print_json(feedback_line(row))
@@ -598,7 +603,7 @@ def cmd_serve(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def cmd_token(assistant: Assistant, args: argparse.Namespace) -> int:
-    store = TokenStore.beside(assistant.settings.index_dir)
+    store = TokenStore.of(assistant.settings)
     if args.token_command == "create":
         token, record = store.create(args.role, args.name)
         if args.json:
@@ -628,7 +633,7 @@ def cmd_token(assistant: Assistant, args: argparse.Namespace) -> int:
 
 
 def cmd_user(assistant: Assistant, args: argparse.Namespace) -> int:
-    store = UserStore.beside(assistant.settings.index_dir)
+    store = UserStore.of(assistant.settings)
     if args.user_command == "list":
         return _list_users(store, args.json)
     name = clean_name(args.name)
@@ -686,6 +691,21 @@ def _new_password(name: str) -> str:
     return first
 
 
+def cmd_db(assistant: Assistant, args: argparse.Namespace) -> int:
+    """Migrate by hand (`rag db upgrade`): PostgreSQL's one database, or each SQLite file that exists."""
+    settings = assistant.settings
+    found = {store.db.where: store.db for store in (TokenStore.of(settings), UserStore.of(settings),
+                                                    ChatStore.of(settings))}
+    for where, database in found.items():
+        if not database.exists():
+            print(printable(f"{where}: not made yet (its first use makes it at the current version)"))
+            continue
+        before, now = database.upgrade()
+        said = f" (was {before})" if before != now else ", already current"
+        print(printable(f"{where}: schema version {now}{said}"))
+    return 0
+
+
 COMMANDS = {"ingest": cmd_ingest, "remove": cmd_remove, "sources": cmd_sources, "search": cmd_search, "ask": cmd_ask,
             "chat": cmd_chat, "feedback": cmd_feedback, "verify": cmd_verify, "eval": cmd_eval, "migrate": cmd_migrate,
-            "info": cmd_info, "serve": cmd_serve, "token": cmd_token, "user": cmd_user}
+            "info": cmd_info, "serve": cmd_serve, "token": cmd_token, "user": cmd_user, "db": cmd_db}

@@ -61,6 +61,18 @@ def _base_url(url: str) -> str:
     return url
 
 
+def _database_url(url: Secret) -> Secret:
+    """Refused at start-up, not at the first sign-in. The message never repeats the URL: it holds a password."""
+    try:
+        parts = urlsplit(url.get_secret_value())
+        parts.port  # noqa: B018 - raises ValueError when the port is out of range or not a number
+    except ValueError:
+        raise ValueError("not a valid URL (check its port)") from None
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise ValueError("must be a PostgreSQL URL: postgresql://USER:PASSWORD@HOST:5432/DATABASE")
+    return url
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting's default, description and bounds (`env`: its variable when not RAG_<NAME>; `check`: a
@@ -231,6 +243,12 @@ class Settings:
     chats_path: Path = setting(
         Path("chats.sqlite3"),
         description="SQLite file where the app and `rag chat` keep conversations and the feedback on answers.",
+    )
+    database_url: Secret | None = setting(
+        None, check=_database_url,
+        description="PostgreSQL database for users, tokens, chats, messages and feedback, shared by every "
+        "replica: postgresql://USER:PASSWORD@HOST:5432/DATABASE (the password is never logged or shown). Unset: "
+        "SQLite files, tokens.sqlite3 and users.sqlite3 beside the index and RAG_CHATS_PATH.",
     )
     server_rate_limit: int = setting(
         120, ge=0, description="Requests each token (with no tokens, each client address) may make per minute to "

@@ -1,8 +1,9 @@
 """People who sign in to the chat app by name and password, each a reader or an admin.
 
 Users live in `users.sqlite3` beside the index, like the API's tokens, so a team that shares an index
-shares its people. Unlike a token, a password is chosen by a person and may be guessed, so only a slow,
-salted hash of it is kept: the standard library's scrypt, stored as a self-describing string
+shares its people (or in the PostgreSQL database at RAG_DATABASE_URL, shared by every replica: rag/people).
+Unlike a token, a password is chosen by a person and may be guessed, so only a slow, salted hash of it is
+kept: the standard library's scrypt, stored as a self-describing string
 (`scrypt$16384$8$1$<salt>$<hash>`) so that stronger parameters later still verify older hashes.
 """
 
@@ -12,16 +13,16 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import os
 import secrets
-import sqlite3
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .config import Settings
 from .errors import UserError
+from .people import Conflict, Database, Session
 
 ROLES = ("reader", "admin")
 NAME_CHARS = 64
@@ -31,16 +32,6 @@ MAX_PASSWORD = 1024  # scrypt hashes any length quickly; the cap only keeps absu
 _N, _R, _P = 2**14, 8, 1
 _SALT_BYTES, _HASH_BYTES = 16, 32
 _MAXMEM = 64 * 2**20  # above OpenSSL's 32 MiB default, so a stored hash with up to n=2**15 still verifies
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    key TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    created TEXT NOT NULL,
-    changed TEXT NOT NULL
-)
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,30 +123,40 @@ _DECOY = "$".join(["scrypt", str(_N), str(_R), str(_P), _b64(secrets.token_bytes
 
 
 class UserStore:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | None, database: Database | None = None) -> None:
+        self.path = path  # the SQLite file; None in a database server
+        self.db = database or Database.file(Path(str(path)), _broken(path), private=True)
 
     @classmethod
     def beside(cls, index_dir: Path) -> UserStore:
         return cls(Path(index_dir) / "users.sqlite3")
+
+    @classmethod
+    def of(cls, settings: Settings) -> UserStore:
+        """The users of this install: RAG_DATABASE_URL's when set, else the file beside the index."""
+        if settings.database_url is not None:
+            return cls(None, Database.server(settings.database_url))
+        return cls.beside(settings.index_dir)
 
     def add(self, name: str, role: str, password: str) -> UserRecord:
         name = clean_name(name)
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}: use reader or admin")
         hashed, now = hash_password(check_password(password)), _now()
-        with self._connect(create=True) as db:
-            try:
-                db.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?)",
-                           (name_key(name), name, role, hashed, now, now))
-            except sqlite3.IntegrityError:
-                raise UserError(f"a user named {name!r} already exists: `rag user passwd` sets a new password, "
-                                "`rag user remove` removes them") from None
+        try:
+            with self._connect(create=True) as db:
+                db.execute("INSERT INTO users (key, name, role, hash, created, changed) VALUES (:key, :name, :role, "
+                           ":hash, :now, :now)", key=name_key(name), name=name, role=role, hash=hashed, now=now)
+                db.execute("INSERT INTO marks (name, created) VALUES ('user_added', :now) ON CONFLICT (name) DO "
+                           "NOTHING", now=now)
+        except Conflict:
+            raise UserError(f"a user named {name!r} already exists: `rag user passwd` sets a new password, "
+                            "`rag user remove` removes them") from None
         return UserRecord(name, role, now, now)
 
     def users(self) -> list[UserRecord]:
         """Everyone, by name."""
-        if not self.path.exists():
+        if not self.db.exists():
             return []
         with self._connect() as db:
             rows = db.execute("SELECT name, role, created, changed FROM users ORDER BY key").fetchall()
@@ -168,14 +169,15 @@ class UserStore:
     def remove(self, name: str) -> UserRecord:
         record = self._existing(name)
         with self._connect() as db:
-            db.execute("DELETE FROM users WHERE key = ?", (name_key(name),))
+            db.execute("DELETE FROM users WHERE key = :key", key=name_key(name))
         return record
 
     def set_password(self, name: str, password: str) -> UserRecord:
         self._existing(name)
         hashed, now = hash_password(check_password(password)), _now()
         with self._connect() as db:
-            db.execute("UPDATE users SET hash = ?, changed = ? WHERE key = ?", (hashed, now, name_key(name)))
+            db.execute("UPDATE users SET hash = :hash, changed = :now WHERE key = :key",
+                       hash=hashed, now=now, key=name_key(name))
         return self._existing(name)
 
     def check(self, name: str, password: str) -> UserRecord | None:
@@ -191,54 +193,54 @@ class UserStore:
         return UserRecord(*found[:4]) if found and matches else None
 
     def any_users(self) -> bool:
-        if not self.path.exists():
+        if not self.db.exists():
             return False
         with self._connect() as db:
-            return db.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+            return db.execute("SELECT 1 FROM users LIMIT 1").first() is not None
 
-    def _row(self, key: str) -> tuple[str, str, str, str, str] | None:
-        if not self.path.exists():
+    def any_made(self) -> bool:
+        """Whether a user was ever added, removed ones included: removing them all must not reopen the API's
+        no-token mode. A user file is made with the first user and stays (older files have no mark)."""
+        if self.path is not None:
+            return self.path.exists()
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM marks WHERE name = 'user_added'").first() is not None
+
+    def _row(self, key: str) -> tuple[str, ...] | None:  # name, role, created, changed, hash
+        if not self.db.exists():
             return None
         with self._connect() as db:
-            return db.execute("SELECT name, role, created, changed, hash FROM users WHERE key = ?",
-                              (key,)).fetchone()
+            row = db.execute("SELECT name, role, created, changed, hash FROM users WHERE key = :key", key=key).first()
+        return tuple(row) if row else None
 
     def _existing(self, name: str) -> UserRecord:
         record = self.get(name)
-        if record is None and not self.path.exists():
+        if record is None and not self.db.exists():
             raise self._none_yet()
         if record is None:
             raise UserError(f"no user named {clean_name(name)!r}: `rag user list` shows who there is")
         return record
 
     @contextlib.contextmanager
-    def _connect(self, create: bool = False) -> Iterator[sqlite3.Connection]:
-        if not create and not self.path.exists():
+    def _connect(self, create: bool = False) -> Iterator[Session]:
+        if not create and not self.db.exists():
             raise self._none_yet()
-        try:
-            if create:
-                self._make_private()
-            db = sqlite3.connect(self.path, timeout=10)
-            try:
-                with db:
-                    if create:
-                        db.execute(_SCHEMA)
-                    yield db
-            finally:
-                db.close()
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise UserError(f"cannot use the user file {self.path} ({exc}): check its permissions and the free "
-                            "disk space, or move it away and add the users again") from None
+        with self.db.begin(create) as db:
+            yield db
 
     def _none_yet(self) -> UserError:
-        return UserError(f"no users added yet in {self.path.parent}: run `rag user add NAME --role reader`")
+        where = self.db.where if self.path is None else self.path.parent
+        return UserError(f"no users added yet in {where}: run `rag user add NAME --role reader`")
 
-    def _make_private(self) -> None:
-        """Create the file readable by its owner only (SQLite's journals copy its mode): hashes are slow
-        to crack, not impossible."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+def _broken(path: Path | None) -> Callable[[str], UserError]:
+    """The store's words for a file it cannot use."""
+
+    def problem(reason: str) -> UserError:
+        return UserError(f"cannot use the user file {path} ({reason}): check its permissions and the free "
+                         "disk space, or move it away and add the users again")
+
+    return problem
 
 
 def _now() -> str:

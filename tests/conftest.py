@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -97,3 +98,52 @@ def loaded(assistant):
     """The assistant's loaded index generation and query encoder (loading them if needed)."""
     with assistant._index.borrow() as resources:
         return resources.store, resources.encoder
+
+
+# ---------------------------------------------------------------- people's state on SQLite and PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throw-away PostgreSQL cluster for the session (tests/postgres.py), started when a test first needs it.
+    Where PostgreSQL is not installed a developer's run skips those tests; CI's fails (.ci/run installs it)."""
+    from postgres import Cluster, binaries
+
+    found = binaries()
+    if found is None:
+        message = "PostgreSQL is not installed (initdb not found): apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = Cluster(found)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        with contextlib.suppress(RuntimeError):
+            cluster.stop()
+        cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):
+    """A fresh, empty database in the session's cluster: its URL, the password in it."""
+    from rag.people import database
+
+    name = postgres_cluster.create_database()
+    url = postgres_cluster.url(name)
+    yield url
+    database.forget(url)  # its pool's connections, before the database goes
+    postgres_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def people_url(request, monkeypatch) -> str | None:
+    """Each store test runs on both backends: None for the SQLite files, else a fresh PostgreSQL database's
+    URL, which is also RAG_DATABASE_URL for the commands a test runs."""
+    if request.param == "sqlite":
+        return None
+    url = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("RAG_DATABASE_URL", url)
+    return url

@@ -10,6 +10,7 @@ import pytest
 
 from rag.chats import LOCAL, NEW_TITLE, Chat, ChatStore, chat_labels, chat_markdown
 from rag.cli import main
+from rag.config import Settings
 from rag.errors import UserError
 from rag.render import answer_markdown
 
@@ -22,8 +23,14 @@ ANSWER = {"question": "What fixed it?", "standalone_question": "What fixed it?",
 
 
 @pytest.fixture
-def store(tmp_path) -> ChatStore:
-    return ChatStore(tmp_path / "chats.sqlite3")
+def store(tmp_path, people_url) -> ChatStore:
+    """The chat file, or a PostgreSQL database (each test runs on both)."""
+    return ChatStore.of(Settings(_env_file=None, chats_path=tmp_path / "chats.sqlite3", database_url=people_url))
+
+
+def another(store: ChatStore) -> ChatStore:
+    """A second store on the same file or database, as another process would open it."""
+    return ChatStore(store.path, None if store.path else store.db)
 
 
 def test_a_chat_keeps_its_turns_titles_itself_and_leaves_failures_out_of_the_history(store):
@@ -42,7 +49,7 @@ def test_a_chat_keeps_its_turns_titles_itself_and_leaves_failures_out_of_the_his
     assert store.drop_failure(LOCAL, chat.id) == "and how long did that take?"
     assert store.drop_failure(LOCAL, chat.id) is None  # nothing failed any more
     store.rename(LOCAL, chat.id, "  Postgres pooling  ")
-    assert ChatStore(store.path).chats(LOCAL)[0].title == "Postgres pooling"  # another connection sees it
+    assert another(store).chats(LOCAL)[0].title == "Postgres pooling"  # another connection sees it
     store.delete(LOCAL, chat.id)
     assert store.chats(LOCAL) == [] and store.messages(LOCAL, chat.id) == []
 
@@ -63,7 +70,7 @@ def test_feedback_is_stored_with_the_question_answer_and_settings_and_exported_a
     rows = store.feedback()
     assert [(r["question"], r["rating"]) for r in rows] == [("What fixed it?", 1), ("Who wrote it?", -1)]
     assert rows[1]["comment"] == "it is in the Postgres post" and rows[1]["settings"] == {"answerer": "llm"}
-    monkeypatch.setenv("RAG_CHATS_PATH", str(store.path))
+    monkeypatch.setenv("RAG_CHATS_PATH", str(store.path))  # unused with RAG_DATABASE_URL (set by people_url)
     assert main(["feedback", "export"]) == 0
     down, up = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert down["rating"] == "down" and down["question"] == "Who wrote it?" and "needs_review" in down

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import io
 import json
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -22,8 +21,19 @@ PASSWORD, OTHER = "correct horse SENTINEL", "battery staple SENTINEL"
 
 
 @pytest.fixture
-def store(tmp_path) -> UserStore:
+def store(tmp_path, people_url) -> UserStore:
+    """The user file beside the index, or a PostgreSQL database (each test runs on both)."""
+    return UserStore.of(Settings(_env_file=None, index_dir=tmp_path / "vectorstore", database_url=people_url))
+
+
+@pytest.fixture
+def file_store(tmp_path) -> UserStore:
     return UserStore.beside(tmp_path / "vectorstore")
+
+
+def stored_hashes(store: UserStore) -> list[str]:
+    with store.db.begin() as db:
+        return [row[0] for row in db.execute("SELECT hash FROM users ORDER BY key")]
 
 
 @pytest.fixture
@@ -44,7 +54,7 @@ def test_users_are_added_listed_checked_given_new_passwords_and_removed(store):
     assert not store.any_users() and store.users() == [] and store.check("ada", PASSWORD) is None
     ada = store.add("  Ada Lovelace ", "admin", PASSWORD)
     store.add("bob", "reader", OTHER)
-    assert store.path.name == "users.sqlite3" and store.any_users()
+    assert (store.path is None or store.path.name == "users.sqlite3") and store.any_users()
     assert (ada.name, ada.role, ada.admin, ada.owner) == ("Ada Lovelace", "admin", True, "user:ada lovelace")
     assert [u.to_dict() for u in store.users()] == [ada.to_dict(), store.get("BOB").to_dict()]
     assert set(ada.to_dict()) == {"name", "role", "created", "changed"}  # never the hash
@@ -87,15 +97,15 @@ def test_names_are_unique_whatever_their_case_or_unicode_form(store):
 def test_only_a_slow_salted_self_describing_hash_is_stored(store):
     store.add("ada", "reader", PASSWORD)
     store.add("bob", "reader", PASSWORD)  # the same password
-    with sqlite3.connect(store.path) as db:
-        hashes = [row[0] for row in db.execute("SELECT hash FROM users")]
+    hashes = stored_hashes(store)
     for stored in hashes:
         scheme, n, r, p, salt, digest = stored.split("$")
         assert (scheme, n, r, p) == ("scrypt", "16384", "8", "1")
         assert len(users._unb64(salt)) == 16 and len(users._unb64(digest)) == 32
     assert hashes[0] != hashes[1]  # each its own salt
-    assert PASSWORD.encode() not in store.path.read_bytes()
-    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600  # readable by the server's account alone
+    if store.path is not None:  # a file: no password in it, and readable by the server's account alone
+        assert PASSWORD.encode() not in store.path.read_bytes()
+        assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("stored", ["", "scrypt$16384$8$1$AAAA", "bcrypt$16384$8$1$AAAA$AAAA",
@@ -126,7 +136,8 @@ def test_every_check_spends_one_scrypt_so_its_time_does_not_tell_which_names_exi
         scrypt_calls.clear()
 
 
-def test_a_broken_user_file_is_one_clear_error(store):
+def test_a_broken_user_file_is_one_clear_error(file_store):
+    store = file_store
     store.path.parent.mkdir(parents=True)
     store.path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(UserError, match="move it away and add the users again"):
@@ -160,7 +171,7 @@ def typed(monkeypatch, *answers: str) -> list[str]:
     return prompts
 
 
-def test_rag_user_adds_lists_sets_passwords_and_removes_reading_stdin(monkeypatch, capsys, tmp_path):
+def test_rag_user_adds_lists_sets_passwords_and_removes_reading_stdin(monkeypatch, capsys, store):
     assert run(monkeypatch, capsys, ["list"])[1] == "no users yet: `rag user add NAME --role reader` adds one\n"
     added = run(monkeypatch, capsys, ["add", "Ada", "--role", "admin"], PASSWORD + "\n")
     assert added[:2] == (0, "added Ada (admin)\n")
@@ -169,7 +180,6 @@ def test_rag_user_adds_lists_sets_passwords_and_removes_reading_stdin(monkeypatc
     assert code == 0 and [line.split()[:2] for line in out.splitlines()] == [["Ada", "admin"], ["bob", "reader"]]
     code, out, _ = run(monkeypatch, capsys, ["list", "--json"])
     assert [(u["name"], u["role"]) for u in json.loads(out)["users"]] == [("Ada", "admin"), ("bob", "reader")]
-    store = UserStore.beside(tmp_path / "vectorstore")
     assert store.check("ada", PASSWORD) and store.check("bob", OTHER)  # the line ending is not the password
     assert run(monkeypatch, capsys, ["passwd", "ADA"], OTHER + "\n")[0] == 0
     assert store.check("ada", OTHER) and not store.check("ada", PASSWORD)
@@ -271,7 +281,7 @@ def test_removing_a_user_or_changing_their_password_signs_their_sessions_out(sto
     store.set_password("ada", OTHER)
     stamp = store.get("ada").changed
     if stamp == ada.password_set:  # changed within the same second: compare with a later stamp
-        with sqlite3.connect(store.path) as db:
+        with store.db.begin() as db:
             db.execute("UPDATE users SET changed = '2999-01-01T00:00:00+00:00'")
     assert not access.still_signed_in(ada, store)
     ada = access.password_visitor("ada", OTHER, Settings(_env_file=None), store)

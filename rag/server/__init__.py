@@ -22,7 +22,9 @@ def serve(assistant: Assistant, host: str, port: int) -> int:
     require("fastapi", "server", "rag serve")
     from .api import create_app
 
-    tokens = TokenStore.beside(assistant.settings.index_dir)
+    tokens = TokenStore.of(assistant.settings)
+    if tokens.path is None:  # a database server: reachable, and at this code's schema, before serving anyone
+        tokens.db.upgrade()
     if not is_loopback(host) and not tokens.any_active():
         _say(f"no active token, so serving on 127.0.0.1 only, not {host}: run `rag token create --role admin` "
              "(and reader tokens for the team), then start again")
@@ -33,7 +35,7 @@ def serve(assistant: Assistant, host: str, port: int) -> int:
     except RagError as exc:
         _say(f"not ready yet ({exc}); /readyz says 503 until an ingest")
     shown = f"[{host}]" if ":" in host else host
-    users = UserStore.beside(assistant.settings.index_dir)
+    users = UserStore.of(assistant.settings)
     _say(f"serving on http://{shown}:{port} (API docs at /docs), {_access_mode(tokens, is_loopback(host), users)}")
     uvicorn.run(create_app(assistant, loopback=is_loopback(host)), host=host, port=port, log_level="warning",
                 access_log=False, server_header=False, timeout_graceful_shutdown=10)
@@ -42,7 +44,7 @@ def serve(assistant: Assistant, host: str, port: int) -> int:
 
 def _access_mode(tokens: TokenStore, loopback: bool, users: UserStore | None = None) -> str:
     """The start line's truth about tokens."""
-    people = users is not None and users.path.exists()
+    people = users is not None and users.any_made()
     if loopback and not tokens.any_made() and not people:
         return "local only: no token needed until one (or a user) is made"
     if not tokens.any_made():

@@ -30,12 +30,23 @@ from ..assistant import Assistant
 from ..config import Settings, trusted_hosts
 from ..errors import EmptyQuestion, RagError
 from ..ingest import list_documents
+from ..people import DatabaseUnavailable
 from ..render import answer_markdown
 from ..tokens import TokenStore
 from ..types import Answer
 from ..uploads import save_upload
 from ..users import UserStore
-from .guard import ApiError, BodyLimit, Caller, Door, Gatekeeper, RateLimiter, error_body, status_of
+from .guard import (
+    ApiError,
+    BodyLimit,
+    Caller,
+    Door,
+    Gatekeeper,
+    RateLimiter,
+    database_down,
+    error_body,
+    status_of,
+)
 from .metrics import Metrics
 from .schemas import (
     AskRequest,
@@ -355,7 +366,7 @@ def create_app(assistant: Assistant, loopback: bool = True) -> FastAPI:
     """The service over this assistant; `loopback` says it is served on 127.0.0.1 only."""
     settings = assistant.settings
     app = FastAPI(title="rag", summary=f"Cited answers from {settings.collection or 'your documents'}", version="1")
-    door = Door(TokenStore.beside(settings.index_dir), UserStore.beside(settings.index_dir), loopback,
+    door = Door(TokenStore.of(settings), UserStore.of(settings), loopback,
                 RateLimiter(settings.server_rate_limit), RateLimiter(settings.server_failed_token_limit))
     app.state.service = service = Service(assistant, door)
     app.include_router(router)
@@ -382,6 +393,8 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(RagError)
     async def failed(request: Request, exc: RagError) -> JSONResponse:
+        if isinstance(exc, DatabaseUnavailable):
+            return database_down(exc).response()
         return _error(status_of(exc), without_paths(str(exc), service_of(request).assistant.settings))
 
     @app.exception_handler(RequestValidationError)

@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import logs
 from ..errors import (
     EmptyQuestion,
     IndexBusy,
@@ -32,6 +33,7 @@ from ..errors import (
     UserError,
     VerifierUnavailable,
 )
+from ..people import DatabaseUnavailable
 from ..tokens import TokenStore
 from ..users import UserStore
 
@@ -39,7 +41,9 @@ TYPES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
          409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 500: "internal",
          503: "unavailable"}
 # The index or a model the service needs is not there: the operator fixes it, the caller can only wait.
-_UNAVAILABLE = (IndexMissing, IndexCorrupt, IndexMismatch, StoreUnavailable, ModelUnavailable, VerifierUnavailable)
+# DatabaseUnavailable: PostgreSQL restarting or gone; the request may be retried.
+_UNAVAILABLE = (IndexMissing, IndexCorrupt, IndexMismatch, StoreUnavailable, ModelUnavailable, VerifierUnavailable,
+                DatabaseUnavailable)
 # Probes and the API's own description need no token.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
@@ -63,6 +67,14 @@ class ApiError(Exception):
 
 def error_body(status: int, message: str) -> dict:
     return {"error": {"message": message, "type": TYPES.get(status, "error"), "status": status}}
+
+
+def database_down(exc: DatabaseUnavailable) -> ApiError:
+    """503 for a database that went away (PostgreSQL restarting): the details, which name its host, go to the
+    log; the caller is told to retry."""
+    logs.log.error("%s", exc)
+    return ApiError(503, "the service's database cannot be reached just now: try again in a few seconds",
+                    {"Retry-After": "5"})
 
 
 def status_of(exc: RagError) -> int:
@@ -151,9 +163,8 @@ class Door:
 
     def open_access(self) -> bool:
         """No token needed: served on loopback only, and nobody has ever made a token or a user (a fresh
-        install). Once one was made, revoking or removing them all shuts the API rather than opening it (the
-        user file is made with the first user and stays)."""
-        return self.loopback and not self.tokens.any_made() and not self.users.path.exists()
+        install). Once one was made, revoking or removing them all shuts the API rather than opening it."""
+        return self.loopback and not self.tokens.any_made() and not self.users.any_made()
 
     def admit(self, headers: Headers, client: str, method: str, path: str) -> Caller:
         """The caller of a request, from its headers alone, charged one unit; ApiError when refused."""
@@ -226,6 +237,8 @@ class Gatekeeper:
             if exc.status == 429:
                 self.refused()
             return await exc.response()(scope, receive, send)
+        except DatabaseUnavailable as exc:
+            return await database_down(exc).response()(scope, receive, send)
         scope.setdefault("state", {})["caller"] = who
         await self.app(scope, receive, send)
 
