@@ -193,6 +193,15 @@ def test_kill_minus_9_during_incremental_writes_at_100k_leaves_a_loadable_index(
     assert not [n for n in names if n.endswith((".tmp", "-journal"))]
 
 
+def test_a_manifest_left_half_written_by_a_killed_writer_is_cleared_by_the_next(tmp_path):
+    settings = settings_for(tmp_path / "index")
+    write_full(settings, 50)
+    stale = settings.index_dir / "manifest.json.20260101T000000-deadbeef.tmp"
+    stale.write_text("{half")  # what kill -9 leaves between writing it and renaming it
+    edit(settings, add=1, remove=[])
+    assert not stale.exists() and check(settings)
+
+
 WORDS = "kafka queue cluster cost month team migration latency cache database replica shard backup".split()
 
 

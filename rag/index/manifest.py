@@ -174,6 +174,10 @@ def write_manifest(index_dir: Path, manifest: Manifest) -> None:
     tmp = index_dir / f"{MANIFEST_NAME}.{manifest.generation}.tmp"
     tmp.write_text(manifest.to_json(), encoding="utf-8")
     publish(tmp, index_dir / MANIFEST_NAME)
+    # A writer killed while writing its manifest left one under its own generation's name; the ingest lock
+    # is held, so any other is stale: the next publisher clears it, whichever code path wrote the generation.
+    for stale in index_dir.glob(f"{MANIFEST_NAME}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _plain(value: object) -> dict:
