@@ -18,6 +18,7 @@ from conftest import REPO
 from rag import Settings
 from rag.chunking import passage_key
 from rag.index.faiss import MAX_DELTAS
+from rag.index.files import remove_stale_files
 from rag.index.manifest import BuildSpec, read_manifest
 from rag.index.records import Record, Row
 from rag.index.registry import open_store, rebuild_if_due, write_store
@@ -188,7 +189,11 @@ def test_kill_minus_9_during_incremental_writes_at_100k_leaves_a_loadable_index(
         check(settings)
         generations.add(read_manifest(settings.index_dir).generation)
     assert len(generations) > 4  # the writers did publish between the kills
-    edit(settings, add=1, remove=[])  # and the next writer cleans up what the kills left
+    # The next ingest cleans up what the kills left: it writes a generation, then (as rag.ingest does) drops
+    # every file that neither the generation before nor its own names (the killed writers' temp files).
+    before = read_manifest(settings.index_dir).files()
+    edit(settings, add=1, remove=[])
+    remove_stale_files(settings.index_dir, before | read_manifest(settings.index_dir).files())
     names = {p.name for p in settings.index_dir.iterdir()} - {"manifest.json", ".lock"}
     assert not [n for n in names if n.endswith((".tmp", "-journal"))]
 
