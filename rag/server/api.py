@@ -282,12 +282,13 @@ def _unpaired_brackets(text: str) -> set[int]:
 
 def _events(request: Request, stream: AnswerStream, first: str | None, rest: Iterator[str]) -> Iterator[str]:
     """Server-sent events: each verified sentence, then the answer (or one error event)."""
+    settings = service_of(request).assistant.settings
     try:
-        if first is not None:
-            yield sse("sentence", {"text": piece_markdown(first.strip(), service_of(request).assistant.settings)})
+        for piece in ([first] if first is not None else []):
+            yield sse("sentence", {"text": piece_markdown(piece.strip(), settings)})
         for piece in rest:
-            yield sse("sentence", {"text": piece_markdown(piece.strip(), service_of(request).assistant.settings)})
-        yield sse("answer", public_answer(_answered(request, stream.answer), service_of(request).assistant.settings))
+            yield sse("sentence", {"text": piece_markdown(piece.strip(), settings)})
+        yield sse("answer", public_answer(_answered(request, stream.answer), settings))
     except RagError as exc:
         yield sse("error", error_body(status_of(exc), str(exc)))
     except Exception as exc:  # noqa: BLE001 - the stream is under way: end it with one error event
