@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,14 +32,26 @@ from .embeddings import (
     resolve_model_path,
     token_counter,
 )
-from .errors import CorpusMissing, EmptyCorpus, IndexCorrupt, IndexMismatch, IndexMissing, RagError, UserError
+from .errors import (
+    CorpusMissing,
+    EmptyCorpus,
+    IndexBusy,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexMissing,
+    RagError,
+    UserError,
+)
 from .index.files import built_at, ingest_lock, remove_stale_files, user_fixable
 from .index.manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
 from .index.records import Record, Row, undo_unpublished
 from .index.registry import describe_location, location_of, open_store, rebuild_if_due, write_store
 from .index.store import Changes, Vectors, VectorStore
+from .people import Database
 from .sources import Plan, add_plan, catalogue, remove_plan, scanned_documents, sync_plan
 from .types import Chunk, Document, IndexInfo, IngestReport
+
+_WRITER_LOCK = 0x7261675F77726974  # "rag_writ": the database's advisory lock of the index's one writer
 
 if TYPE_CHECKING:
     from .onnx_encoder import OnnxEncoder
@@ -163,6 +175,21 @@ def stored_records(settings: Settings, manifest: Manifest) -> list[Record]:
         store.close()
 
 
+@contextlib.contextmanager
+def writer_lock(settings: Settings, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """One writer of the index at a time: the lock file in its folder, and with RAG_DATABASE_URL also the
+    database's advisory lock, which holds across machines whatever the shared volume makes of file locks.
+    Both are taken in that order by every writer, so two can never hold one each and wait for the other."""
+    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+        if settings.database_url is None:
+            yield
+            return
+        with Database.server(settings.database_url).held(_WRITER_LOCK, settings.lock_timeout, on_wait) as had:
+            if not had:
+                raise IndexBusy(settings.lock_timeout)
+            yield
+
+
 def list_documents(settings: Settings) -> list[Document]:
     manifest = read_manifest(settings.index_dir)
     return sorted(catalogue(manifest, None).values(), key=lambda d: d.path)
@@ -171,7 +198,7 @@ def list_documents(settings: Settings) -> list[Document]:
 def migrate(settings: Settings, to: str, on_wait: Callable[[], None] | None = None) -> Manifest:
     """Copy the current index into another backend without re-embedding: same records, ids and vectors."""
     spec = build_spec(settings)
-    with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    with user_fixable(settings.index_dir), writer_lock(settings, on_wait):
         current = read_manifest(settings.index_dir)
         if current.store == to and current.store_location == location_of(settings, to):
             raise UserError(f"the index is already in {to} ({current.store_location or settings.index_dir})")
@@ -205,7 +232,7 @@ def run_ingest(
     started = time.perf_counter()
     deadline = time.monotonic() + time_limit if time_limit is not None else None
     spec = build_spec(settings)
-    with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    with user_fixable(settings.index_dir), writer_lock(settings, on_wait):
         current = _current_manifest(settings)
         previous = None if rebuild else _open_previous(settings, spec, current)
         try:
@@ -223,7 +250,7 @@ def run_remove(settings: Settings, paths: Sequence[Path], on_wait: Callable[[], 
     """Remove these files or folders (and only their passages) from the index; nothing is embedded."""
     started = time.perf_counter()
     spec = build_spec(settings)
-    with user_fixable(settings.index_dir), ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    with user_fixable(settings.index_dir), writer_lock(settings, on_wait):
         current = read_manifest(settings.index_dir)
         previous = open_store(settings, spec, store=current.store)
         try:

@@ -12,7 +12,8 @@ Without RAG_DATABASE_URL nothing moves: tokens.sqlite3 and users.sqlite3 beside 
 at RAG_CHATS_PATH stay where they are, each a versioned database of its own (holding the whole schema, and
 using its store's tables), so existing installs keep their data and are migrated in place.
 
-Not here yet (later steps of issue 31): the rate-limit counters, still per process (rag/server/guard.py).
+With a server, replicas also share the rate-limit budgets (budgets.py) and the index's one-writer lock
+(`Database.held`, an advisory lock, taken by rag/ingest.py's writer_lock).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 VARIABLE = "RAG_DATABASE_URL"
 _LOCK_KEY = 0x7261675F70656F70  # "rag_peop": the advisory lock of schema upgrades, one per database
+_RECHECK = 30.0  # seconds: a replica notices within this that another one upgraded the schema past its code
 _servers: dict[str, Database] = {}  # one engine (and its pool) per URL in this process
 _servers_lock = threading.Lock()
 
@@ -66,7 +68,7 @@ class Database:
         self._private, self._wal = private, wal
         self._engine: Engine | None = None
         self._making = threading.Lock()  # two threads' first calls make one engine (one pool), not two
-        self._ready = False  # migrated (or found current) by this object: checked once, not per call
+        self._checked: float | None = None  # when the schema was last found current: not checked per call
 
     @classmethod
     def file(cls, path: Path, problem: Callable[[str], UserError], private: bool = False,
@@ -96,10 +98,10 @@ class Database:
         """One transaction, committed when the block ends; `create`: make the SQLite file when missing."""
         with self._errors():
             if self.path is not None and not self.path.exists():
-                self._ready = False  # moved away since: the new file needs its tables
+                self._checked = None  # moved away since: the new file needs its tables
                 if create:
                     self._make_file()
-            if not self._ready:
+            if self._checked is None or time.monotonic() - self._checked > _RECHECK:
                 self._check()
             with self.engine().connect() as connection, connection.begin():
                 yield Session(connection)
@@ -120,8 +122,27 @@ class Database:
                     if found > schema.VERSION:
                         raise SchemaTooNew(self.where, found, schema.VERSION)
                     schema.migrate(connection, found)
-        self._ready = True
+        self._checked = time.monotonic()
         return found, schema.VERSION
+
+    @contextlib.contextmanager
+    def held(self, key: int, timeout: float, on_wait: Callable[[], None] | None = None) -> Iterator[bool]:
+        """A PostgreSQL advisory lock held for the block, on a connection of its own: across machines, one
+        holder at a time. Yields False when it was not had within `timeout` seconds. The server frees it when
+        the holder's connection ends, so a writer that was killed never leaves it taken."""
+        with contextlib.ExitStack() as stack:
+            with self._errors():  # the block's own errors are not the database's
+                connection = stack.enter_context(self.engine().connect())
+                had = _take(connection, key, timeout, on_wait)
+            try:
+                yield had
+            finally:
+                if had:
+                    try:
+                        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({int(key)})")
+                        connection.commit()
+                    except Exception:  # noqa: BLE001 - lost with its connection, which must not go back to the pool
+                        connection.invalidate()
 
     def engine(self) -> Engine:
         with self._making:
@@ -141,7 +162,7 @@ class Database:
             raise SchemaTooNew(self.where, found, schema.VERSION)
         if found < schema.VERSION:
             self.upgrade()
-        self._ready = True
+        self._checked = time.monotonic()
 
     def _make_file(self) -> None:
         assert self.path is not None  # noqa: S101 - only files are made
@@ -159,6 +180,21 @@ class Database:
             raise Conflict() from None
         except (exc.SQLAlchemyError, OSError) as error:
             raise self._problem(_reason(error, self._url)) from None
+
+
+def _take(connection: Connection, key: int, timeout: float, on_wait: Callable[[], None] | None) -> bool:
+    """Try for the session's advisory lock until `timeout`, telling `on_wait` once when it has to wait."""
+    deadline = time.monotonic() + timeout
+    waited = False
+    while True:
+        had = bool(connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({int(key)})").scalar())
+        connection.commit()  # no transaction stays open while the lock is held or awaited
+        if had or time.monotonic() >= deadline:
+            return had
+        if not waited and on_wait is not None:
+            on_wait()
+        waited = True
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
 
 
 def forget(url: str) -> None:

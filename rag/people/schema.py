@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 
-VERSION = 1
+VERSION = 2
 _ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite's AUTOINCREMENT needs INTEGER PRIMARY KEY exactly
 
 metadata = MetaData()
@@ -91,6 +91,15 @@ feedback = Table(
     Column("settings", Text, nullable=False),
     Column("created", Text, nullable=False),
 )
+# Work spent per caller (a token, or a client address for wrong tokens) in buckets of a few seconds, so that
+# every replica counts against one budget (rag/people/budgets.py). Rows older than the window are deleted.
+spent = Table(
+    "spent", metadata,
+    Column("key", Text, primary_key=True),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Column("units", Integer, nullable=False),
+    Index("spent_by_bucket", "bucket"),
+)
 PEOPLE = (tokens, users, marks, chats, messages, feedback)
 
 
@@ -124,5 +133,10 @@ def _v1_tables(db: Connection) -> None:
         index.create(db, checkfirst=True)
 
 
-_MIGRATIONS: list[Callable[[Connection], None]] = [_v1_tables]
+def _v2_spent(db: Connection) -> None:
+    """The shared rate-limit counters."""
+    spent.create(db, checkfirst=True)
+
+
+_MIGRATIONS: list[Callable[[Connection], None]] = [_v1_tables, _v2_spent]
 assert len(_MIGRATIONS) == VERSION  # noqa: S101 - a migration added without raising VERSION is a bug

@@ -30,7 +30,8 @@ from ..assistant import Assistant
 from ..config import Settings, trusted_hosts
 from ..errors import EmptyQuestion, RagError
 from ..ingest import list_documents
-from ..people import DatabaseUnavailable
+from ..people import Database, DatabaseUnavailable
+from ..people.budgets import SharedLimiter
 from ..render import answer_markdown
 from ..tokens import TokenStore
 from ..types import Answer
@@ -42,6 +43,7 @@ from .guard import (
     Caller,
     Door,
     Gatekeeper,
+    Limiter,
     RateLimiter,
     database_down,
     error_body,
@@ -363,12 +365,20 @@ def _llm_state(service: Service) -> dict:
     return endpoint_state(service.assistant.settings)
 
 
+def limiters(settings: Settings) -> tuple[Limiter, Limiter]:
+    """Work per caller and wrong tokens per address: counted in the database when replicas share one."""
+    if settings.database_url is None:
+        return RateLimiter(settings.server_rate_limit), RateLimiter(settings.server_failed_token_limit)
+    database = Database.server(settings.database_url)
+    return (SharedLimiter(database, settings.server_rate_limit),
+            SharedLimiter(database, settings.server_failed_token_limit))
+
+
 def create_app(assistant: Assistant, loopback: bool = True) -> FastAPI:
     """The service over this assistant; `loopback` says it is served on 127.0.0.1 only."""
     settings = assistant.settings
     app = FastAPI(title="rag", summary=f"Cited answers from {settings.collection or 'your documents'}", version="1")
-    door = Door(TokenStore.of(settings), UserStore.of(settings), loopback,
-                RateLimiter(settings.server_rate_limit), RateLimiter(settings.server_failed_token_limit))
+    door = Door(TokenStore.of(settings), UserStore.of(settings), loopback, *limiters(settings))
     app.state.service = service = Service(assistant, door)
     app.include_router(router)
     # Uploads come base64-encoded in the body, so this one route takes larger bodies.

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -151,6 +152,16 @@ class RateLimiter:
         return spent
 
 
+class Limiter(Protocol):
+    """A budget of work per key: this process's RateLimiter, or the replicas' shared one (people/budgets.py)."""
+
+    per_minute: int
+
+    def retry_after(self, key: str, cost: int = 1) -> int | None: ...
+
+    def waiting(self, key: str) -> int | None: ...
+
+
 @dataclass
 class Door:
     """The service's access rules: tokens, the no-token mode of a fresh install, roles and budgets."""
@@ -158,8 +169,8 @@ class Door:
     tokens: TokenStore
     users: UserStore
     loopback: bool
-    limiter: RateLimiter  # work per caller
-    failures: RateLimiter  # missing or wrong tokens per client address
+    limiter: Limiter  # work per caller
+    failures: Limiter  # missing or wrong tokens per client address
 
     def open_access(self) -> bool:
         """No token needed: served on loopback only, and nobody has ever made a token or a user (a fresh
