@@ -594,3 +594,28 @@ def test_error_details_are_off_wherever_the_app_is_served():
     root = Path(APP).parent
     assert tomllib.loads((root / ".streamlit" / "config.toml").read_text())["client"]["showErrorDetails"] == "none"
     assert "--client.showErrorDetails none" in (root / "Makefile").read_text()
+
+
+def test_a_chat_started_on_one_app_server_continues_on_another(monkeypatch, shipped_index, postgres_url):
+    """Two app servers over one PostgreSQL database (RAG_DATABASE_URL): Ada's chat, begun on the first, is
+    listed, reopened, continued and rated on the second, and nothing of it is in a local file."""
+    from rag import Settings
+    from rag.chats import ChatStore
+    from rag.users import UserStore
+
+    settings = Settings(_env_file=None, index_dir=shipped_index, database_url=postgres_url)
+    UserStore.of(settings).add("Ada", "admin", ADA_PW)
+    monkeypatch.setattr(access, "WRONG_PASSWORD_DELAY", 0.0)
+    first = sign_in_as(start(monkeypatch, RAG_INDEX_DIR=shipped_index, RAG_DATABASE_URL=postgres_url), "Ada", ADA_PW)
+    ask(first, "How did they move to structured logging?")
+    st.cache_resource.clear()  # the second server shares nothing in memory with the first
+    second = sign_in_as(another_session(), "Ada", ADA_PW)
+    assert chat_titles(second) == ["How did they move to structured logging?"]
+    next(b for b in second.sidebar.button if b.key and b.key.startswith("chat:")).click().run()
+    ask(second, "and how long did that take?")
+    assert "two weeks" in second.chat_message[3].markdown[0].value
+    second.feedback[1].set_value(1).run()
+    rows = ChatStore.of(settings).feedback()
+    assert [(row["question"], row["rating"]) for row in rows] == [("and how long did that take?", 1)]
+    assert not (Path(settings.chats_path)).exists()
+    st.cache_resource.clear()
