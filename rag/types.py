@@ -277,6 +277,8 @@ class Answer:
     # How the question was read, as a person would write it: the question itself when it stood alone, the
     # LLM's rewrite of a follow-up, or (for the rule's keyword rewrite) the follow-up in the earlier question's words.
     read_as: str = ""
+    # Every sentence of the draft that was judged, kept or removed, with the check that decided it.
+    sentences: tuple[SentenceCheck, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -292,6 +294,7 @@ class Answer:
             "near_misses": [h.to_dict() for h in self.near_misses],
             "unsupported": list(self.unsupported),
             "removed": [r.to_dict() for r in self.removed],
+            "sentences": [s.to_dict() for s in self.sentences],
             "notices": list(self.notices),
             "timings": self.timings,
         }
@@ -308,6 +311,7 @@ class SentenceCheck:
     citations: tuple[int, ...] = ()
     evidence: tuple[tuple[int, int, int], ...] = ()  # (passage, start, end)
     reason: str = ""
+    check: str = ""  # which check decided: quote, model, overlap
 
     @property
     def supported(self) -> bool:
@@ -317,7 +321,7 @@ class SentenceCheck:
         return {"text": self.text, "supported": self.supported, "verdict": self.verdict,
                 "score": round(self.score, 4), "citations": list(self.citations),
                 "evidence": [{"passage": p, "start": s, "end": e} for p, s, e in self.evidence],
-                "reason": self.reason}
+                "reason": self.reason, "check": self.check}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from .. import logs
 from ..config import Settings, trusted_hosts
 from ..index.store import VectorStore
 from ..retrieval import QueryEncoder, hybrid_search
-from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim
+from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim, SentenceCheck
 from .answerers import Answerer, Draft
 from .citations import outside_hosts
 from .conversation import FollowUp, as_turns, clarifying_question, follow_up, holds_words, read_as, speaks_of
@@ -50,6 +50,7 @@ class Run:
     abstain_text: str = ""
     hits: tuple[Hit, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    sentences: tuple[SentenceCheck, ...] = ()  # each judged sentence and the check that decided it
 
     def lap(self, name: str, since: float) -> float:
         now = time.perf_counter()
@@ -158,6 +159,9 @@ def _finish(run: Run, draft: Draft, checker: AnswerChecker, trusted: Sequence[st
     removed = tuple(map(_removed, checker.removed))
     if draft.declined:
         return _abstain(run, draft.answerer, draft.declined)
+    run.sentences = tuple(checker.checked)
+    if draft.answerer == "llm" and checker.checked and not checker.quotes.found:
+        logs.event("llm_without_quotes", sentences=len(checker.checked))  # checked as before, sentence by sentence
     if not checker.sentences:
         run.notices.append("no sentence of the draft answer was supported by the passages" if draft.text.strip()
                            else "no retrieved sentence answers this")
@@ -175,7 +179,7 @@ def _finish(run: Run, draft: Draft, checker: AnswerChecker, trusted: Sequence[st
     run.lap("total_ms", run.started)
     return Answer(run.question, checker.text, citations, False, draft.answerer, run.standalone,
                   unsupported=tuple(r.text for r in removed), removed=removed, notices=_once(run.notices),
-                  timings=run.timings, read_as=run.read_as or run.standalone)
+                  timings=run.timings, read_as=run.read_as or run.standalone, sentences=run.sentences)
 
 
 def _once(notices: list[str]) -> tuple[str, ...]:
@@ -194,4 +198,5 @@ def _abstain(run: Run, answerer: str, reason: str, removed: Sequence[RemovedClai
     run.lap("total_ms", run.started)
     return Answer(run.question, run.abstain_text, (), True, answerer, run.standalone, abstain_reason=reason,
                   near_misses=run.hits[:3], unsupported=tuple(r.text for r in removed), removed=tuple(removed),
-                  notices=_once(run.notices), timings=run.timings, read_as=run.read_as or run.standalone)
+                  notices=_once(run.notices), timings=run.timings, read_as=run.read_as or run.standalone,
+                  sentences=run.sentences)

@@ -9,9 +9,10 @@ the conflicting span).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +26,7 @@ from .citations import content_words, sentences_with_markers, strip_links, strip
 from .claims import checkable
 from .crossencoder import CONTRADICTED, SUPPORTED
 from .facts import missing_names, missing_quantities, opposite_word
+from .quotes import QUOTE, QuoteMarkers, judge_quotes
 from .reader import reading_model
 
 SUPPORTED_VERDICT, UNSUPPORTED_VERDICT, CONTRADICTED_VERDICT = "supported", "unsupported", "contradicted"
@@ -57,6 +59,7 @@ class Check:
     evidence: tuple[Span, ...] = ()
     conflict: Span | None = None
     reason: str = ""
+    check: str = ""  # which check decided: quote, model, overlap
 
     @property
     def supported(self) -> bool:
@@ -72,6 +75,8 @@ class _Sentence:
 
 
 class ClaimVerifier(Protocol):
+    name: str  # the check it is, as each verdict records it
+
     def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = ()) -> Check:
         """Verify `claim` against the cited passages (0-based), then against all of them."""
 
@@ -95,6 +100,8 @@ class OverlapVerifier:
     quantities; a passage stating other quantities of the same unit, or the opposite word in the
     supporting sentence (lowest for highest, worse for better), contradicts it. Blind to negation and
     paraphrase: the cross-encoder `Verifier` reads claim and evidence together."""
+
+    name = OVERLAP
 
     def __init__(self, min_support: float = 0.5) -> None:
         self.min_support = min_support
@@ -143,6 +150,8 @@ class ScoringModel(Protocol):
 
 class Verifier:
     """Checks claims against passages with a cross-encoder and the claims' facts."""
+
+    name = "model"
 
     def __init__(self, model: ScoringModel, threshold: float | None = None) -> None:
         self.model = model
@@ -263,10 +272,12 @@ class AnswerChecker:
         self.evidence: dict[int, list[tuple[int, int]]] = {}  # per passage, the spans that support the answer
         self.removed: list[Check] = []
         self.links_removed = 0
+        self.checked: list[SentenceCheck] = []  # every sentence judged, kept or removed, in order
+        self.quotes = QuoteMarkers()
         self._pending = ""
 
     def feed(self, piece: str) -> list[str]:
-        self._pending += piece
+        self._pending += self.quotes.protect(piece)
         sentences = sentences_with_markers(self._pending)
         # The last sentence may still grow; one that opens with "[" is a marker still arriving.
         if len(sentences) < 2 or sentences[-1].lstrip().startswith("["):
@@ -277,15 +288,16 @@ class AnswerChecker:
         return [text for text in map(self._verify, sentences[:-1]) if text]
 
     def finish(self) -> list[str]:
-        sentences, self._pending = sentences_with_markers(self._pending), ""
+        sentences, self._pending = sentences_with_markers(self._pending + self.quotes.protect("", final=True)), ""
         return [text for text in map(self._verify, sentences) if text]
 
     def _verify(self, sentence: str) -> str:
-        claim, check = _checked(sentence, self.passages, self.verifier)
+        claim, check = _checked(sentence, self.passages, self.verifier, self.quotes)
         if check is None:
             return ""
         if not check.supported:
             self.removed.append(check)
+            self.checked.append(_record(check.text, check))
             return ""
         for span in check.evidence:
             spans = self.evidence.setdefault(span.passage, [])
@@ -297,6 +309,7 @@ class AnswerChecker:
         text, removed = strip_links(claim, [self.passages[p] for p in check.citations])
         self.links_removed += removed
         self.sentences.append(_marked(text, sorted(self.cited.index(p) + 1 for p in check.citations)))
+        self.checked.append(_record(self.sentences[-1], check, self.cited.index))
         return self.sentences[-1]
 
     @property
@@ -309,24 +322,53 @@ def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier)
     supported by any passage). The supported answer keeps the sentences that passed, each marked with
     the passages that support it."""
     checked, kept = [], []
-    for sentence in sentences_with_markers(answer):
-        claim, check = _checked(sentence, passages, verifier)
+    quotes = QuoteMarkers()
+    for sentence in sentences_with_markers(quotes.protect(answer, final=True)):
+        claim, check = _checked(sentence, passages, verifier, quotes)
         if check is None:
             continue
         citations = tuple(p + 1 for p in check.citations)
-        checked.append(SentenceCheck(sentence, check.verdict, check.score, citations,
-                                     tuple((s.passage + 1, s.start, s.end) for s in check.evidence), check.reason))
+        checked.append(_record(quotes.take(sentence)[0], check))
         if check.supported:
             kept.append(_marked(claim, citations))
     return Verification(tuple(checked), " ".join(kept))
 
 
-def _checked(sentence: str, passages: Sequence[str], verifier: ClaimVerifier) -> tuple[str, Check | None]:
-    """The sentence without its markers, and its verdict (None for a sentence with nothing to check).
-    The markers say which passages to try first; links and images are not part of what is judged."""
+def _checked(sentence: str, passages: Sequence[str], verifier: ClaimVerifier,
+             quotes: QuoteMarkers) -> tuple[str, Check | None]:
+    """The sentence without its markers, and its verdict (None for a sentence with nothing to check). Its
+    quotes decide first when they are sure (rag.answer.quotes); then the verifier, trying the marked passages
+    first. Links and images are not part of what is judged."""
+    sentence, quoted = quotes.take(sentence)
     claim, wanted = strip_markers(sentence, len(passages))
     judged = without_links(claim)
-    return claim, verifier.check(judged, passages, [n - 1 for n in wanted]) if judged else None
+    if not judged:
+        return claim, None
+    verdict = judge_quotes(checkable(judged), quoted, passages) if checkable(judged) else None
+    if verdict is not None and verdict.made_up is not None:
+        made_up = verdict.made_up
+        return claim, Check(judged, UNSUPPORTED_VERDICT, 0.0, check=QUOTE, reason=f"its quote is not in passage "
+                            f"{made_up.passage}: \"{_shortened(made_up.text)}\"")
+    spans = tuple(Span(*span) for span in verdict.spans) if verdict is not None else ()
+    if verdict is not None and verdict.carries:
+        return claim, Check(judged, SUPPORTED_VERDICT, 1.0, tuple(dict.fromkeys(s.passage for s in spans)), spans,
+                            check=QUOTE)
+    check = verifier.check(judged, passages, [n - 1 for n in wanted])
+    if check.supported and spans:  # honest quotes the sentence goes beyond: still shown in their source
+        cited = tuple(dict.fromkeys([*check.citations, *(span.passage for span in spans)]))
+        check = dataclasses.replace(check, citations=cited, evidence=tuple(dict.fromkeys([*check.evidence, *spans])))
+    return claim, dataclasses.replace(check, check=check.check or verifier.name)
+
+
+def _record(text: str, check: Check, number: Callable[[int], int] = lambda passage: passage) -> SentenceCheck:
+    """A judged sentence as the answer reports it; `number` turns a 0-based passage into its marker less 1."""
+    return SentenceCheck(text, check.verdict, check.score, tuple(number(p) + 1 for p in check.citations),
+                         tuple((number(s.passage) + 1, s.start, s.end) for s in check.evidence), check.reason,
+                         check.check)
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def _marked(text: str, markers: Sequence[int]) -> str:

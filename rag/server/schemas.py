@@ -103,24 +103,6 @@ class SearchResponse(BaseModel):
     timings: dict[str, float]
 
 
-class AskResponse(BaseModel):
-    question: str
-    standalone_question: str
-    read_as: str = Field(description="How a follow-up was read, as a sentence a person would write.")
-    answer: str = Field(description="Safe Markdown: no raw HTML, images or script links; links only to "
-                        "addresses a cited passage holds.")
-    needs_clarification: bool
-    abstained: bool
-    abstain_reason: str | None
-    answerer: str
-    citations: list[Citation]
-    near_misses: list[Passage]
-    unsupported: list[str]
-    removed: list[RemovedClaim]
-    notices: list[str]
-    timings: dict[str, float]
-
-
 class Evidence(BaseModel):
     passage: int
     start: int
@@ -135,6 +117,30 @@ class SentenceCheck(BaseModel):
     citations: list[int]
     evidence: list[Evidence]
     reason: str
+    check: str = Field(description="Which check decided: quote (its verbatim quote), model (the reading "
+                       "model), overlap (shared words).")
+
+
+class AskResponse(BaseModel):
+    question: str
+    standalone_question: str
+    read_as: str = Field(description="How a follow-up was read, as a sentence a person would write.")
+    answer: str = Field(description="Safe Markdown: no raw HTML, images or script links; links only to "
+                        "addresses a cited passage holds.")
+    needs_clarification: bool
+    abstained: bool
+    abstain_reason: str | None
+    answerer: str
+    citations: list[Citation]
+    near_misses: list[Passage]
+    unsupported: list[str]
+    removed: list[RemovedClaim]
+    sentences: list[SentenceCheck] = Field(description="Every sentence of the draft that was checked, kept or "
+                                           "removed, with the check that decided it.")
+    notices: list[str]
+    timings: dict[str, float]
+
+
 
 
 class VerifyResponse(BaseModel):
