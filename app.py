@@ -339,6 +339,9 @@ def show_sources(answer: dict) -> None:
                 st.caption(safe(" · ".join(source_label(s) for s in hit["sources"])))
         return
     st.caption("Sources (the sentences that support the answer in bold)")
+    checks = checked_by(answer.get("sentences", []))  # chats saved before checks were recorded have none
+    if checks:
+        st.caption(safe(checks))
     for citation in answer["citations"]:
         with st.expander(f"[{citation['marker']}] {'; '.join(citation['titles'])}"):
             st.markdown(highlighted(citation["text"], citation["evidence"]))
@@ -347,6 +350,19 @@ def show_sources(answer: dict) -> None:
         with st.expander(f"Removed {len(answer['removed'])} claim(s) the sources do not support"):
             for claim in answer["removed"]:
                 st.markdown(f"~~{safe(claim['text'])}~~ — {safe(claim['reason'])}")
+
+
+CHECK_WORDS = {"quote": "by its verbatim quote", "model": "by the reading model", "overlap": "by shared words"}
+
+
+def checked_by(sentences: list[dict]) -> str:
+    """How the kept sentences were checked, in words: "Checked: 2 by its verbatim quote, 1 by shared words"."""
+    counts: dict[str, int] = {}
+    for sentence in sentences:
+        if sentence["supported"]:
+            counts[sentence["check"]] = counts.get(sentence["check"], 0) + 1
+    said = [f"{n} {CHECK_WORDS.get(check, 'by ' + check)}" for check, n in counts.items()]
+    return "Checked: " + ", ".join(said) if said else ""
 
 
 def highlighted(text: str, evidence: list[dict]) -> str:
