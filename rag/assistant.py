@@ -11,6 +11,7 @@ from . import logs
 from .answer import pipeline
 from .answer.answerers import Answerer, ExtractiveAnswerer, Fallback, LLMAnswerer
 from .answer.conversation import as_turns
+from .answer.judge import judge_for
 from .answer.questions import clean_question
 from .answer.reader import reading_model
 from .answer.stream import AnswerStream
@@ -141,7 +142,8 @@ class Assistant:
 
     def verify(self, answer: str, passages: Sequence[str]) -> Verification:
         """Check an answer written elsewhere, sentence by sentence, against the passages it was given."""
-        return verify_answer(answer, list(passages), load_verifier(self.settings))
+        passages = list(passages)
+        return verify_answer(answer, passages, load_verifier(self.settings), judge_for(self.settings, passages))
 
     def evaluate(self, questions_file: Path | str, k: int | None = None, baseline: bool = False,
                  retrieval_only: bool = False) -> dict:

@@ -233,6 +233,17 @@ class Settings:
         description="Keep a sentence when the verifier's P(supported) reaches this; unset uses the model's own "
         "threshold (calibrated with it). Higher removes more.",
     )
+    verifier: Literal["auto", "llm", "local", "overlap"] = setting(
+        "auto",
+        description="How LLM answers are checked after their verbatim quotes: 'auto' decides each sentence by the "
+        "first sure check (its quote, then RAG_VERIFIER_MODEL, then, with an LLM configured, one judge request "
+        "per answer for the sentences still undecided); 'llm' sends every sentence its quote did not decide to "
+        "the judge; 'local' never asks the judge; 'overlap' checks by shared words alone.",
+    )
+    judge_model: str | None = setting(
+        None, description="The model that judges sentences (RAG_VERIFIER auto or llm), on the same endpoint; unset "
+        "uses RAG_LLM_MODEL.",
+    )
     trusted_link_hosts: str | None = setting(
         None, description="Comma-separated hosts (and their subdomains) whose links in answers show as plain links. "
         "A link to any other host is kept only when its cited passage holds it, and then shown with a warning "

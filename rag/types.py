@@ -330,9 +330,11 @@ class Verification:
 
     sentences: tuple[SentenceCheck, ...]
     supported_answer: str
+    notices: tuple[str, ...] = ()  # what the user should know about the check itself (a judge that failed)
 
     def to_dict(self) -> dict:
-        return {"sentences": [s.to_dict() for s in self.sentences], "supported_answer": self.supported_answer}
+        return {"sentences": [s.to_dict() for s in self.sentences], "supported_answer": self.supported_answer,
+                "notices": list(self.notices)}
 
 
 def title_from_name(path: str) -> str:

@@ -194,12 +194,14 @@ def passages_in(request: dict) -> dict[int, str]:
 
 def scripted_llm(request: dict) -> Action:
     """A deterministic stand-in for a good model: the passage sentence that shares the most words
-    with the question, with its marker; the no-answer phrase when nothing shares enough."""
+    with the question, with its marker and itself as the quote, as the prompt asks; the no-answer phrase
+    when nothing shares enough."""
     question = set(re.findall(r"[a-z]{4,}", user_message(request).rsplit("Question:", 1)[-1].lower()))
     best, best_overlap = None, 0
     for n, text in passages_in(request).items():
         for sentence in re.split(r"(?<=[.!?])\s+", text):
             overlap = len(question & set(re.findall(r"[a-z]{4,}", sentence.lower())))
             if overlap > best_overlap:
-                best, best_overlap = f"{sentence.rstrip('.')} [{n}].", overlap
+                said = sentence.rstrip(".")
+                best, best_overlap = f'{said} [{n}: "{said}"].', overlap
     return reply(best if best and best_overlap >= 2 else "NOT IN THE CASE STUDIES")

@@ -163,6 +163,21 @@ def condense(settings: Settings, history: Sequence[Turn], question: str) -> str:
     return " ".join(reply.split()) or question
 
 
+def complete(settings: Settings, system: str, user: str) -> str:
+    """One reply to a system and a user message, whole (the judge's), within the deadline and the breaker.
+    Messages, not a prompt template: the texts carry JSON braces that a template would read as variables."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    model = chat_model(settings, streaming=False)
+
+    def attempt(timeout: float) -> Iterator[str]:
+        reply = model.bind(timeout=timeout).invoke([SystemMessage(system), HumanMessage(user)]).content
+        yield reply if isinstance(reply, str) else str(reply)
+
+    (reply,) = _call(settings, attempt)
+    return reply
+
+
 @dataclass
 class _Clock:
     """One LLM call's deadline, shared by its tries."""

@@ -20,6 +20,7 @@ from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Ci
 from .answerers import Answerer, Draft
 from .citations import outside_hosts
 from .conversation import FollowUp, as_turns, clarifying_question, follow_up, holds_words, read_as, speaks_of
+from .judge import judge_for
 from .prompts import abstain_text
 from .questions import clean_question
 from .verify import AnswerChecker, Check, load_verifier
@@ -82,7 +83,8 @@ def answer(question: str, history: Any, k: int, settings: Settings,
             return _abstain(run, writer.name, LOW_SCORE)
         if run.subject and not _on_subject(run):
             return _abstain(run, writer.name, NO_GROUNDED_PASSAGE)
-        checker = AnswerChecker(load_verifier(settings), [h.passage.text for h in run.hits])
+        passages = [h.passage.text for h in run.hits]
+        checker = AnswerChecker(load_verifier(settings), passages, judge_for(settings, passages, writer.name == "llm"))
         draft = yield from _verified(writer.draft(run.question, run.standalone, run.hits, notices), checker)
         run.lap("answer_ms", since)
     return _finish(run, draft, checker, trusted_hosts(settings))
@@ -94,6 +96,8 @@ def _verified(draft: Generator[str, None, Draft], checker: AnswerChecker) -> Gen
         try:
             piece = next(draft)
         except StopIteration as stop:
+            if stop.value.answerer != "llm":  # the fallback's extractive draft: copied sentences, no judge
+                checker.judge = None
             yield from _spaced(checker, checker.finish())
             return stop.value
         yield from _spaced(checker, checker.feed(piece))
@@ -160,6 +164,8 @@ def _finish(run: Run, draft: Draft, checker: AnswerChecker, trusted: Sequence[st
     if draft.declined:
         return _abstain(run, draft.answerer, draft.declined)
     run.sentences = tuple(checker.checked)
+    if checker.judge is not None and checker.judge.failure:
+        run.notices.append(checker.judge.failure)
     if draft.answerer == "llm" and checker.checked and not checker.quotes.found:
         logs.event("llm_without_quotes", sentences=len(checker.checked))  # checked as before, sentence by sentence
     if not checker.sentences:

@@ -26,6 +26,7 @@ from .citations import content_words, sentences_with_markers, strip_links, strip
 from .claims import checkable
 from .crossencoder import CONTRADICTED, SUPPORTED
 from .facts import missing_names, missing_quantities, opposite_word
+from .judge import JUDGE, Claim, Judge, Ruling
 from .quotes import QUOTE, QuoteMarkers, judge_quotes
 from .reader import reading_model
 
@@ -84,6 +85,8 @@ class ClaimVerifier(Protocol):
 def load_verifier(settings: Settings) -> ClaimVerifier:
     """RAG_VERIFIER_MODEL: `reader` (the reading model, unless RAG_READER_MODEL is `overlap`), `overlap`
     (shared words), else another cross-encoder (rag.answer.crossencoder)."""
+    if settings.verifier == OVERLAP:
+        return OverlapVerifier()
     if settings.verifier_model == READER:
         model = reading_model(settings)
         return OverlapVerifier() if model is None else Verifier(model, settings.verifier_threshold)
@@ -264,9 +267,12 @@ class AnswerChecker:
     that passed, with markers renumbered 1, 2, ... in order of first use and pointing at the passages
     that support them. Removed claims are kept, with their reasons, in `removed`."""
 
-    def __init__(self, verifier: ClaimVerifier, passages: Sequence[str]) -> None:
+    def __init__(self, verifier: ClaimVerifier, passages: Sequence[str], judge: Judge | None = None) -> None:
         self.verifier = verifier
         self.passages = list(passages)
+        self.judge = judge
+        # Sentences waiting for the judge, in order: once one waits, the ones after it wait too.
+        self._waiting: list[tuple[str, Check, tuple[int, ...]]] = []
         self.cited: list[int] = []  # 0-based passages in marker order: marker n is cited[n-1]
         self.sentences: list[str] = []  # what passed, as shown
         self.evidence: dict[int, list[tuple[int, int]]] = {}  # per passage, the spans that support the answer
@@ -285,20 +291,33 @@ class AnswerChecker:
         start = self._pending.rfind(sentences[-1])  # the raw rest: its spaces matter to the next piece
         self._pending = self._pending[start:] if start >= 0 else sentences[-1] + self._pending[
             len(self._pending.rstrip()):]
-        return [text for text in map(self._verify, sentences[:-1]) if text]
+        return [text for sentence in sentences[:-1] for text in self._take(sentence)]
 
     def finish(self) -> list[str]:
         sentences, self._pending = sentences_with_markers(self._pending + self.quotes.protect("", final=True)), ""
-        return [text for text in map(self._verify, sentences) if text]
+        shown = [text for sentence in sentences for text in self._take(sentence)]
+        claims = [Claim(check.text, cited) for _, check, cited in self._waiting]
+        rulings = self.judge.rule(claims) if self.judge is not None else [None] * len(claims)
+        for (claim, check, _), ruling in zip(self._waiting, rulings):
+            shown += self._settle(claim, ruled(check, ruling))
+        self._waiting = []
+        return shown
 
-    def _verify(self, sentence: str) -> str:
-        claim, check = _checked(sentence, self.passages, self.verifier, self.quotes)
+    def _take(self, sentence: str) -> list[str]:
+        """The sentence as shown once it passed ([] when removed, or while it waits for the judge)."""
+        claim, check, cited = _checked(sentence, self.passages, self.verifier, self.quotes)
         if check is None:
-            return ""
+            return []
+        if self.judge is not None and (self._waiting or self.judge.wants(check.check, check.verdict, check.score)):
+            self._waiting.append((claim, check, cited))
+            return []
+        return self._settle(claim, check)
+
+    def _settle(self, claim: str, check: Check) -> list[str]:
         if not check.supported:
             self.removed.append(check)
             self.checked.append(_record(check.text, check))
-            return ""
+            return []
         for span in check.evidence:
             spans = self.evidence.setdefault(span.passage, [])
             if (span.start, span.end) not in spans:
@@ -310,54 +329,74 @@ class AnswerChecker:
         self.links_removed += removed
         self.sentences.append(_marked(text, sorted(self.cited.index(p) + 1 for p in check.citations)))
         self.checked.append(_record(self.sentences[-1], check, self.cited.index))
-        return self.sentences[-1]
+        return [self.sentences[-1]]
 
     @property
     def text(self) -> str:
         return " ".join(self.sentences)
 
 
-def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier) -> Verification:
+def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier,
+                  judge: Judge | None = None) -> Verification:
     """Check every sentence of `answer` (markers [n] name passages, 1-based; an unmarked sentence may be
-    supported by any passage). The supported answer keeps the sentences that passed, each marked with
-    the passages that support it."""
-    checked, kept = [], []
+    supported by any passage), asking the judge, once, about those the local checks are not sure of. The
+    supported answer keeps the sentences that passed, each marked with the passages that support it."""
     quotes = QuoteMarkers()
+    judged: list[tuple[str, str, Check, tuple[int, ...]]] = []  # as shown, the claim, its check, its passages
     for sentence in sentences_with_markers(quotes.protect(answer, final=True)):
-        claim, check = _checked(sentence, passages, verifier, quotes)
-        if check is None:
-            continue
-        citations = tuple(p + 1 for p in check.citations)
-        checked.append(_record(quotes.take(sentence)[0], check))
-        if check.supported:
-            kept.append(_marked(claim, citations))
-    return Verification(tuple(checked), " ".join(kept))
+        claim, check, cited = _checked(sentence, passages, verifier, quotes)
+        if check is not None:
+            judged.append((quotes.take(sentence)[0], claim, check, cited))
+    if judge is not None:
+        asked = [i for i, (_, _, check, _) in enumerate(judged) if judge.wants(check.check, check.verdict, check.score)]
+        rulings = judge.rule([Claim(judged[i][2].text, judged[i][3]) for i in asked])
+        for i, ruling in zip(asked, rulings):
+            shown, claim, check, cited = judged[i]
+            judged[i] = (shown, claim, ruled(check, ruling), cited)
+    checked = tuple(_record(shown, check) for shown, _, check, _ in judged)
+    kept = [_marked(claim, tuple(p + 1 for p in check.citations)) for _, claim, check, _ in judged if check.supported]
+    notices = (judge.failure,) if judge is not None and judge.failure else ()
+    return Verification(checked, " ".join(kept), notices)
+
+
+def ruled(check: Check, ruling: Ruling | None) -> Check:
+    """The judge's verdict on a sentence, or the local one where the judge gave none that counts."""
+    if ruling is None:
+        return check
+    span = Span(*ruling.span) if ruling.span is not None else None
+    if ruling.verdict == SUPPORTED_VERDICT and span is not None:
+        return Check(check.text, SUPPORTED_VERDICT, 1.0, (span.passage,), (span,), check=JUDGE)
+    if ruling.verdict == CONTRADICTED_VERDICT and span is not None:
+        return Check(check.text, CONTRADICTED_VERDICT, 0.0, conflict=span, check=JUDGE,
+                     reason=f"contradicts: '{_shortened(ruling.quote)}' (the LLM judge)")
+    return Check(check.text, UNSUPPORTED_VERDICT, 0.0, check=JUDGE, reason="no source says this (the LLM judge)")
 
 
 def _checked(sentence: str, passages: Sequence[str], verifier: ClaimVerifier,
-             quotes: QuoteMarkers) -> tuple[str, Check | None]:
-    """The sentence without its markers, and its verdict (None for a sentence with nothing to check). Its
-    quotes decide first when they are sure (rag.answer.quotes); then the verifier, trying the marked passages
-    first. Links and images are not part of what is judged."""
+             quotes: QuoteMarkers) -> tuple[str, Check | None, tuple[int, ...]]:
+    """The sentence without its markers, its verdict (None for a sentence with nothing to check) and the
+    0-based passages it cites. Its quotes decide first when they are sure (rag.answer.quotes); then the
+    verifier, trying the marked passages first. Links and images are not part of what is judged."""
     sentence, quoted = quotes.take(sentence)
     claim, wanted = strip_markers(sentence, len(passages))
+    cited = tuple(n - 1 for n in wanted)
     judged = without_links(claim)
     if not judged:
-        return claim, None
+        return claim, None, cited
     verdict = judge_quotes(checkable(judged), quoted, passages) if checkable(judged) else None
     if verdict is not None and verdict.made_up is not None:
         made_up = verdict.made_up
         return claim, Check(judged, UNSUPPORTED_VERDICT, 0.0, check=QUOTE, reason=f"its quote is not in passage "
-                            f"{made_up.passage}: \"{_shortened(made_up.text)}\"")
+                            f"{made_up.passage}: \"{_shortened(made_up.text)}\""), cited
     spans = tuple(Span(*span) for span in verdict.spans) if verdict is not None else ()
     if verdict is not None and verdict.carries:
         return claim, Check(judged, SUPPORTED_VERDICT, 1.0, tuple(dict.fromkeys(s.passage for s in spans)), spans,
-                            check=QUOTE)
-    check = verifier.check(judged, passages, [n - 1 for n in wanted])
+                            check=QUOTE), cited
+    check = verifier.check(judged, passages, list(cited))
     if check.supported and spans:  # honest quotes the sentence goes beyond: still shown in their source
         cited = tuple(dict.fromkeys([*check.citations, *(span.passage for span in spans)]))
         check = dataclasses.replace(check, citations=cited, evidence=tuple(dict.fromkeys([*check.evidence, *spans])))
-    return claim, dataclasses.replace(check, check=check.check or verifier.name)
+    return claim, dataclasses.replace(check, check=check.check or verifier.name), cited
 
 
 def _record(text: str, check: Check, number: Callable[[int], int] = lambda passage: passage) -> SentenceCheck:

@@ -146,6 +146,8 @@ class AskResponse(BaseModel):
 class VerifyResponse(BaseModel):
     sentences: list[SentenceCheck]
     supported_answer: str
+    notices: list[str] = Field(default_factory=list, description="What to know about the check itself: a "
+                               "judge that could not be asked, say.")
 
 
 class Document(BaseModel):
