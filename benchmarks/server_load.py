@@ -17,6 +17,29 @@ then a soak that looks for memory growth.
   asks, `stream: true` asks and `/v1/search`), the server's VmRSS sampled every 10 s; growth and slope are
   taken after the first minute (warm-up), against the goal of < 20 MiB growth.
 
+Replicas sharing one database and one index (issue 31), in place of the two modes above:
+
+    .venv/bin/python benchmarks/server_load.py --replicas 2 [--levels 8,32] [--soak-restart 600]
+
+- a throw-away PostgreSQL cluster (tests/postgres.py) with one database, `rag db upgrade` and a reader token
+  from `rag token create --role reader --json`; every `rag serve` gets the same RAG_INDEX_DIR and
+  RAG_DATABASE_URL, the extractive answerer and RAG_SERVER_RATE_LIMIT=10,000,000 (never reached, but the
+  per-request rate-limit bookkeeping runs); every request carries `Authorization: Bearer <token>`;
+- `--replicas N`: the levels against 1 replica, then against N fresh ones (client i asks replica i % N, as
+  a round-robin load balancer would), so the figures sit side by side: requests/s, p50/p95/p99, errors,
+  and each replica's VmHWM and share of the requests;
+- `--soak-restart SECONDS`: the N replicas (1 without --replicas) under --soak-clients clients asking
+  continuously (the soak's mix; a client waits 1 s after a failed request), and beside them a chat writer
+  playing the app's part through `ChatStore.of(settings)` on the same database (start a chat, add a question
+  and its answer, rate it; one write every --writer-every s; a write that raises is not counted and is
+  tried again). At the middle PostgreSQL is stopped (fast shutdown), left down --restart-down s and
+  started again on the same port. Verdicts: errors (HTTP status or transport error, recorded by 10 s) only
+  from the stop to --grace s after PostgreSQL is back, every replica answering again after it; and nothing
+  lost: every chat, message and rating the writer believes it wrote found in the database at the end, and
+  the row counts taken just before the stop still there after the restart. Each replica's RSS is sampled as
+  in the soak (growth after the first minute, goal < 20 MiB). Written to results/server_load_replicas.json;
+  the one-server soak (--soak) is off here unless asked for.
+
 The clients and the fake LLM run in this process on the same machine as the server: on a 2-core machine
 the figures are those of the whole system, not of the server alone.
 """
@@ -24,6 +47,7 @@ the figures are those of the whole system, not of the server alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -104,11 +128,12 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = work / f"serve-{name}.log"
         self.log = self.log_path.open("w")
-        env = child_env(index_dir, RAG_SERVER_RATE_LIMIT="0", **env)
+        env = child_env(index_dir, **{"RAG_SERVER_RATE_LIMIT": "0", **env})
         start = time.perf_counter()
         self.proc = subprocess.Popen([PYTHON, "-m", "rag", "serve", "--port", str(self.port)], env=env, cwd=work,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
+        RUNNING.append(self)  # stopped by stop_all() whatever happens next (an error, Ctrl-C, SIGTERM)
         self.ready_s = self._wait_ready(start)
 
     def _wait_ready(self, start: float, timeout: float = 180.0) -> float:
@@ -133,6 +158,8 @@ class Server:
 
     def stop(self) -> dict:
         """Stop it (SIGTERM, then SIGKILL after 30 s); what it logged that looks like trouble."""
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -146,6 +173,16 @@ class Server:
                    or "rag: error" in line.lower()]
         return {"exit_code": self.proc.returncode, "log_lines": len(text.splitlines()),
                 "trouble_lines": len(trouble), "trouble_sample": trouble[:5]}
+
+
+RUNNING: list[Server] = []  # the servers started and not yet stopped
+STOPPING = threading.Event()  # set by stop_all: clients still running give up
+
+
+def stop_all() -> None:
+    STOPPING.set()
+    for server in list(RUNNING):
+        server.stop()
 
 
 class Asker:
@@ -166,7 +203,7 @@ class Asker:
             body["answerer"] = self.answerer
         response = client.post("/v1/ask", json=body)
         if response.status_code != 200:
-            return False, f"http {response.status_code}"
+            return False, refused(response)
         answer = response.json()
         if self.answerer is None and answer["answerer"] != "llm":
             return True, "not llm"  # the LLM failed and the answer fell back (RAG_LLM_FALLBACK)
@@ -177,27 +214,38 @@ class Asker:
         with client.stream("POST", "/v1/ask", json=body) as response:
             text = response.read()
         if response.status_code != 200:
-            return False, f"http {response.status_code}"
+            return False, refused(response)
         if b"event: error" in text or b"event: answer" not in text:
             return False, "stream error event"
         return True, "streamed"
 
     def search(self, client: httpx.Client) -> tuple[bool, str]:
         response = client.post("/v1/search", json={"question": self.question()})
-        return response.status_code == 200, "search" if response.status_code == 200 else f"http {response.status_code}"
+        return response.status_code == 200, "search" if response.status_code == 200 else refused(response)
 
 
-def drive(url: str, clients: int, seconds: float, pick, records: list | None = None) -> dict:
+def refused(response: httpx.Response) -> str:
+    """A failed reply's outcome: its status; a 503 (a database restarting) must say when to retry."""
+    if response.status_code == 503 and "retry-after" not in response.headers:
+        return "http 503 without Retry-After"
+    return f"http {response.status_code}"
+
+
+def drive(url: str | list[str], clients: int, seconds: float, pick, records: list | None = None,
+          headers: dict[str, str] | None = None, pause_after_error: float = 0.0, start: float | None = None) -> dict:
     """`clients` threads sending requests back to back for `seconds` (or until `pick` returns None); every
-    request's (kind, latency s, ok, outcome, end time s from the start)."""
+    request's (kind, latency s, ok, outcome, end time s from `start`, replica). With several URLs (replicas)
+    client i sends all its requests to replica i % N, as a round-robin load balancer spreads connections.
+    `pause_after_error`: a client waits that long after a failed request instead of asking again at once."""
+    urls = [url] if isinstance(url, str) else url
     records = [] if records is None else records
     lock = threading.Lock()
-    start = time.perf_counter()
-    deadline = start + seconds
+    start = time.perf_counter() if start is None else start
+    deadline = time.perf_counter() + seconds
 
-    def client_loop() -> None:
-        with httpx.Client(base_url=url, timeout=120) as client:
-            while time.perf_counter() < deadline:
+    def client_loop(replica: int) -> None:
+        with httpx.Client(base_url=urls[replica], timeout=120, headers=headers) as client:
+            while time.perf_counter() < deadline and not STOPPING.is_set():
                 picked = pick()
                 if picked is None:
                     return
@@ -209,9 +257,11 @@ def drive(url: str, clients: int, seconds: float, pick, records: list | None = N
                     ok, detail = False, type(exc).__name__
                 ended = time.perf_counter()
                 with lock:
-                    records.append((kind, ended - began, ok, detail, ended - start))
+                    records.append((kind, ended - began, ok, detail, ended - start, replica))
+                if not ok and pause_after_error:
+                    time.sleep(min(pause_after_error, max(0.0, deadline - time.perf_counter())))
 
-    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
+    threads = [threading.Thread(target=client_loop, args=(i % len(urls),), daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -364,6 +414,379 @@ def _per_minute(records: list) -> list[dict]:
     return out
 
 
+# ---------------------------------------------------------------- replicas sharing one database and one index
+
+REPLICA_RATE_LIMIT = 10_000_000  # high, never reached, but not 0: each request's rate-limit bookkeeping runs
+WRITER_OWNER = "server-load-writer"
+
+
+class SharedState:
+    """A throw-away PostgreSQL cluster (tests/postgres.py) with one database at this rag's schema, and a
+    reader token made in it with the CLI, as an operator would."""
+
+    def __init__(self, work: Path, index_dir: Path, stack: contextlib.ExitStack) -> None:
+        from tests.postgres import Cluster, binaries
+
+        found = binaries()
+        if found is None:
+            raise SystemExit("PostgreSQL is not installed (initdb not found): apt-get install postgresql")
+        self.cluster = Cluster(found)
+        stack.callback(self.cluster.remove)
+        self.cluster.init()
+        stack.callback(self._stop_quietly)  # runs before remove()
+        self.cluster.start()
+        self.url = self.cluster.url(self.cluster.create_database())
+        env = child_env(index_dir, RAG_DATABASE_URL=self.url)
+        upgraded = _cli(["db", "upgrade"], env, work)
+        made = json.loads(_cli(["token", "create", "--role", "reader", "--name", "server_load", "--json"], env,
+                               work).strip().splitlines()[-1])
+        self.token, self.token_id = made["token"], made["id"]
+        self.setup = {"postgresql": str(found), "port": self.cluster.port, "db_upgrade": upgraded.strip(),
+                      "token": f"reader token {self.token_id} (`rag token create --role reader --json`)"}
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def env(self) -> dict[str, str]:
+        return {"RAG_DATABASE_URL": self.url, "RAG_SERVER_RATE_LIMIT": str(REPLICA_RATE_LIMIT),
+                "RAG_ANSWERER": "extractive"}
+
+    def _stop_quietly(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self.cluster.stop()
+
+
+def _cli(argv: list[str], env: dict[str, str], cwd: Path) -> str:
+    done = subprocess.run([PYTHON, "-m", "rag", *argv], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode:
+        raise RuntimeError(f"rag {' '.join(argv[:2])} exited {done.returncode}: {done.stderr.strip()[-1500:]}")
+    return done.stdout
+
+
+def start_replicas(work: Path, index_dir: Path, shared: SharedState, count: int, name: str) -> list[Server]:
+    """`count` servers on their own ports, one index folder and one database; started one after another."""
+    servers = []
+    for i in range(count):
+        servers.append(Server(work, index_dir, f"{name}-{i}", **shared.env()))
+        print(f"  replica {i} ready in {servers[-1].ready_s} s on port {servers[-1].port}", file=sys.stderr,
+              flush=True)
+    return servers
+
+
+def replica_load(work: Path, index_dir: Path, shared: SharedState, qs: list[str], counts: list[int],
+                 levels: list[int], seconds: float, warmup: int) -> dict:
+    """The load levels against 1 replica, then N: fresh servers for each count (so each VmHWM is its own)."""
+    results: dict[str, dict] = {}
+    for count in counts:
+        print(f"== {count} replica(s), PostgreSQL, extractive", file=sys.stderr, flush=True)
+        servers = start_replicas(work, index_dir, shared, count, f"replicas{count}")
+        urls = [s.url for s in servers]
+        try:
+            asker = Asker(qs, "extractive")
+            for server in servers:  # warm-up, not counted: one client per replica
+                drive(server.url, 1, 3600, _first(warmup, asker), headers=shared.auth())
+            result: dict = {"replicas": count, "ready_s": [s.ready_s for s in servers], "levels": []}
+            for clients in levels:
+                run = drive(urls, clients, seconds, lambda: ("ask", asker.ask), headers=shared.auth())  # noqa: B023
+                per_replica = [{"replica": i, **_brief(summary([r for r in run["records"] if r[5] == i],
+                                                              run["wall_s"])), **server.memory()}
+                               for i, server in enumerate(servers)]
+                level = {"clients": clients, **summary(run["records"], run["wall_s"]),
+                         "peak_rss_mib": [p["peak_rss_mib"] for p in per_replica],
+                         "per_replica": per_replica, "load_average_1_min": round(os.getloadavg()[0], 2)}
+                result["levels"].append(level)
+                print(f"  {count} replica(s) {clients:>2} clients: {level.get('req_per_s')} req/s, "
+                      f"p50 {level.get('p50_ms')} ms, p99 {level.get('p99_ms')} ms, {level['errors']} errors",
+                      file=sys.stderr, flush=True)
+        finally:
+            result["server_stop"] = [s.stop() for s in servers]
+        results[str(count)] = result
+    return results
+
+
+def _brief(figures: dict) -> dict:
+    return {k: figures[k] for k in ("requests", "req_per_s", "p50_ms", "p95_ms", "p99_ms", "errors") if k in figures}
+
+
+def replica_table(results: dict) -> str:
+    rows = ["| replicas | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | VmHWM MiB per replica |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for count, result in results.items():
+        for r in result["levels"]:
+            rows.append(f"| {count} | {r['clients']} | {r['requests']} | {r.get('req_per_s')} | {r.get('p50_ms')} | "
+                        f"{r.get('p95_ms')} | {r.get('p99_ms')} | {r['errors']} | "
+                        f"{' / '.join(str(m) for m in r['peak_rss_mib'])} |")
+    return "\n".join(rows)
+
+
+class ChatWriter:
+    """The Streamlit app's part, through ChatStore.of(settings) on the shared database: start a chat, add a
+    question and its answer, rate the answer, three turns a chat, one write every `every` seconds. A write
+    that raises is not counted and is tried again (after `retry` seconds) until it goes through; what went
+    through is kept by id, to be looked for in the database at the end."""
+
+    def __init__(self, url: str, every: float, start: float, retry: float = 0.5) -> None:
+        from rag.chats import ChatStore
+        from rag.config import Settings
+
+        self.store = ChatStore.of(Settings(_env_file=None, database_url=url))
+        self.every, self.start, self.retry = every, start, retry
+        self.chats: list[str] = []
+        self.messages: dict[int, str] = {}  # message id -> its chat
+        self.rated: dict[int, int] = {}  # answer's message id -> its rating
+        self.failures: list[dict] = []  # each write that raised: when, which, why
+        self.lock = threading.Lock()  # held for each write: pause() holds it to count between writes
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def begin(self) -> None:
+        self.thread.start()
+
+    def end(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=60)
+
+    def believed(self) -> dict:
+        return {"chats": len(self.chats), "messages": len(self.messages), "feedback": len(self.rated)}
+
+    def _run(self) -> None:
+        turn = 0
+        while True:
+            chat = self._write("create", lambda: self.store.create(WRITER_OWNER).id, self.chats.append)
+            if chat is None:
+                return
+            for _ in range(3):
+                turn += 1
+                if not self._turn(chat, turn):
+                    return
+
+    def _turn(self, chat: str, turn: int) -> bool:
+        """A question, its answer and a rating of it; False when told to stop first."""
+        def kept(message: int) -> None:
+            self.messages[message] = chat
+
+        question = f"Question {turn}: how did they cut cloud costs?"
+        asked = self._write("add question", lambda: self.store.add(WRITER_OWNER, chat, "user", question), kept)
+        answer = {"answer": f"Answer {turn}.", "abstained": False, "citations": []}
+        answered = None if asked is None else self._write("add answer", lambda: self.store.add(
+            WRITER_OWNER, chat, "assistant", answer["answer"], answer=answer), kept)
+        if answered is None:
+            return False
+        rating = 1 if turn % 3 else -1
+
+        def rated(stored: bool) -> None:
+            if not stored:  # the store found no such answer of ours: a bug, not a restart
+                raise RuntimeError(f"rate() stored nothing for message {answered}")
+            self.rated[answered] = rating
+
+        return self._write("rate", lambda: self.store.rate(WRITER_OWNER, answered, rating, "server_load soak",
+                                                           {"answerer": "extractive"}), rated) is not None
+
+    def _write(self, what: str, call, keep):
+        """The write's value once it goes through (kept by `keep`, under the lock, so that a count taken
+        between two writes sees it), or None when the writer is told to stop first."""
+        while not self.done.wait(self.every):
+            with self.lock:
+                try:
+                    value = call()
+                    keep(value)
+                    return value
+                except Exception as exc:  # noqa: BLE001 - any failure is counted; the end checks what was kept
+                    self.failures.append({"t_s": round(time.perf_counter() - self.start, 2), "write": what,
+                                          "error": f"{type(exc).__name__}: {str(exc)[:160]}"})
+            if self.done.wait(self.retry):
+                return None
+        return None
+
+    def counts(self) -> dict:
+        """The rows in the database, counted with SQL (not through the writer's own ids)."""
+        with self.store.db.begin() as db:
+            row = db.execute("SELECT (SELECT COUNT(*) FROM chats), (SELECT COUNT(*) FROM messages), "
+                             "(SELECT COUNT(*) FROM feedback)").first()
+        return {"chats": int(row[0]), "messages": int(row[1]), "feedback": int(row[2])}
+
+    def missing(self) -> dict:
+        """What the writer believes it wrote and the database does not hold; and what it holds beyond that
+        (a write that raised after its commit: counted as not written, yet kept)."""
+        chats = {c.id for c in self.store.chats(WRITER_OWNER)}
+        found: dict[int, int | None] = {}
+        for chat in chats:
+            found.update({m.id: m.rating for m in self.store.messages(WRITER_OWNER, chat)})
+        return {"chats": sorted(set(self.chats) - chats)[:20], "lost_chats": len(set(self.chats) - chats),
+                "lost_messages": len(set(self.messages) - set(found)),
+                "lost_feedback": sum(1 for m, rating in self.rated.items() if found.get(m) != rating),
+                "extra_chats": len(chats - set(self.chats)), "extra_messages": len(set(found) - set(self.messages)),
+                "extra_feedback": sum(1 for m, rating in found.items() if rating is not None and m not in self.rated)}
+
+
+def soak_restart(work: Path, index_dir: Path, shared: SharedState, qs: list[str], seconds: float, replicas: int,
+                 clients: int, every: float, down_s: float, grace_s: float, writer_every: float) -> dict:
+    """The replicas under continuous load, a chat writer beside them, and PostgreSQL restarted at the middle."""
+    print(f"== soak with a PostgreSQL restart, {seconds:.0f} s, {replicas} replica(s)", file=sys.stderr, flush=True)
+    servers = start_replicas(work, index_dir, shared, replicas, "restart")
+    asker = Asker(qs, "extractive")
+    mix = itertools.count()
+    kinds = [("ask", asker.ask)] * 6 + [("ask_stream", asker.ask_stream)] * 2 + [("search", asker.search)] * 2
+
+    def pick():
+        return kinds[next(mix) % len(kinds)]
+
+    records: list = []
+    samples: list[list[dict]] = [[] for _ in servers]
+    window: dict = {}
+    holder: dict = {}
+    done = threading.Event()
+    start = time.perf_counter()
+    writer = ChatWriter(shared.url, writer_every, start)
+
+    def elapsed() -> float:
+        return round(time.perf_counter() - start, 2)
+
+    def sample_once() -> None:
+        for server, taken in zip(servers, samples, strict=True):
+            taken.append({"t_s": round(time.perf_counter() - start, 1), "rss_mib": proc_status(server.pid, "VmRSS"),
+                          "requests": sum(1 for r in records if r[5] == servers.index(server))})
+
+    def sample_loop() -> None:
+        n = 0
+        while True:
+            sample_once()
+            n += 1
+            if done.wait(max(0.0, every * n - (time.perf_counter() - start))):
+                break
+
+    def restart() -> None:
+        if done.wait(seconds / 2):
+            return
+        with writer.lock:  # between two writes: what it believes it wrote, against what the database holds
+            window["writer_before"], window["database_before"] = writer.believed(), writer.counts()
+        window["stop_at_s"] = elapsed()
+        print(f"  {window['stop_at_s']:.0f} s: stopping PostgreSQL", file=sys.stderr, flush=True)
+        try:
+            shared.cluster.stop()
+            window["stopped_at_s"] = elapsed()
+        except RuntimeError as exc:
+            window["problem"] = str(exc)[-500:]
+        if done.wait(down_s):
+            return  # interrupted: the clean-up removes the cluster
+        shared.cluster.start()  # on the same port
+        window["back_at_s"] = elapsed()
+        print(f"  {window['back_at_s']:.0f} s: PostgreSQL is back", file=sys.stderr, flush=True)
+        with writer.lock:
+            window["writer_after"], window["database_after"] = writer.believed(), writer.counts()
+
+    def driven() -> None:
+        holder.update(drive([s.url for s in servers], clients, seconds, pick, records, headers=shared.auth(),
+                            pause_after_error=1.0, start=start))
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (sample_loop, restart, driven)]
+    try:
+        writer.begin()
+        for thread in threads:
+            thread.start()
+        threads[2].join()
+        threads[1].join()
+    finally:
+        writer.end()
+        done.set()
+        if threads[1].ident is not None:  # interrupted: the restart over (or given up) before the clean-up
+            threads[1].join(timeout=150)
+    sample_once()
+    threads[0].join()
+    peaks = [proc_status(s.pid, "VmHWM") for s in servers]
+    stopped = [s.stop() for s in servers]
+    believed, in_database, missing = writer.believed(), writer.counts(), writer.missing()
+
+    grace_end = window.get("back_at_s", seconds) + grace_s
+    allowed = (window.get("stop_at_s", seconds), grace_end)
+
+    def inside(began: float, ended: float) -> bool:
+        return began <= allowed[1] and ended >= allowed[0]
+
+    errors = [r for r in records if not r[2]]
+    outside = [r for r in errors if not inside(r[4] - r[1], r[4])]
+    writer_outside = [f for f in writer.failures if not allowed[0] <= f["t_s"] <= allowed[1]]
+    codes: dict[str, int] = {}
+    for r in errors:
+        codes[r[3]] = codes.get(r[3], 0) + 1
+    recovered = []
+    for i in range(len(servers)):
+        after = [r[4] for r in records if r[5] == i and r[2] and r[4] - r[1] >= window.get("back_at_s", seconds)]
+        failed = [r[4] for r in errors if r[5] == i]
+        recovered.append({"replica": i, "first_success_after_back_s": round(min(after) - window["back_at_s"], 2)
+                          if after and "back_at_s" in window else None,
+                          "last_error_at_s": round(max(failed), 2) if failed else None,
+                          "errors": len(failed)})
+    errors_ok = not outside and not writer_outside and all(r["first_success_after_back_s"] is not None
+                                                           for r in recovered)
+    lost = missing["lost_chats"] + missing["lost_messages"] + missing["lost_feedback"]
+    memory = [{"replica": i, "peak_rss_mib": peak, **memory_figures(taken)}
+              for i, (peak, taken) in enumerate(zip(peaks, samples, strict=True))]
+    return {
+        "seconds": seconds, "replicas": replicas, "clients": clients,
+        "mix": "6 asks : 2 streamed asks : 2 searches, extractive; client i asks replica i % N; "
+               "a client waits 1 s after a failed request",
+        "ready_s": [s.ready_s for s in servers], "restart": {**window, "down_s": down_s, "grace_s": grace_s,
+                                                             "errors_allowed_from_to_s": list(allowed)},
+        "requests": len(records), "errors": len(errors), "error_outcomes": codes,
+        "errors_outside_window": len(outside),
+        "errors_outside_window_sample": [{"t_s": round(r[4], 2), "replica": r[5], "kind": r[0], "outcome": r[3]}
+                                         for r in outside[:10]],
+        "errors_by_10_s": _errors_by(records, 10), "recovery": recovered,
+        "all": summary(records, holder.get("wall_s", seconds)), "per_minute": _per_minute(records),
+        "writer": {"every_s": writer_every, "believed_written": believed, "in_database": in_database,
+                   "failed_writes": len(writer.failures), "failed_writes_outside_window": len(writer_outside),
+                   "failures_sample": writer.failures[:10], **missing},
+        "memory": memory, "samples": samples, "server_stop": stopped,
+        "verdict": {"errors_only_during_restart": errors_ok,
+                    "nothing_lost": lost == 0 and "database_after" in window and "problem" not in window
+                    and all(window["database_after"][k] >= window["database_before"][k] for k in believed),
+                    "memory_growth_below_goal": all(m["meets_goal"] for m in memory)},
+    }
+
+
+def _errors_by(records: list, every: float) -> list[dict]:
+    """Requests and errors (by outcome) in each `every` seconds of the run: where the errors fall."""
+    buckets: dict[int, list] = {}
+    for r in records:
+        buckets.setdefault(int(r[4] // every), []).append(r)
+    out = []
+    for b in sorted(buckets):
+        failed: dict[str, int] = {}
+        for r in buckets[b]:
+            if not r[2]:
+                failed[r[3]] = failed.get(r[3], 0) + 1
+        out.append({"from_s": b * every, "requests": len(buckets[b]), "errors": sum(failed.values()), **(
+            {"outcomes": failed} if failed else {})})
+    return out
+
+
+def restart_lines(soaked: dict) -> list[str]:
+    w, r, v = soaked["writer"], soaked["restart"], soaked["verdict"]
+    lines = [f"soak with a PostgreSQL restart, {soaked['seconds']:.0f} s, {soaked['replicas']} replica(s), "
+             f"{soaked['clients']} clients: {soaked['requests']} requests, {soaked['errors']} errors "
+             f"{soaked['error_outcomes']}; PostgreSQL stopped at {r.get('stop_at_s')} s, back at {r.get('back_at_s')} s "
+             f"(errors allowed {r['errors_allowed_from_to_s'][0]}-{r['errors_allowed_from_to_s'][1]} s); "
+             f"recovery {[x['first_success_after_back_s'] for x in soaked['recovery']]} s after it was back",
+             f"chat writer: believed written {w['believed_written']}, in the database {w['in_database']}; "
+             f"lost {w['lost_chats']} chats, {w['lost_messages']} messages, {w['lost_feedback']} feedback; "
+             f"{w['failed_writes']} writes raised ({w['failed_writes_outside_window']} outside the window)",
+             "memory: " + "; ".join(f"replica {m['replica']} RSS {m['rss_after_first_minute_mib']} -> "
+                                    f"{m['rss_at_end_mib']} MiB (growth {m['growth_after_first_minute_mib']}, "
+                                    f"VmHWM {m['peak_rss_mib']})" for m in soaked["memory"])]
+    lines.append(f"VERDICT errors only during the restart: {'PASS' if v['errors_only_during_restart'] else 'FAIL'} "
+                 f"({soaked['errors_outside_window']} HTTP errors and {w['failed_writes_outside_window']} failed writes "
+                 "outside the window)")
+    lines.append(f"VERDICT nothing lost: {'PASS' if v['nothing_lost'] else 'FAIL'} (chats/messages/feedback "
+                 f"believed {w['believed_written']}, found {w['in_database']})")
+    return lines
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up as Ctrl-C does
+
+
 def table(modes: dict) -> str:
     rows = ["| mode | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | peak RSS MiB (VmHWM) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -377,49 +800,91 @@ def table(modes: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each load level")
-    parser.add_argument("--levels", default="1,8,32")
+    parser.add_argument("--levels", default="1,8,32", help="clients per level, comma-separated; empty: no levels")
     parser.add_argument("--warmup", type=int, default=12, help="asks before the first level, not counted")
-    parser.add_argument("--soak", type=float, default=600.0, help="soak seconds; 0 skips it")
+    parser.add_argument("--soak", type=float, default=None,
+                        help="seconds of the one-server soak; 0 skips it (default 600, or 0 with --replicas over 1 "
+                        "or --soak-restart)")
     parser.add_argument("--soak-clients", type=int, default=8)
     parser.add_argument("--sample-every", type=float, default=10.0)
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="over 1: the levels against 1 and then N replicas sharing one PostgreSQL and one index")
+    parser.add_argument("--soak-restart", type=float, default=0.0,
+                        help="seconds of a soak on the replicas with PostgreSQL restarted at the middle; 0 skips it")
+    parser.add_argument("--restart-down", type=float, default=5.0, help="seconds PostgreSQL stays down")
+    parser.add_argument("--grace", type=float, default=10.0,
+                        help="seconds after PostgreSQL is back in which errors still count as the restart's")
+    parser.add_argument("--writer-every", type=float, default=0.2, help="seconds between the chat writer's writes")
     parser.add_argument("--quick", action="store_true", help="a short smoke run (3 s levels, 30 s soak), not saved")
-    parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/server_load.json")
+    parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/server_load*.json")
     args = parser.parse_args()
+    if args.replicas < 1:
+        parser.error("--replicas takes 1 or more")
+    shared_database = args.replicas > 1 or args.soak_restart > 0
+    if args.soak is None:
+        args.soak = 0.0 if shared_database else 600.0
     if args.quick:
         args.seconds, args.warmup = 3.0, 3
         args.soak = min(args.soak, 30.0)
+        args.soak_restart = min(args.soak_restart, 60.0)
         args.sample_every = min(args.sample_every, 5.0)
-    levels = [int(n) for n in args.levels.split(",")]
+    levels = [int(n) for n in args.levels.split(",") if n.strip()]
     qs = questions()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="rag-bench-serve-") as tmp:
+    signal.signal(signal.SIGTERM, _interrupted)
+    with tempfile.TemporaryDirectory(prefix="rag-bench-serve-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         index_dir, ingest_s = build_index(work)
-        modes = {}
-        for mode in ("extractive", "fake_llm"):
-            print(f"== {mode}", file=sys.stderr, flush=True)
-            modes[mode] = load_mode(work, index_dir, qs, mode, levels, args.seconds, args.warmup)
+        shared = SharedState(work, index_dir, stack) if shared_database else None
+        stack.callback(stop_all)  # first of the clean-ups: the servers, then the cluster, then its folder
+        modes: dict = {}
+        replicas: dict = {}
+        if shared is None:
+            for mode in ("extractive", "fake_llm"):
+                print(f"== {mode}", file=sys.stderr, flush=True)
+                modes[mode] = load_mode(work, index_dir, qs, mode, levels, args.seconds, args.warmup)
+        elif levels:
+            replicas = replica_load(work, index_dir, shared, qs, sorted({1, args.replicas}), levels, args.seconds,
+                                    args.warmup)
         load_s = round(time.perf_counter() - began, 1)
+        restarted = None
+        if shared is not None and args.soak_restart > 0:
+            restarted = soak_restart(work, index_dir, shared, qs, args.soak_restart, args.replicas, args.soak_clients,
+                                     args.sample_every, args.restart_down, args.grace, args.writer_every)
         soaked = None
         if args.soak > 0:
             print(f"== soak {args.soak:.0f} s", file=sys.stderr, flush=True)
             soaked = soak(work, index_dir, qs, args.soak, args.soak_clients, args.sample_every)
+    setup = {"corpus": "shipped (corpus/)", "ingest_s": ingest_s, "questions": len(qs),
+             "question_files": [f"tests/data/{n}" for n in QUESTION_FILES],
+             "seconds_per_level": args.seconds, "levels": levels, "warmup_asks": args.warmup,
+             "clients": "threads in the benchmark process, one httpx.Client each, requests back to back",
+             "errors": "any non-200 reply, transport failure or timeout (120 s), or an error event in a stream"}
     report = {
-        "benchmark": "server_load", "machine": machine(),
+        "benchmark": "server_load_replicas" if shared else "server_load", "machine": machine(),
         "load_average_1_5_15_min": {"at_start": load_at_start, "at_end": [round(x, 2) for x in os.getloadavg()]},
         "command": " ".join(["benchmarks/server_load.py", *sys.argv[1:]]),
-        "setup": {"corpus": "shipped (corpus/)", "ingest_s": ingest_s, "questions": len(qs),
-                  "question_files": [f"tests/data/{n}" for n in QUESTION_FILES],
-                  "seconds_per_level": args.seconds, "levels": levels, "warmup_asks": args.warmup,
-                  "clients": "threads in the benchmark process, one httpx.Client each, requests back to back",
-                  "fake_llm": "tests/fake_openai.py FakeOpenAI(default=scripted_llm) in the benchmark process",
-                  "errors": "any non-200 reply, transport failure or timeout (120 s), or an error event in a stream",
-                  "peak_rss": "VmHWM of the `rag serve` process after the level (cumulative over its levels)"},
-        "load": modes, "load_wall_s": load_s, "soak": soaked,
-        "goal_soak_growth_mib_below": GOAL_SOAK_GROWTH_MIB,
     }
-    print(table(modes), file=sys.stderr)
+    if shared is None:
+        report["setup"] = {**setup,
+                           "fake_llm": "tests/fake_openai.py FakeOpenAI(default=scripted_llm) in the benchmark process",
+                           "peak_rss": "VmHWM of the `rag serve` process after the level (cumulative over its levels)"}
+        report.update({"load": modes, "load_wall_s": load_s})
+    else:
+        report["setup"] = {**setup, **shared.setup, "replicas": args.replicas,
+                           "servers": f"`rag serve` processes sharing RAG_INDEX_DIR and RAG_DATABASE_URL, extractive, "
+                                      f"RAG_SERVER_RATE_LIMIT={REPLICA_RATE_LIMIT}; each request carries the reader "
+                                      "token; client i asks replica i % N (round robin)",
+                           "peak_rss": "VmHWM of each `rag serve` process after the level (cumulative over its levels)"}
+        report.update({"replica_load": replicas, "load_wall_s": load_s, "soak_restart": restarted})
+    report.update({"soak": soaked, "goal_soak_growth_mib_below": GOAL_SOAK_GROWTH_MIB})
+    if modes:
+        print(table(modes), file=sys.stderr)
+    if replicas:
+        print(replica_table(replicas), file=sys.stderr)
+    if restarted:
+        print("\n" + "\n".join(restart_lines(restarted)), file=sys.stderr)
     if soaked:
         print(f"\nsoak {soaked['seconds']:.0f} s, {soaked['clients']} clients: RSS {soaked['rss_after_first_minute_mib']}"
               f" MiB after 1 min, {soaked['rss_at_end_mib']} MiB at the end, growth "
@@ -429,9 +894,14 @@ def main() -> None:
               file=sys.stderr)
     if not (args.no_save or args.quick):
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "server_load.json").write_text(json.dumps(report, indent=2) + "\n")
+        (RESULTS / ("server_load_replicas.json" if shared else "server_load.json")).write_text(
+            json.dumps(report, indent=2) + "\n")
     emit(report)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the clean-ups have run (servers, cluster, folders)
+        print("server_load: interrupted; its servers and PostgreSQL cluster are stopped", file=sys.stderr)
+        sys.exit(130)
