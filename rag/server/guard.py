@@ -172,10 +172,15 @@ class Door:
     limiter: Limiter  # work per caller
     failures: Limiter  # missing or wrong tokens per client address
 
+    shut: bool = False  # a token or a user was made: that never changes, so it is not asked again
+
     def open_access(self) -> bool:
         """No token needed: served on loopback only, and nobody has ever made a token or a user (a fresh
         install). Once one was made, revoking or removing them all shuts the API rather than opening it."""
-        return self.loopback and not self.tokens.any_made() and not self.users.any_made()
+        if not self.loopback or self.shut:
+            return False
+        self.shut = self.tokens.any_made() or self.users.any_made()
+        return not self.shut
 
     def admit(self, headers: Headers, client: str, method: str, path: str) -> Caller:
         """The caller of a request, from its headers alone, charged one unit; ApiError when refused."""
