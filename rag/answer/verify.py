@@ -84,7 +84,8 @@ class ClaimVerifier(Protocol):
 
 def load_verifier(settings: Settings) -> ClaimVerifier:
     """RAG_VERIFIER_MODEL: `reader` (the reading model, unless RAG_READER_MODEL is `overlap`), `overlap`
-    (shared words), else another cross-encoder (rag.answer.crossencoder)."""
+    (shared words), a token-classification hallucination detector (rag.answer.detector), else another
+    cross-encoder (rag.answer.crossencoder). RAG_VERIFIER=overlap forces shared words."""
     if settings.verifier == OVERLAP:
         return OverlapVerifier()
     if settings.verifier_model == READER:
@@ -92,6 +93,10 @@ def load_verifier(settings: Settings) -> ClaimVerifier:
         return OverlapVerifier() if model is None else Verifier(model, settings.verifier_threshold)
     if settings.verifier_model == OVERLAP:
         return OverlapVerifier()
+    from .detector import DetectorVerifier, is_detector
+
+    if is_detector(settings.verifier_model):
+        return DetectorVerifier(settings.verifier_model)
     from .crossencoder import load_cross_encoder
 
     encoder = load_cross_encoder(settings.verifier_model, Path(settings.index_dir) / "verifier")
