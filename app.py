@@ -61,12 +61,13 @@ def signed_in(settings: Settings) -> Visitor:
     address = st.get_option("server.address")
     auth = oidc_config()
     users = UserStore.of(settings)
-    gate = access.gate(settings, address, auth is not None, users_exist(users))
+    proxied = access.proxied(st.context.headers)
+    gate = access.gate(settings, address, auth is not None, users_exist(users), proxied)
     if gate.open:
         return access.LOCAL
     if gate.refused:
         st.set_page_config(page_title="Sign in", page_icon="📚")
-        st.error(access.refusal(address))
+        st.error(access.refusal(address, proxied))
         st.stop()
     visitor = st.session_state.get("visitor")  # a password sign-in, kept for the session
     if visitor is not None and not access.still_signed_in(visitor, users):

@@ -106,11 +106,13 @@ def is_loopback(address: str | None) -> bool:
         return False  # a host name other than localhost may resolve anywhere
 
 
-def gate(settings: Settings, address: str | None, oidc_configured: bool, users: bool = False) -> Gate:
-    """`users`: whether any named user exists (`rag user add`)."""
+def gate(settings: Settings, address: str | None, oidc_configured: bool, users: bool = False,
+         proxied: bool = False) -> Gate:
+    """`users`: whether any named user exists (`rag user add`); `proxied`: whether the visitor came through a
+    reverse proxy (see `proxied`), which is no local user even when the app is on loopback."""
     has_password = users or shared_password(settings)
     if not has_password and not oidc_configured:
-        return Gate(open=is_loopback(address), password=False, oidc=False)
+        return Gate(open=is_loopback(address) and not proxied, password=False, oidc=False)
     # Configured sign-in applies on loopback too: a reverse proxy on this host makes loopback reachable.
     return Gate(open=False, password=has_password, oidc=oidc_configured, users=users)
 
@@ -119,9 +121,17 @@ def shared_password(settings: Settings) -> bool:
     return _configured(settings.app_password) or _configured(settings.app_admin_password)
 
 
-def refusal(address: str | None) -> str:
-    where = address or "all interfaces"
-    return (f"The app is served on {where} with no sign-in: set RAG_APP_PASSWORD (and RAG_APP_ADMIN_PASSWORD), "
+def proxied(headers: Mapping[str, str]) -> bool:
+    """Whether a request came through a reverse proxy (it names the client it forwards for). A proxy on this
+    host reaches the app on loopback for everyone it serves, so they must not be taken for the local user,
+    as `rag serve` answers a proxied request without a token with 401."""
+    names = {name.lower() for name in headers}
+    return "x-forwarded-for" in names or "forwarded" in names
+
+
+def refusal(address: str | None, through_proxy: bool = False) -> str:
+    where = "reached through a reverse proxy" if through_proxy else f"served on {address or 'all interfaces'}"
+    return (f"The app is {where} with no sign-in: set RAG_APP_PASSWORD (and RAG_APP_ADMIN_PASSWORD), "
             "or configure OIDC in .streamlit/secrets.toml [auth], then restart it.")
 
 

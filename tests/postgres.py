@@ -64,10 +64,11 @@ class Cluster:
         """As a restart does: every session is cut off (fast: nothing committed is lost, unlike immediate)."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
-    def create_database(self) -> str:
-        """A new, empty database's name."""
-        self._count += 1
-        name = f"t{self._count}"
+    def create_database(self, name: str | None = None) -> str:
+        """A new, empty database's name (`name`: make that one again, as after a lost database)."""
+        if name is None:
+            self._count += 1
+            name = f"t{self._count}"
         self._sql(f"CREATE DATABASE {name}")
         return name
 

@@ -44,6 +44,17 @@ def test_opened_up_with_nothing_configured_is_refused_saying_what_to_set(address
     assert "RAG_APP_PASSWORD" in message and "[auth]" in message and "\n" not in message
 
 
+def test_through_a_proxy_with_nothing_configured_is_refused_on_loopback_too():
+    """nginx on the same host reaches a loopback app for everyone it serves: none of them is the local user."""
+    assert access.proxied({"X-Forwarded-For": "203.0.113.7"}) and access.proxied({"forwarded": "for=203.0.113.7"})
+    assert not access.proxied({"Host": "localhost:8501"})
+    gate = access.gate(settings(), "127.0.0.1", oidc_configured=False, proxied=True)
+    assert gate.refused and not gate.open
+    assert access.refusal("127.0.0.1", through_proxy=True).startswith("The app is reached through a reverse proxy")
+    gate = access.gate(settings(app_password=READER), "127.0.0.1", oidc_configured=False, proxied=True)
+    assert gate.password and not gate.refused
+
+
 def test_an_empty_password_is_no_password():
     assert access.gate(settings(app_password=""), "0.0.0.0", oidc_configured=False).refused
 

@@ -344,6 +344,16 @@ def test_opened_up_without_a_password_says_what_to_set_and_nothing_else(monkeypa
     st.cache_resource.clear()
 
 
+def test_on_loopback_through_a_proxy_with_nothing_set_says_what_to_set(monkeypatch, shipped_index):
+    """Behind nginx on the same host (X-Forwarded-For set) a visitor is not the local admin."""
+    monkeypatch.setattr(access, "proxied", lambda headers: True)
+    app = start(monkeypatch, RAG_INDEX_DIR=shipped_index)
+    assert not app.exception
+    assert len(app.error) == 1 and "through a reverse proxy" in app.error[0].value
+    assert not app.chat_input and not app.sidebar.children and not app.button
+    st.cache_resource.clear()
+
+
 def test_opened_up_asks_for_a_password_first_and_refuses_a_wrong_one(opened_up):
     app = opened_up
     assert app.title[0].value == "Sign in" and not app.chat_input and not sidebar_labels(app)
