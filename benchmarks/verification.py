@@ -8,6 +8,11 @@ passages (no markers: any passage may support it) by the verifier RAG_VERIFIER_M
 `overlap`), through the same `Verifier.check` an answer uses. A response is flagged when any sentence is
 removed. Figures for the held-out questions (scripts/verifier/ragtruth_split.json: never trained or tuned
 on), the whole file, and per model; ms per answer is the verification time alone.
+
+`routing` says what RAG_VERIFIER=auto would do with an LLM configured: which sentences the local check
+decides itself and which it leaves to the one judge request per answer (rag.answer.judge), and how many of
+each are hallucinated. The judge itself cannot run here (no LLM), nor the quote check (RAGTruth's answers
+carry no quotes).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from common import ROOT, emit, machine, percentile
 
 from rag import Settings
 from rag.answer.citations import strip_markers
+from rag.answer.judge import Judge
 from rag.answer.verify import load_verifier
 from rag.text import sentence_spans
 
 DATA = ROOT.parent / "shared" / "eval" / "ragtruth_qa_dev.jsonl"
 SPLIT = ROOT / "scripts" / "reader" / "ragtruth_split.json"
+JUDGE = Judge(Settings(openai_api_key="unused"), [], everything=False)  # only its routing rule is used
 BARS = {"clean_kept": 0.90, "hallucinated_removed": 0.70, "response_f1": 0.55, "p95_ms": 150}
 
 
@@ -41,11 +48,13 @@ def check_answers(rows: list[dict], verifier) -> list[dict]:
     results = []
     for row in rows:
         started = time.perf_counter()
-        verdicts = []
+        verdicts, routes = [], []
         for sentence, hallucinated in labelled_sentences(row):
             claim, _ = strip_markers(sentence, len(row["passages"]))
-            verdicts.append((hallucinated, claim == "" or verifier.check(claim, row["passages"]).supported))
-        results.append({"row": row, "verdicts": verdicts, "ms": (time.perf_counter() - started) * 1000})
+            check = verifier.check(claim, row["passages"]) if claim else None
+            verdicts.append((hallucinated, check is None or check.supported))
+            routes.append((hallucinated, check is not None and JUDGE.wants(verifier.name, check.verdict, check.score)))
+        results.append({"row": row, "verdicts": verdicts, "routes": routes, "ms": (time.perf_counter() - started) * 1000})
     return results
 
 
@@ -68,6 +77,22 @@ def figures(results: list[dict]) -> dict:
     }
 
 
+def routing(results: list[dict]) -> dict:
+    """What auto mode leaves to the judge: sentences, answers that would make a judge request, and the
+    hallucinated sentences among those the local check decides itself."""
+    routes = [route for r in results for route in r["routes"]]
+    sent = [bad for bad, to_judge in routes if to_judge]
+    decided = [(bad, kept) for r in results for (bad, to_judge), (_, kept) in zip(r["routes"], r["verdicts"])
+               if not to_judge]
+    return {
+        "sentences_to_judge": round(len(sent) / len(routes), 3) if routes else None,
+        "answers_with_a_judge_request": round(statistics.fmean(any(t for _, t in r["routes"]) for r in results), 3),
+        "hallucinated_among_sent": round(statistics.fmean(sent), 3) if sent else None,
+        "decided_locally": len(decided),
+        "hallucinated_kept_locally": sum(bad and kept for bad, kept in decided),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DATA)
@@ -85,6 +110,7 @@ def main() -> None:
         "benchmark": "verification", "machine": machine(), "verifier": settings.verifier_model,
         "data": str(args.data), "bars": BARS,
         "held_out": figures([r for r in results if r["row"]["source_id"] in held_out]),
+        "auto_routing_held_out": routing([r for r in results if r["row"]["source_id"] in held_out]),
         "whole_file": figures(results),
         "per_model": {model: figures(group) for model, group in sorted(by_model.items())},
     })

@@ -139,3 +139,9 @@ def test_the_judge_model_is_used_and_llm_mode_needs_a_key(fake, monkeypatch, cap
     assert main(["verify", "--batch", str(tmp_path / "in.jsonl")]) == 2
     said = capsys.readouterr()
     assert "RAG_VERIFIER=llm needs an LLM" in said.out + said.err and "Traceback" not in said.out + said.err
+
+
+def test_a_declined_draft_asks_no_judge(fake, shipped_index):
+    fake.then(reply("NOT IN THE CASE STUDIES"))
+    answer = Assistant(settings(fake, shipped_index)).ask("Why did the database fail during traffic spikes?")
+    assert answer.abstained and answer.abstain_reason == "llm_declined" and len(fake.requests) == 1

@@ -22,7 +22,10 @@ from .prompts import JUDGE_SYSTEM, JUDGE_USER, PASSAGE
 from .quotes import QUOTE, find_verbatim
 
 JUDGE = "judge"
-SURE = 0.9  # a local model's P(supported) from which its "supported" stands without the judge
+# A local model's P(supported) from which its "supported" stands without the judge. Chosen on the calibration
+# part of RAGTruth's dev file (scripts/reader/ragtruth_split.json) with the reading model: at 0.95 half the
+# sentences go to the judge and 7 of 98 hallucinated ones are kept locally (at 0.9: 37%, 11 kept).
+SURE = 0.95
 VERDICTS = ("supported", "unsupported", "contradicted")
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 _MIN_TIME = 0.25  # seconds: less time left than this is not worth a request

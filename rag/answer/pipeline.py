@@ -96,8 +96,8 @@ def _verified(draft: Generator[str, None, Draft], checker: AnswerChecker) -> Gen
         try:
             piece = next(draft)
         except StopIteration as stop:
-            if stop.value.answerer != "llm":  # the fallback's extractive draft: copied sentences, no judge
-                checker.judge = None
+            if stop.value.answerer != "llm" or stop.value.declined:  # the fallback's copied sentences, or a
+                checker.judge = None  # "not in the documents": nothing for a judge
             yield from _spaced(checker, checker.finish())
             return stop.value
         yield from _spaced(checker, checker.feed(piece))
