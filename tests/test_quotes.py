@@ -141,3 +141,25 @@ def test_rag_verify_json_says_which_check_decided(tmp_path, monkeypatch, capsys)
     result = json.loads(capsys.readouterr().out.strip().splitlines()[0])
     assert [(s["check"], s["supported"]) for s in result["sentences"]] == [("quote", True), ("quote", False)]
     assert result["supported_answer"] == f"{POOLING} [1]."
+
+
+def test_the_api_shows_only_markers_and_says_which_check_decided(fake, shipped_index):
+    from fastapi.testclient import TestClient
+
+    from rag.server.api import create_app
+
+    honest = f'{POOLING} [{{n}}: "{POOLING}"]. Pooling was not their blind spot [{{n}}: "Pooling was not it"].'
+    fake.then(quoting(honest), quoting(honest))
+    settings = Settings(index_dir=shipped_index, openai_api_key=KEY, openai_base_url=fake.url, answerer="llm",
+                        llm_fallback=False, llm_max_retries=0, llm_timeout=5)
+    api = TestClient(create_app(Assistant(settings), loopback=True), base_url="http://localhost")
+    asked = api.post("/v1/ask", json={"question": "Why did the database fail during traffic spikes?"}).json()
+    assert asked["answer"] == f"{POOLING} [1]."
+    assert [(s["check"], s["supported"]) for s in asked["sentences"]] == [("quote", True), ("quote", False)]
+    completion = api.post("/v1/chat/completions", json={"model": "rag", "messages": [
+        {"role": "user", "content": "Why did the database fail during traffic spikes?"}]}).json()
+    assert completion["choices"][0]["message"]["content"].startswith(f"{POOLING} [1].")
+    assert '"' not in completion["choices"][0]["message"]["content"].split("Sources:")[0]
+    verified = api.post("/v1/verify", json={"passages": [PASSAGE], "answer": f'{POOLING} [1: "{POOLING}"].'}).json()
+    assert [s["check"] for s in verified["sentences"]] == ["quote"] and verified["notices"] == []
+    assert len(fake.requests) == 2  # two answers; every sentence decided by its quote: no judge request
