@@ -140,10 +140,12 @@ class Assistant:
         run = pipeline.answer(question, history, k or self.settings.top_k, self.settings, self._index.borrow, writer)
         return AnswerStream(logs.answered(run))
 
-    def verify(self, answer: str, passages: Sequence[str]) -> Verification:
-        """Check an answer written elsewhere, sentence by sentence, against the passages it was given."""
+    def verify(self, answer: str, passages: Sequence[str], question: str = "") -> Verification:
+        """Check an answer written elsewhere, sentence by sentence, against the passages it was given (and the
+        question it was written for, which a detector reads)."""
         passages = list(passages)
-        return verify_answer(answer, passages, load_verifier(self.settings), judge_for(self.settings, passages))
+        return verify_answer(answer, passages, load_verifier(self.settings), judge_for(self.settings, passages),
+                             question)
 
     def evaluate(self, questions_file: Path | str, k: int | None = None, baseline: bool = False,
                  retrieval_only: bool = False) -> dict:
@@ -179,10 +181,10 @@ class Assistant:
         self._index.close()
 
 
-def verify(answer: str, passages: Sequence[str], settings: Settings | None = None) -> Verification:
+def verify(answer: str, passages: Sequence[str], settings: Settings | None = None, question: str = "") -> Verification:
     """`from rag import verify`: each sentence of `answer` checked against `passages` (its [n] markers,
     1-based, say which; an unmarked sentence may be supported by any); verdicts, evidence, supported answer."""
-    return Assistant(settings).verify(answer, passages)
+    return Assistant(settings).verify(answer, passages, question)
 
 
 def _shared(settings: Settings) -> SharedIndex[Loaded]:

@@ -503,16 +503,16 @@ def cmd_verify(assistant: Assistant, args: argparse.Namespace) -> int:
     return _batch(args, lambda line: assistant.verify(*_verify_request(line)), (UserError,), label="input")
 
 
-def _verify_request(line: str) -> tuple[str, list[str]]:
+def _verify_request(line: str) -> tuple[str, list[str], str]:
     try:
         request = json.loads(line)
-        answer, passages = request["answer"], request["passages"]
+        answer, passages, question = request["answer"], request["passages"], request.get("question", "")
     except (ValueError, KeyError, TypeError):
         raise UserError('each line must be a JSON object {"question", "passages": [str, ...], "answer": str}'
                         ) from None
     if not isinstance(answer, str) or not isinstance(passages, list) or not all(isinstance(p, str) for p in passages):
         raise UserError('"answer" must be a string and "passages" a list of strings')
-    return answer, passages
+    return answer, passages, question if isinstance(question, str) else ""
 
 
 def cmd_eval(assistant: Assistant, args: argparse.Namespace) -> int:

@@ -78,3 +78,13 @@ def test_a_broken_detector_folder_is_one_line(tiny_detector, tmp_path):
     with pytest.raises(VerifierUnavailable, match="cannot load the claim verifier") as refused:
         DetectorVerifier(str(broken))
     assert "\n" not in str(refused.value)
+
+
+def test_the_question_and_the_cited_passage_first_reach_the_detector(tiny_detector, monkeypatch):
+    folder = tiny_detector(marks_everything=False)
+    read: list[str] = []
+    monkeypatch.setattr(DetectorVerifier, "_marked", lambda self, prompt, claim: (read.append(prompt), ([], 0.0))[1])
+    verify("A simple PgBouncer setup eliminated the issue [2].", ["Another passage.", PASSAGE],
+           Settings(verifier_model=str(folder), verifier="local"), question="Which pooler fixed it?")
+    assert "Which pooler fixed it?" in read[0]
+    assert read[0].index("passage 1: Database connection pooling") < read[0].index("passage 2: Another passage.")

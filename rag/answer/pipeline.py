@@ -84,7 +84,8 @@ def answer(question: str, history: Any, k: int, settings: Settings,
         if run.subject and not _on_subject(run):
             return _abstain(run, writer.name, NO_GROUNDED_PASSAGE)
         passages = [h.passage.text for h in run.hits]
-        checker = AnswerChecker(load_verifier(settings), passages, judge_for(settings, passages, writer.name == "llm"))
+        checker = AnswerChecker(load_verifier(settings), passages, judge_for(settings, passages, writer.name == "llm"),
+                                run.standalone)
         draft = yield from _verified(writer.draft(run.question, run.standalone, run.hits, notices), checker)
         run.lap("answer_ms", since)
     return _finish(run, draft, checker, trusted_hosts(settings))

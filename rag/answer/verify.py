@@ -78,8 +78,9 @@ class _Sentence:
 class ClaimVerifier(Protocol):
     name: str  # the check it is, as each verdict records it
 
-    def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = ()) -> Check:
-        """Verify `claim` against the cited passages (0-based), then against all of them."""
+    def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = (), question: str = "") -> Check:
+        """Verify `claim` against the cited passages (0-based), then against all of them; `question`, the one
+        the answer was written for, is read by the verifiers that use it (a detector)."""
 
 
 def load_verifier(settings: Settings) -> ClaimVerifier:
@@ -114,7 +115,7 @@ class OverlapVerifier:
     def __init__(self, min_support: float = 0.5) -> None:
         self.min_support = min_support
 
-    def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = ()) -> Check:
+    def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = (), question: str = "") -> Check:
         if not content_words(claim):  # "In short:" says nothing to check
             return Check(claim, SUPPORTED_VERDICT, 1.0, tuple(cited))
         shares = [support(claim, passage) for passage in passages]
@@ -165,7 +166,7 @@ class Verifier:
         self.model = model
         self.threshold = model.threshold if threshold is None else threshold
 
-    def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = ()) -> Check:
+    def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = (), question: str = "") -> Check:
         """Verify `claim` against the cited passages (0-based), then against all of them. A lead-in ("Based
         on the passages, ...") is not judged; a sentence that only says what the sources lack is kept uncited."""
         claim = checkable(claim)
@@ -272,8 +273,10 @@ class AnswerChecker:
     that passed, with markers renumbered 1, 2, ... in order of first use and pointing at the passages
     that support them. Removed claims are kept, with their reasons, in `removed`."""
 
-    def __init__(self, verifier: ClaimVerifier, passages: Sequence[str], judge: Judge | None = None) -> None:
+    def __init__(self, verifier: ClaimVerifier, passages: Sequence[str], judge: Judge | None = None,
+                 question: str = "") -> None:
         self.verifier = verifier
+        self.question = question
         self.passages = list(passages)
         self.judge = judge
         # Sentences waiting for the judge, in order: once one waits, the ones after it wait too.
@@ -310,7 +313,7 @@ class AnswerChecker:
 
     def _take(self, sentence: str) -> list[str]:
         """The sentence as shown once it passed ([] when removed, or while it waits for the judge)."""
-        claim, check, cited = _checked(sentence, self.passages, self.verifier, self.quotes)
+        claim, check, cited = _checked(sentence, self.passages, self.verifier, self.quotes, self.question)
         if check is None:
             return []
         if self.judge is not None and (self._waiting or self.judge.wants(check.check, check.verdict, check.score)):
@@ -342,14 +345,14 @@ class AnswerChecker:
 
 
 def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier,
-                  judge: Judge | None = None) -> Verification:
+                  judge: Judge | None = None, question: str = "") -> Verification:
     """Check every sentence of `answer` (markers [n] name passages, 1-based; an unmarked sentence may be
     supported by any passage), asking the judge, once, about those the local checks are not sure of. The
     supported answer keeps the sentences that passed, each marked with the passages that support it."""
     quotes = QuoteMarkers()
     judged: list[tuple[str, str, Check, tuple[int, ...]]] = []  # as shown, the claim, its check, its passages
     for sentence in sentences_with_markers(quotes.protect(answer, final=True)):
-        claim, check, cited = _checked(sentence, passages, verifier, quotes)
+        claim, check, cited = _checked(sentence, passages, verifier, quotes, question)
         if check is not None:
             judged.append((quotes.take(sentence)[0], claim, check, cited))
     if judge is not None:
@@ -377,8 +380,8 @@ def ruled(check: Check, ruling: Ruling | None) -> Check:
     return Check(check.text, UNSUPPORTED_VERDICT, 0.0, check=JUDGE, reason="no source says this (the LLM judge)")
 
 
-def _checked(sentence: str, passages: Sequence[str], verifier: ClaimVerifier,
-             quotes: QuoteMarkers) -> tuple[str, Check | None, tuple[int, ...]]:
+def _checked(sentence: str, passages: Sequence[str], verifier: ClaimVerifier, quotes: QuoteMarkers,
+             question: str = "") -> tuple[str, Check | None, tuple[int, ...]]:
     """The sentence without its markers, its verdict (None for a sentence with nothing to check) and the
     0-based passages it cites. Its quotes decide first when they are sure (rag.answer.quotes); then the
     verifier, trying the marked passages first. Links and images are not part of what is judged."""
@@ -397,7 +400,7 @@ def _checked(sentence: str, passages: Sequence[str], verifier: ClaimVerifier,
     if verdict is not None and verdict.carries:
         return claim, Check(judged, SUPPORTED_VERDICT, 1.0, tuple(dict.fromkeys(s.passage for s in spans)), spans,
                             check=QUOTE), cited
-    check = verifier.check(judged, passages, list(cited))
+    check = verifier.check(judged, passages, list(cited), question=question)
     if check.supported and spans:  # honest quotes the sentence goes beyond: still shown in their source
         cited = tuple(dict.fromkeys([*check.citations, *(span.passage for span in spans)]))
         check = dataclasses.replace(check, citations=cited, evidence=tuple(dict.fromkeys([*check.evidence, *spans])))

@@ -161,7 +161,7 @@ def verify(body: VerifyRequest, request: Request, who: Reader) -> dict:
     service = service_of(request)
     sentences = _verify_work(service.assistant.settings, body)
     service.door.charge(who, sentences - 1)  # the Gatekeeper charged one already
-    return service.assistant.verify(body.answer, body.passages).to_dict()
+    return service.assistant.verify(body.answer, body.passages, body.question).to_dict()
 
 
 def ingest(body: IngestRequest, request: Request, who: Admin) -> dict:
