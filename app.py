@@ -353,7 +353,8 @@ def show_sources(answer: dict) -> None:
                 st.markdown(f"~~{safe(claim['text'])}~~ — {safe(claim['reason'])}")
 
 
-CHECK_WORDS = {"quote": "by its verbatim quote", "model": "by the reading model", "overlap": "by shared words"}
+CHECK_WORDS = {"quote": "by its verbatim quote", "model": "by the reading model", "overlap": "by shared words",
+               "judge": "by the LLM judge"}
 
 
 def checked_by(sentences: list[dict]) -> str:

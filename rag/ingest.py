@@ -43,11 +43,20 @@ from .errors import (
     UserError,
 )
 from .index.files import built_at, ingest_lock, remove_stale_files, user_fixable
-from .index.manifest import BuildSpec, FileEntry, Manifest, file_entry, read_manifest, verify_file, write_manifest
+from .index.manifest import (
+    BuildSpec,
+    FileEntry,
+    Manifest,
+    before_publish,
+    file_entry,
+    read_manifest,
+    verify_file,
+    write_manifest,
+)
 from .index.records import Record, Row, undo_unpublished
 from .index.registry import describe_location, location_of, open_store, rebuild_if_due, write_store
 from .index.store import Changes, Vectors, VectorStore
-from .people import Database
+from .people import Database, Hold
 from .sources import Plan, add_plan, catalogue, remove_plan, scanned_documents, sync_plan
 from .types import Chunk, Document, IndexInfo, IngestReport
 
@@ -180,14 +189,32 @@ def writer_lock(settings: Settings, on_wait: Callable[[], None] | None = None) -
     """One writer of the index at a time: the lock file in its folder, and with RAG_DATABASE_URL also the
     database's advisory lock, which holds across machines whatever the shared volume makes of file locks.
     Both are taken in that order by every writer, so two can never hold one each and wait for the other."""
-    with ingest_lock(settings.index_dir, settings.lock_timeout, on_wait):
+    deadline = time.monotonic() + settings.lock_timeout
+    told: list[bool] = []
+
+    def waiting() -> None:  # said once, whichever lock is waited for
+        if on_wait is not None and not told:
+            told.append(True)
+            on_wait()
+
+    with ingest_lock(settings.index_dir, settings.lock_timeout, waiting):
         if settings.database_url is None:
             yield
             return
-        with Database.server(settings.database_url).held(_WRITER_LOCK, settings.lock_timeout, on_wait) as had:
-            if not had:
+        database = Database.server(settings.database_url)
+        with database.held(_WRITER_LOCK, max(0.0, deadline - time.monotonic()), waiting) as hold:
+            if not hold:
                 raise IndexBusy(settings.lock_timeout)
-            yield
+            with before_publish(lambda: _still_the_writer(hold, database)):
+                yield
+
+
+def _still_the_writer(hold: Hold, database: Database) -> None:
+    """Refuse to publish when the database's lock was lost while writing (PostgreSQL restarted): another
+    writer may have taken it since."""
+    if not hold.kept():
+        raise UserError(f"the index's writer lock in {database.where} was lost while writing (the database "
+                        "restarted?): nothing was published; run the ingest again")
 
 
 def list_documents(settings: Settings) -> list[Document]:

@@ -127,9 +127,9 @@ def test_the_models_own_private_characters_cannot_fake_a_quote():
 def test_a_model_that_ignores_the_format_is_checked_as_before_and_only_the_log_says_so(fake, llm, caplog):
     fake.then(quoting(f"{POOLING} [{{n}}]."))
     with caplog.at_level(logging.INFO, logger="rag"):
-        answer = llm.ask("Why did the database fail during traffic spikes?")
+        answer = llm.configured(verifier="local").ask("Why did the database fail during traffic spikes?")
     assert answer.text == f"{POOLING} [1]." and answer.sentences[0].check == "overlap"  # the default verifier
-    assert "llm_without_quotes" in caplog.text and not any("quote" in n for n in answer.notices)
+    assert "llm_without_quotes" in caplog.text and answer.notices == () and len(fake.requests) == 1
 
 
 def test_rag_verify_json_says_which_check_decided(tmp_path, monkeypatch, capsys):
@@ -163,3 +163,44 @@ def test_the_api_shows_only_markers_and_says_which_check_decided(fake, shipped_i
     verified = api.post("/v1/verify", json={"passages": [PASSAGE], "answer": f'{POOLING} [1: "{POOLING}"].'}).json()
     assert [s["check"] for s in verified["sentences"]] == ["quote"] and verified["notices"] == []
     assert len(fake.requests) == 2  # two answers; every sentence decided by its quote: no judge request
+
+
+def test_a_quote_after_the_full_stop_belongs_to_the_sentence_before_it():
+    passages = ["Paris is the capital of France.", "Berlin is the capital of Germany."]
+    checker = AnswerChecker(OverlapVerifier(), passages)
+    draft = ('Paris is the capital of France. [1: "made up words"] Berlin is the capital of Germany. '
+             '[2: "Berlin is the capital"][1: "Paris is the capital"]')
+    shown = checker.feed(draft) + checker.finish()
+    assert shown == ["Berlin is the capital of Germany [1, 2]."]
+    assert [(s.check, s.supported) for s in checker.checked] == [("quote", False), ("overlap", True)]
+    assert "made up words" in checker.removed[0].reason
+
+
+def test_a_quote_matches_text_written_with_combining_accents():
+    passage = "Le cafe\u0301 au lait co\u00fbtait deux euros \u00e0 I\u0307stanbul."
+    start, end = find_verbatim("café au lait coûtait deux euros à İstanbul", passage)
+    assert passage[start:end] == passage[len("Le "):-1]
+
+
+def test_sentences_waiting_behind_one_for_the_judge_keep_their_own_verdicts():
+    class Asked:  # a judge that finds every claim it is sent unsupported, and counts them
+        def __init__(self):
+            self.sent: list[str] = []
+
+        def wants(self, check, verdict, score):
+            return check != "quote"
+
+        def rule(self, claims):
+            self.sent += [claim.text for claim in claims]
+            from rag.answer.judge import Ruling
+
+            return [Ruling("unsupported") for _ in claims]
+
+    judge = Asked()
+    checker = AnswerChecker(OverlapVerifier(), [PASSAGE], judge)  # type: ignore[arg-type]
+    draft = (f'Pooling was their biggest blind spot [1]. {POOLING} [1: "{POOLING}"]. Requests queued during '
+             'traffic spikes [1].')
+    shown = checker.feed(draft) + checker.finish()
+    assert shown == [f"{POOLING} [1]."]  # the quoted one kept on its quote's word, in its place
+    assert judge.sent == ["Pooling was their biggest blind spot.", "Requests queued during traffic spikes."]
+    assert [s.check for s in checker.checked] == ["judge", "quote", "judge"]

@@ -121,6 +121,29 @@ def test_a_second_writer_on_another_machine_waits_for_the_database_lock(tmp_path
         assert not had
 
 
+def test_a_writer_whose_database_lock_was_lost_publishes_nothing(tmp_path, postgres_cluster, postgres_url,
+                                                               monkeypatch):
+    import rag.ingest
+    from rag.index.manifest import read_manifest
+
+    settings = writer_settings(tmp_path, postgres_url, "a")
+    before = run_ingest(settings) and read_manifest(settings.index_dir)
+    (tmp_path / "more.md").write_text("# More\n\nA paragraph that the second ingest adds to the index.\n")
+    reading = rag.ingest.load_paths
+
+    def restart_then_read(*args, **kwargs):  # PostgreSQL restarts while the writer holds its lock
+        postgres_cluster.stop()
+        postgres_cluster.start()
+        return reading(*args, **kwargs)
+
+    monkeypatch.setattr(rag.ingest, "load_paths", restart_then_read)
+    with pytest.raises(UserError, match="writer lock .* was lost while writing"):
+        run_ingest(settings, [tmp_path / "more.md"])
+    assert read_manifest(settings.index_dir).generation == before.generation  # nothing published
+    monkeypatch.setattr(rag.ingest, "load_paths", reading)
+    assert run_ingest(settings, [tmp_path / "more.md"]).passages > before.passages
+
+
 HOLDER = """
 import sys, time
 from rag.config import Secret

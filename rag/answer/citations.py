@@ -14,7 +14,8 @@ from ..text import STOPWORDS, sentence_units
 
 MARKER = re.compile(r"\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\]")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
-_LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\])+")
+# A marker run that opens a sentence; each marker may carry the token a quote left (rag.answer.quotes).
+_LEADING_MARKERS = re.compile(r"^(?:\s*\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\](?:\ue000\d+\ue001)?)+")
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 

@@ -28,6 +28,7 @@ _MARKED = 0.5  # P(unsupported) of a token from which it is marked, as the detec
 _MAX_TOKENS = 4096
 
 
+@functools.lru_cache(maxsize=8)  # asked once per answer: a Hub name's config is fetched once per process
 def is_detector(name: str) -> bool:
     """Whether `name` (a folder or a Hub name) is a token-classification model."""
     folder = Path(name).expanduser()

@@ -118,7 +118,7 @@ def find_verbatim(quote: str, passage: str) -> tuple[int, int] | None:
     parts = [part for part in parts if part]
     if not parts:
         return None
-    text, where = _normal(passage)
+    text, starts, ends = _normal(passage)
     start, at = -1, 0
     for part in parts:
         found = text.find(part, at)
@@ -126,22 +126,33 @@ def find_verbatim(quote: str, passage: str) -> tuple[int, int] | None:
             return None
         start = found if start < 0 else start
         at = found + len(part)
-    return where[start], where[at - 1] + 1
+    return starts[start], ends[at - 1]
 
 
-def _normal(text: str) -> tuple[str, list[int]]:
-    """Text as compared, and for each of its characters the index of the original character it came from."""
+def _normal(text: str) -> tuple[str, list[int], list[int]]:
+    """Text as compared, and for each of its characters where the original characters it came from start and
+    end. A letter is normalised with the combining marks after it ("e" + U+0301 is "é"), and case-folded."""
     out: list[str] = []
-    where: list[int] = []
-    for index, char in enumerate(text):
-        for piece in unicodedata.normalize("NFKC", char).translate(_SAME).lower():
+    starts: list[int] = []
+    ends: list[int] = []
+    index = 0
+    while index < len(text):
+        end = index + 1
+        while end < len(text) and unicodedata.combining(text[end]):
+            end += 1
+        for piece in unicodedata.normalize("NFKC", text[index:end]).translate(_SAME).casefold():
+            if unicodedata.combining(piece):  # what case folding split off ("İ" folds to "i" and a dot)
+                continue
             if piece.isspace():
                 if not out or out[-1] == " ":
                     continue
                 piece = " "
             out.append(piece)
-            where.append(index)
+            starts.append(index)
+            ends.append(end)
+        index = end
     while out and out[-1] == " ":
         out.pop()
-        where.pop()
-    return "".join(out), where
+        starts.pop()
+        ends.pop()
+    return "".join(out), starts, ends

@@ -279,8 +279,9 @@ class AnswerChecker:
         self.question = question
         self.passages = list(passages)
         self.judge = judge
-        # Sentences waiting for the judge, in order: once one waits, the ones after it wait too.
-        self._waiting: list[tuple[str, Check, tuple[int, ...]]] = []
+        # Sentences waiting for the judge, in order: once one waits, the ones after it wait too (to be shown
+        # in order), though only those the judge wants are sent to it.
+        self._waiting: list[tuple[str, Check, tuple[int, ...], bool]] = []
         self.cited: list[int] = []  # 0-based passages in marker order: marker n is cited[n-1]
         self.sentences: list[str] = []  # what passed, as shown
         self.evidence: dict[int, list[tuple[int, int]]] = {}  # per passage, the spans that support the answer
@@ -304,10 +305,10 @@ class AnswerChecker:
     def finish(self) -> list[str]:
         sentences, self._pending = sentences_with_markers(self._pending + self.quotes.protect("", final=True)), ""
         shown = [text for sentence in sentences for text in self._take(sentence)]
-        claims = [Claim(check.text, cited) for _, check, cited in self._waiting]
-        rulings = self.judge.rule(claims) if self.judge is not None else [None] * len(claims)
-        for (claim, check, _), ruling in zip(self._waiting, rulings):
-            shown += self._settle(claim, ruled(check, ruling))
+        asked = [Claim(check.text, cited) for _, check, cited, wanted in self._waiting if wanted]
+        rulings = iter(self.judge.rule(asked) if self.judge is not None else [None] * len(asked))
+        for claim, check, _, wanted in self._waiting:
+            shown += self._settle(claim, ruled(check, next(rulings)) if wanted else check)
         self._waiting = []
         return shown
 
@@ -316,8 +317,9 @@ class AnswerChecker:
         claim, check, cited = _checked(sentence, self.passages, self.verifier, self.quotes, self.question)
         if check is None:
             return []
-        if self.judge is not None and (self._waiting or self.judge.wants(check.check, check.verdict, check.score)):
-            self._waiting.append((claim, check, cited))
+        wanted = self.judge is not None and self.judge.wants(check.check, check.verdict, check.score)
+        if wanted or self._waiting:
+            self._waiting.append((claim, check, cited, wanted))
             return []
         return self._settle(claim, check)
 

@@ -6,13 +6,19 @@ the one atomic step that switches readers from the old index to the new one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexNotAFolder
 from .files import MANIFEST_NAME, not_a_folder, publish
+
+# What must hold before a manifest is published, set by the writer's lock (rag.ingest.writer_lock).
+_BEFORE_PUBLISH: ContextVar[Callable[[], None] | None] = ContextVar("before_publish", default=None)
 
 FORMAT_VERSION = 3  # 2: FTS5 lexical table beside the passage records; 3: stable ids, updated in place
 
@@ -170,7 +176,21 @@ def verify_file(index_dir: Path, entry: FileEntry) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def before_publish(check: Callable[[], None]) -> Iterator[None]:
+    """Run `check` before each manifest this thread publishes in the block (it raises to stop the publish):
+    the writer's lock, still held."""
+    token = _BEFORE_PUBLISH.set(check)
+    try:
+        yield
+    finally:
+        _BEFORE_PUBLISH.reset(token)
+
+
 def write_manifest(index_dir: Path, manifest: Manifest) -> None:
+    check = _BEFORE_PUBLISH.get()
+    if check is not None:
+        check()
     tmp = index_dir / f"{MANIFEST_NAME}.{manifest.generation}.tmp"
     tmp.write_text(manifest.to_json(), encoding="utf-8")
     publish(tmp, index_dir / MANIFEST_NAME)

@@ -18,6 +18,6 @@ With a server, replicas also share the rate-limit budgets (budgets.py) and the i
 
 from __future__ import annotations
 
-from .database import VARIABLE, Conflict, Database, DatabaseUnavailable, SchemaTooNew, Session, shown
+from .database import VARIABLE, Conflict, Database, DatabaseUnavailable, Hold, SchemaTooNew, Session, shown
 
-__all__ = ["VARIABLE", "Conflict", "Database", "DatabaseUnavailable", "SchemaTooNew", "Session", "shown"]
+__all__ = ["VARIABLE", "Conflict", "Database", "DatabaseUnavailable", "Hold", "SchemaTooNew", "Session", "shown"]

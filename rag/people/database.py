@@ -126,16 +126,17 @@ class Database:
         return found, schema.VERSION
 
     @contextlib.contextmanager
-    def held(self, key: int, timeout: float, on_wait: Callable[[], None] | None = None) -> Iterator[bool]:
+    def held(self, key: int, timeout: float, on_wait: Callable[[], None] | None = None) -> Iterator[Hold]:
         """A PostgreSQL advisory lock held for the block, on a connection of its own: across machines, one
-        holder at a time. Yields False when it was not had within `timeout` seconds. The server frees it when
-        the holder's connection ends, so a writer that was killed never leaves it taken."""
+        holder at a time. The Hold is false when the lock was not had within `timeout` seconds. The server
+        frees it when the holder's connection ends, so a writer that was killed never leaves it taken; and
+        so does a server restart, which `Hold.kept()` tells."""
         with contextlib.ExitStack() as stack:
             with self._errors():  # the block's own errors are not the database's
                 connection = stack.enter_context(self.engine().connect())
                 had = _take(connection, key, timeout, on_wait)
             try:
-                yield had
+                yield Hold(had, connection)
             finally:
                 if had:
                     try:
@@ -180,6 +181,27 @@ class Database:
             raise Conflict() from None
         except (exc.SQLAlchemyError, OSError) as error:
             raise self._problem(_reason(error, self._url)) from None
+
+
+class Hold:
+    """An advisory lock taken (or not: false) on its own connection."""
+
+    def __init__(self, had: bool, connection: Connection) -> None:
+        self.had = had
+        self._connection = connection
+
+    def __bool__(self) -> bool:
+        return self.had
+
+    def kept(self) -> bool:
+        """Whether it is still held: its connection still answers (a server restart ends the session and
+        every lock it held)."""
+        try:
+            self._connection.exec_driver_sql("SELECT 1")
+            self._connection.commit()
+        except Exception:  # noqa: BLE001 - any failure of the lock's own connection means the lock is gone
+            return False
+        return self.had
 
 
 def _take(connection: Connection, key: int, timeout: float, on_wait: Callable[[], None] | None) -> bool:

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from .. import logs
 from ..answer.citations import sentences_with_markers
+from ..answer.judge import judge_for
 from ..answer.llm import endpoint_state
 from ..answer.stream import AnswerStream
 from ..assistant import Assistant
@@ -159,8 +160,11 @@ def verify(body: VerifyRequest, request: Request, who: Reader) -> dict:
     if not body.answer.strip():
         raise ApiError(400, "the answer is empty: send the text to check in `answer`")
     service = service_of(request)
-    sentences = _verify_work(service.assistant.settings, body)
-    service.door.charge(who, sentences - 1)  # the Gatekeeper charged one already
+    settings = service.assistant.settings
+    sentences = _verify_work(settings, body)
+    # The LLM judge (RAG_VERIFIER) is a paid request carrying the passages: a unit per 10,000 characters sent.
+    judged = 1 + sum(map(len, body.passages)) // 10_000 if judge_for(settings, body.passages) else 0
+    service.door.charge(who, sentences - 1 + judged)  # the Gatekeeper charged one already
     return service.assistant.verify(body.answer, body.passages, body.question).to_dict()
 
 
