@@ -188,16 +188,24 @@ class Verifier:
         windows = _candidates(claim, sentences)
         if not windows:
             return None
+        coverage = max(support(claim, passages[i]) for i in {s.passage for s in sentences})
+        closest = self._scored(claim, passages, windows[:1], coverage)
+        if closest[0].supported:  # the closest sentence alone states it: no other window can change the verdict
+            return closest[0]
+        return max(closest + self._scored(claim, passages, windows[1:], coverage), key=_rank)
+
+    def _scored(self, claim: str, passages: Sequence[str], windows: list[list[_Sentence]],
+                coverage: float) -> list[Check]:
+        if not windows:
+            return []
         texts = [" ".join(passages[w[0].passage][s.start:s.end] for s in w) for w in windows]
         probabilities = self.model.scores([(claim, text) for text in texts])
         scores = probabilities[:, SUPPORTED]
         combine = getattr(self.model, "combine", None)
         if combine is not None:  # the model's calibrated rule: its P with the claim's words the passages hold
-            coverage = max(support(claim, passages[i]) for i in {s.passage for s in sentences})
             scores = combine(scores, coverage)
-        checks = [self._verdict(claim, window, text, p, float(score), passages)
-                  for window, text, p, score in zip(windows, texts, probabilities, scores)]
-        return max(checks, key=_rank)
+        return [self._verdict(claim, window, text, p, float(score), passages)
+                for window, text, p, score in zip(windows, texts, probabilities, scores)]
 
     def _verdict(self, claim: str, window: list[_Sentence], text: str, p, score: float,
                  passages: Sequence[str]) -> Check:
