@@ -289,7 +289,7 @@ class AnswerChecker:
         self.judge = judge
         # Sentences waiting for the judge, in order: once one waits, the ones after it wait too (to be shown
         # in order), though only those the judge wants are sent to it.
-        self._waiting: list[tuple[str, Check, tuple[int, ...], bool]] = []
+        self._waiting: list[tuple[str, Check, tuple[int, ...]]] = []
         self.cited: list[int] = []  # 0-based passages in marker order: marker n is cited[n-1]
         self.sentences: list[str] = []  # what passed, as shown
         self.evidence: dict[int, list[tuple[int, int]]] = {}  # per passage, the spans that support the answer
@@ -313,10 +313,9 @@ class AnswerChecker:
     def finish(self) -> list[str]:
         sentences, self._pending = sentences_with_markers(self._pending + self.quotes.protect("", final=True)), ""
         shown = [text for sentence in sentences for text in self._take(sentence)]
-        asked = [Claim(check.text, cited) for _, check, cited, wanted in self._waiting if wanted]
-        rulings = iter(self.judge.rule(asked) if self.judge is not None else [None] * len(asked))
-        for claim, check, _, wanted in self._waiting:
-            shown += self._settle(claim, ruled(check, next(rulings)) if wanted else check)
+        finals = _after_judge([(check, cited) for _, check, cited in self._waiting], self.judge)
+        for (claim, _, _), check in zip(self._waiting, finals):
+            shown += self._settle(claim, check)
         self._waiting = []
         return shown
 
@@ -325,9 +324,8 @@ class AnswerChecker:
         claim, check, cited = _checked(sentence, self.passages, self.verifier, self.quotes, self.question)
         if check is None:
             return []
-        wanted = self.judge is not None and self.judge.wants(check.check, check.verdict, check.score)
-        if wanted or self._waiting:
-            self._waiting.append((claim, check, cited, wanted))
+        if self._waiting or (self.judge is not None and self.judge.wants(check.check, check.verdict, check.score)):
+            self._waiting.append((claim, check, cited))
             return []
         return self._settle(claim, check)
 
@@ -365,16 +363,22 @@ def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier,
         claim, check, cited = _checked(sentence, passages, verifier, quotes, question)
         if check is not None:
             judged.append((quotes.take(sentence)[0], claim, check, cited))
-    if judge is not None:
-        asked = [i for i, (_, _, check, _) in enumerate(judged) if judge.wants(check.check, check.verdict, check.score)]
-        rulings = judge.rule([Claim(judged[i][2].text, judged[i][3]) for i in asked])
-        for i, ruling in zip(asked, rulings):
-            shown, claim, check, cited = judged[i]
-            judged[i] = (shown, claim, ruled(check, ruling), cited)
-    checked = tuple(_record(shown, check) for shown, _, check, _ in judged)
-    kept = [_marked(claim, tuple(p + 1 for p in check.citations)) for _, claim, check, _ in judged if check.supported]
+    finals = _after_judge([(check, cited) for _, _, check, cited in judged], judge)
+    checked = tuple(_record(shown, check) for (shown, _, _, _), check in zip(judged, finals))
+    kept = [_marked(claim, tuple(p + 1 for p in check.citations))
+            for (_, claim, _, _), check in zip(judged, finals) if check.supported]
     notices = (judge.failure,) if judge is not None and judge.failure else ()
     return Verification(checked, " ".join(kept), notices)
+
+
+def _after_judge(checks: Sequence[tuple[Check, tuple[int, ...]]], judge: Judge | None) -> list[Check]:
+    """Each local check (with the passages its sentence cites), or the judge's ruling on it for those the judge
+    wants: one request for them all, none without a judge."""
+    if judge is None:
+        return [check for check, _ in checks]
+    asked = [i for i, (check, _) in enumerate(checks) if judge.wants(check.check, check.verdict, check.score)]
+    rulings = dict(zip(asked, judge.rule([Claim(checks[i][0].text, checks[i][1]) for i in asked])))
+    return [ruled(check, rulings.get(i)) for i, (check, _) in enumerate(checks)]
 
 
 def ruled(check: Check, ruling: Ruling | None) -> Check:
@@ -401,7 +405,8 @@ def _checked(sentence: str, passages: Sequence[str], verifier: ClaimVerifier, qu
     judged = without_links(claim)
     if not judged:
         return claim, None, cited
-    verdict = judge_quotes(checkable(judged), quoted, passages) if checkable(judged) else None
+    said = checkable(judged)
+    verdict = judge_quotes(said, quoted, passages) if said else None
     if verdict is not None and verdict.made_up is not None:
         made_up = verdict.made_up
         return claim, Check(judged, UNSUPPORTED_VERDICT, 0.0, check=QUOTE, reason=f"its quote is not in passage "

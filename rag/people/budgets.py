@@ -22,15 +22,13 @@ _LOCK_CLASS = 0x72616762  # "ragb": advisory locks of budgets, one per caller (h
 _SWEEP_EVERY = 60.0  # seconds between deletions of every caller's expired buckets
 
 
-class SharedLimiter:
-    """At most `per_minute` units of work per key in any minute, across every process using `database`.
-    The same calls as the in-process RateLimiter; the clock is the wall clock, which replicas keep in step."""
+class Budget:
+    """At most `per_minute` units of work per key in any minute: the calls the service makes, whoever counts
+    (this process's RateLimiter in server/guard.py, or the replicas' SharedLimiter)."""
 
-    def __init__(self, database: Database, per_minute: int, clock: Callable[[], float] = time.time) -> None:
-        self.db = database
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
         self.per_minute = per_minute
         self._clock = clock
-        self._swept = 0.0
 
     def retry_after(self, key: str, cost: int = 1) -> int | None:
         """Spend `cost` units; None when the work may go ahead, else the whole seconds to wait (nothing spent)."""
@@ -44,7 +42,22 @@ class SharedLimiter:
         if not self.per_minute:
             return None
         cost = min(max(cost, 0), self.per_minute)  # more than a minute's budget waits for an empty window
-        now = self._clock()
+        return self._counted(key, cost, spend, self._clock())
+
+    def _counted(self, key: str, cost: int, spend: bool, now: float) -> int | None:
+        raise NotImplementedError
+
+
+class SharedLimiter(Budget):
+    """A Budget across every process using `database`; the clock is the wall clock, which replicas keep in
+    step."""
+
+    def __init__(self, database: Database, per_minute: int, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(per_minute, clock)
+        self.db = database
+        self._swept = 0.0
+
+    def _counted(self, key: str, cost: int, spend: bool, now: float) -> int | None:
         # A bucket counts until WINDOW seconds after its end.
         current, oldest = int(now // BUCKET), int((now - WINDOW) // BUCKET)
         with self.db.begin() as db:
@@ -52,7 +65,8 @@ class SharedLimiter:
             db.execute("DELETE FROM spent WHERE key = :key AND bucket < :oldest", key=key, oldest=oldest)
             buckets = db.execute("SELECT bucket, units FROM spent WHERE key = :key ORDER BY bucket",
                                  key=key).fetchall()
-            wait = _wait_for(buckets, cost - self.per_minute, now)
+            wait = seconds_to_free([((bucket + 1) * BUCKET + WINDOW, units) for bucket, units in buckets],
+                                   cost - self.per_minute, now)
             if wait is None and spend and cost:
                 db.execute("INSERT INTO spent (key, bucket, units) VALUES (:key, :bucket, :units) ON CONFLICT "
                            "(key, bucket) DO UPDATE SET units = spent.units + excluded.units",
@@ -67,15 +81,15 @@ class SharedLimiter:
             db.execute("DELETE FROM spent WHERE bucket < :oldest", oldest=oldest)
 
 
-def _wait_for(buckets: list[tuple[int, int]], over_before: int, now: float) -> int | None:
-    """None when the spent units plus the cost fit the budget (`over_before` is the cost less the budget), else
-    the seconds until enough of the oldest buckets have left the window."""
-    over = sum(units for _, units in buckets) + over_before
+def seconds_to_free(spent: list[tuple[float, int]], cost_over_budget: int, now: float) -> int | None:
+    """None when the units spent, oldest first as (when they leave the window, units), plus the cost fit the
+    budget (`cost_over_budget` is the cost less the budget); else the whole seconds until enough have left."""
+    over = sum(units for _, units in spent) + cost_over_budget
     if over <= 0:
         return None
     freed = 0
-    for bucket, units in buckets:
+    for leaves, units in spent:
         freed += units
         if freed >= over:
-            return max(1, math.ceil((bucket + 1) * BUCKET + WINDOW - now))
-    return WINDOW  # not reached: every bucket frees within the window
+            return max(1, math.ceil(leaves - now))
+    return WINDOW  # not reached: the cost is capped at the budget, so the spent units cover what is over

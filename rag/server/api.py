@@ -32,7 +32,7 @@ from ..config import Settings, trusted_hosts
 from ..errors import EmptyQuestion, RagError
 from ..ingest import list_documents
 from ..people import Database, DatabaseUnavailable
-from ..people.budgets import SharedLimiter
+from ..people.budgets import Budget, SharedLimiter
 from ..render import answer_markdown
 from ..tokens import TokenStore
 from ..types import Answer
@@ -44,7 +44,6 @@ from .guard import (
     Caller,
     Door,
     Gatekeeper,
-    Limiter,
     RateLimiter,
     database_down,
     error_body,
@@ -369,7 +368,7 @@ def _llm_state(service: Service) -> dict:
     return endpoint_state(service.assistant.settings)
 
 
-def limiters(settings: Settings) -> tuple[Limiter, Limiter]:
+def limiters(settings: Settings) -> tuple[Budget, Budget]:
     """Work per caller and wrong tokens per address: counted in the database when replicas share one."""
     if settings.database_url is None:
         return RateLimiter(settings.server_rate_limit), RateLimiter(settings.server_failed_token_limit)

@@ -7,14 +7,12 @@ an anonymous 95 MB upload is refused at its first line, not after it has filled 
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -35,6 +33,7 @@ from ..errors import (
     VerifierUnavailable,
 )
 from ..people import DatabaseUnavailable
+from ..people.budgets import Budget, seconds_to_free
 from ..tokens import TokenStore
 from ..users import UserStore
 
@@ -107,41 +106,22 @@ class Caller:
         return self.id if self.id != "local" else f"client:{self.client}"
 
 
-class RateLimiter:
-    """At most `per_minute` units of work per key in any 60 seconds (a sliding window). A request costs
-    one unit; one that asks for more work (a verify of 50 sentences) costs what that many small ones would."""
+class RateLimiter(Budget):
+    """A Budget counted in this process, over any 60 seconds (a sliding window). A request costs one unit;
+    one that asks for more work (a verify of 50 sentences) costs what that many small ones would."""
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self._clock = clock
+        super().__init__(per_minute, clock)
         self._spent: dict[str, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, key: str, cost: int = 1) -> int | None:
-        """Spend `cost` units; None when the work may go ahead, else the whole seconds to wait (nothing spent)."""
-        return self._wait(key, cost, spend=True)
-
-    def waiting(self, key: str) -> int | None:
-        """The seconds until one more unit may be spent, or None; spends nothing."""
-        return self._wait(key, 1, spend=False)
-
-    def _wait(self, key: str, cost: int, spend: bool) -> int | None:
-        if not self.per_minute:
-            return None
-        cost = min(max(cost, 0), self.per_minute)  # more than a minute's budget waits for an empty window
-        now = self._clock()
+    def _counted(self, key: str, cost: int, spend: bool, now: float) -> int | None:
         with self._lock:
             spent = self._recent(key, now)
-            over = sum(units for _, units in spent) + cost - self.per_minute
-            if over > 0:
-                freed = 0
-                for at, units in spent:
-                    freed += units
-                    if freed >= over:
-                        return max(1, math.ceil(at + 60 - now))
-            if spend and cost:
+            wait = seconds_to_free([(at + 60, units) for at, units in spent], cost - self.per_minute, now)
+            if wait is None and spend and cost:
                 spent.append((now, cost))
-            return None
+            return wait
 
     def _recent(self, key: str, now: float) -> deque[tuple[float, int]]:
         if key not in self._spent and len(self._spent) >= _KEEP_KEYS:  # many addresses: forget the idle ones
@@ -152,16 +132,6 @@ class RateLimiter:
         return spent
 
 
-class Limiter(Protocol):
-    """A budget of work per key: this process's RateLimiter, or the replicas' shared one (people/budgets.py)."""
-
-    per_minute: int
-
-    def retry_after(self, key: str, cost: int = 1) -> int | None: ...
-
-    def waiting(self, key: str) -> int | None: ...
-
-
 @dataclass
 class Door:
     """The service's access rules: tokens, the no-token mode of a fresh install, roles and budgets."""
@@ -169,8 +139,8 @@ class Door:
     tokens: TokenStore
     users: UserStore
     loopback: bool
-    limiter: Limiter  # work per caller
-    failures: Limiter  # missing or wrong tokens per client address
+    limiter: Budget  # work per caller
+    failures: Budget  # missing or wrong tokens per client address
 
     shut: bool = False  # a token or a user was made: that never changes, so it is not asked again
 
