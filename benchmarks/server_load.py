@@ -509,17 +509,6 @@ def _brief(figures: dict) -> dict:
     return {k: figures[k] for k in ("requests", "req_per_s", "p50_ms", "p95_ms", "p99_ms", "errors") if k in figures}
 
 
-def replica_table(results: dict) -> str:
-    rows = ["| replicas | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | VmHWM MiB per replica |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for count, result in results.items():
-        for r in result["levels"]:
-            rows.append(f"| {count} | {r['clients']} | {r['requests']} | {r.get('req_per_s')} | {r.get('p50_ms')} | "
-                        f"{r.get('p95_ms')} | {r.get('p99_ms')} | {r['errors']} | "
-                        f"{' / '.join(str(m) for m in r['peak_rss_mib'])} |")
-    return "\n".join(rows)
-
-
 class ChatWriter:
     """The Streamlit app's part, through ChatStore.of(settings) on the shared database: start a chat, add a
     question and its answer, rate the answer, three turns a chat, one write every `every` seconds. A write
@@ -787,13 +776,17 @@ def _interrupted(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM cleans up as Ctrl-C does
 
 
-def table(modes: dict) -> str:
-    rows = ["| mode | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | peak RSS MiB (VmHWM) |",
+def table(runs: dict, first: str, memory: str) -> str:
+    """The levels of each run (a mode, or a number of replicas) as a Markdown table; a run of several
+    replicas gives each one's peak RSS."""
+    rows = [f"| {first} | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors | {memory} |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for mode, result in modes.items():
+    for run, result in runs.items():
         for r in result["levels"]:
-            rows.append(f"| {mode} | {r['clients']} | {r['requests']} | {r['req_per_s']} | {r['p50_ms']} | "
-                        f"{r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r['peak_rss_mib']} |")
+            rss = r["peak_rss_mib"]
+            rss = " / ".join(map(str, rss)) if isinstance(rss, list) else rss
+            rows.append(f"| {run} | {r['clients']} | {r['requests']} | {r.get('req_per_s')} | {r.get('p50_ms')} | "
+                        f"{r.get('p95_ms')} | {r.get('p99_ms')} | {r['errors']} | {rss} |")
     return "\n".join(rows)
 
 
@@ -880,9 +873,9 @@ def main() -> None:
         report.update({"replica_load": replicas, "load_wall_s": load_s, "soak_restart": restarted})
     report.update({"soak": soaked, "goal_soak_growth_mib_below": GOAL_SOAK_GROWTH_MIB})
     if modes:
-        print(table(modes), file=sys.stderr)
+        print(table(modes, "mode", "peak RSS MiB (VmHWM)"), file=sys.stderr)
     if replicas:
-        print(replica_table(replicas), file=sys.stderr)
+        print(table(replicas, "replicas", "VmHWM MiB per replica"), file=sys.stderr)
     if restarted:
         print("\n" + "\n".join(restart_lines(restarted)), file=sys.stderr)
     if soaked:

@@ -147,3 +147,25 @@ def people_url(request, monkeypatch) -> str | None:
     url = request.getfixturevalue("postgres_url")
     monkeypatch.setenv("RAG_DATABASE_URL", url)
     return url
+
+
+# ---------------------------------------------------------------- an OpenAI-compatible endpoint
+
+
+@pytest.fixture
+def fresh_breakers():
+    """The LLM breakers are process-wide: a test that uses this starts (and leaves) every endpoint closed."""
+    from rag.answer import breaker
+
+    breaker.reset()
+    yield
+    breaker.reset()
+
+
+@pytest.fixture
+def fake():
+    """The fake OpenAI-compatible server (tests/fake_openai.py), for as long as the test runs."""
+    from fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        yield server

@@ -8,14 +8,14 @@ import json
 import time
 
 import pytest
-from fake_openai import Action, FakeOpenAI, hang, passages_in, reply, user_message
+from fake_openai import Action, hang, passages_in, reply, user_message
 
 from rag import Assistant, Settings, verify
-from rag.answer import breaker
 from rag.answer.judge import Judge
 from rag.cli import main
 from rag.errors import UserError
 
+pytestmark = pytest.mark.usefixtures("fresh_breakers")  # each test: every endpoint closed
 KEY = "sk-judge-SENTINEL-41"
 SPIKES = "the database would hit its connection limit"
 PGBOUNCER = "A simple PgBouncer setup eliminated the issue entirely"
@@ -23,19 +23,6 @@ PASSAGE = ("Database connection pooling was our biggest blind spot. Under normal
            "fine. But during traffic spikes, the database would hit its connection limit and cascade failures "
            "across all services. A simple PgBouncer setup eliminated the issue entirely.")
 DRAFT = "During traffic spikes the database hit its connection limit [{n}]. Redis replaced PgBouncer there [{n}]."
-
-
-@pytest.fixture(autouse=True)
-def fresh_breakers():
-    breaker.reset()
-    yield
-    breaker.reset()
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as server:
-        yield server
 
 
 def settings(fake, shipped_index=None, **values) -> Settings:

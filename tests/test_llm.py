@@ -10,7 +10,6 @@ import time
 
 import pytest
 from fake_openai import (
-    FakeOpenAI,
     cut,
     garbage,
     hang,
@@ -28,21 +27,8 @@ from rag.answer.llm import LLMConfigError, LLMFailure, describe_state, endpoint_
 from rag.cli import main
 from rag.render import rewrite_note
 
+pytestmark = pytest.mark.usefixtures("fresh_breakers")  # each test: every endpoint closed
 KEY = "sk-test-SENTINEL-7f3a9c"
-
-
-@pytest.fixture(autouse=True)
-def fresh_breakers():
-    """The breakers are process-wide: each test starts with every endpoint closed."""
-    breaker.reset()
-    yield
-    breaker.reset()
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as server:
-        yield server
 
 
 @pytest.fixture

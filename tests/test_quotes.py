@@ -8,32 +8,19 @@ import json
 import logging
 
 import pytest
-from fake_openai import Action, FakeOpenAI, passages_in, reply
+from fake_openai import Action, passages_in, reply
 
 from rag import Assistant, Settings, verify
-from rag.answer import breaker
 from rag.answer.prompts import ANSWER_SYSTEM
 from rag.answer.quotes import QuoteMarkers, find_verbatim, judge_quotes
 from rag.answer.verify import AnswerChecker, OverlapVerifier
 from rag.cli import main
 
+pytestmark = pytest.mark.usefixtures("fresh_breakers")  # each test: every endpoint closed
 KEY = "sk-quotes-SENTINEL-31"
 POOLING = "Database connection pooling was our biggest blind spot"
 PASSAGE = (f"{POOLING}. During traffic spikes the database hit its connection limit — and requests queued. "
            "A simple PgBouncer setup eliminated the issue entirely.")
-
-
-@pytest.fixture(autouse=True)
-def fresh_breakers():
-    breaker.reset()
-    yield
-    breaker.reset()
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as server:
-        yield server
 
 
 @pytest.fixture
