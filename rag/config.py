@@ -144,9 +144,11 @@ class Settings:
     embed_context: bool = setting(
         False, description="Embed each passage with its post titles and sections in front (re-embeds when changed).",
     )
-    dense_weight: float = setting(1.0, ge=0, description="Weight of the dense (FAISS) ranking in the fusion.")
-    lexical_weight: float = setting(1.0, ge=0, description="Weight of the BM25 (SQLite FTS5) ranking in the fusion.")
-    rrf_k: int = setting(60, ge=1, description="Reciprocal rank fusion constant: higher flattens rank differences.")
+    dense_weight: float = setting(1.0, ge=0, description="Weight of a passage's cosine to the question in its score.")
+    lexical_weight: float = setting(
+        0.2, ge=0, description="Weight of a passage's BM25 (SQLite FTS5), as a share of the question's best BM25 "
+        "match, in its score.",
+    )
     fetch_k: int = setting(30, ge=1, le=1000, description="Candidates each ranking contributes before fusion.")
     mmr_lambda: float = setting(
         0.8, ge=0, le=1,

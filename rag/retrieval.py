@@ -1,4 +1,10 @@
-"""Hybrid retrieval: dense (FAISS or Milvus) and lexical (BM25) rankings fused by reciprocal rank, then diversified.
+"""Hybrid retrieval: dense (FAISS or Milvus) and lexical (BM25) candidates scored together, then diversified.
+
+A candidate's score is its cosine to the question plus a share of its BM25 relative to the question's best
+BM25 match (a convex combination of scores, not of ranks): a passage that only shares a few words with the
+question gains little on one the embedding places close to it. Reciprocal rank fusion gave the first BM25
+match as much as the first dense one however weak the match, so documents added beside the case studies
+pulled their right passages out of the top 5 (README, "A mixed library").
 
 Each hit keeps its dense cosine similarity next to the fused score: the fused score orders results,
 the cosine is what abstention and the answerers compare with thresholds, since it means the same for
@@ -30,14 +36,13 @@ def lexical_terms(question: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())))
 
 
-def fuse(rankings: list[tuple[list[int], float]], rrf_k: int) -> dict[int, float]:
-    """Reciprocal rank fusion, scaled so a passage first in every ranking scores 1.0."""
-    total = sum(weight for _, weight in rankings) / (rrf_k + 1) or 1.0
-    fused: dict[int, float] = {}
-    for ids, weight in rankings:
-        for rank, passage_id in enumerate(ids, 1):
-            fused[passage_id] = fused.get(passage_id, 0.0) + weight / (rrf_k + rank) / total
-    return fused
+def fuse(cosine: dict[int, float], bm25: dict[int, float], dense_weight: float,
+         lexical_weight: float) -> dict[int, float]:
+    """(dense_weight * cosine + lexical_weight * BM25 / the best BM25) / the weights' sum, per candidate: 1.0 is a
+    passage identical to the question in meaning that is also its best word match."""
+    best = max(bm25.values(), default=0.0) or 1.0
+    total = dense_weight + lexical_weight
+    return {i: (dense_weight * cos + lexical_weight * bm25.get(i, 0.0) / best) / total for i, cos in cosine.items()}
 
 
 def diversify(relevance: np.ndarray, vectors: np.ndarray, k: int, mmr_lambda: float) -> list[int]:
@@ -60,16 +65,15 @@ def hybrid_search(store: VectorStore, encoder: QueryEncoder, question: str, k: i
     dense = store.search(query, fetch)
     lexical = store.lexical(lexical_terms(question), fetch, _COLUMN_WEIGHTS,
                             [i for i, _ in dense]) if settings.lexical_weight else []
-    fused = fuse([([i for i, _ in dense], settings.dense_weight),
-                  ([i for i, _ in lexical], settings.lexical_weight)], settings.rrf_k)
-    ids = sorted(fused, key=lambda i: fused[i], reverse=True)
+    ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
     if not ids:
         return []
     vectors = store.vectors(ids)
-    relevance = np.array([fused[i] for i in ids])
-    order = diversify(relevance / (relevance.max() or 1.0), vectors, k, settings.mmr_lambda)  # all 0: a 0 weight
-    chosen = sorted((ids[p] for p in order), key=lambda i: fused[i], reverse=True)  # MMR picks which; relevance orders
-    bm25 = dict(lexical)
     cosine = dict(zip(ids, (vectors @ query).tolist()))
+    bm25 = dict(lexical)
+    fused = fuse(cosine, bm25, settings.dense_weight, settings.lexical_weight)
+    relevance = np.clip([fused[i] for i in ids], 0.0, None)  # MMR weighs relevance against cosine redundancy
+    order = diversify(relevance / (relevance.max() or 1.0), vectors, k, settings.mmr_lambda)
+    chosen = sorted((ids[p] for p in order), key=lambda i: fused[i], reverse=True)  # MMR picks which; relevance orders
     return [Hit(passage, fused[passage.id], cosine[passage.id], bm25.get(passage.id, 0.0))
             for passage in store.passages(chosen)]

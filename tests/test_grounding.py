@@ -50,6 +50,11 @@ def test_a_name_is_grounded_by_its_spelling_a_longer_form_an_acronym_or_a_synony
     assert matcher.missing(["PR", "Postgres", "postgresql", "iPhone", "Canadian"], context) == []
 
 
+def test_a_long_name_misspelled_by_one_letter_is_grounded_a_short_one_is_not(matcher):
+    context = "Talks for the Premier League rights began in 1991; Labor holds Bendigo; GSP per capita ranks fourth."
+    assert matcher.missing(["Primier", "Bedigo", "Bendgio", "GPS"], context) == ["GPS"]
+
+
 def test_a_sibling_of_the_same_kind_does_not_ground_a_name(matcher):
     context = "The Berlin office has 60 desks; Japan trips get a daily allowance; sessions live in Memcached."
     assert matcher.missing(["London", "India", "Redis"], context) == ["London", "India", "Redis"]
@@ -69,6 +74,12 @@ def test_near_miss_on_a_name_abstains_and_says_which_name(make_settings, tmp_pat
     assert not answer.abstained and "60 desks" in answer.text
     answer = assistant.ask("Which pool size does the billing service's PgBouncer use for Postgres?")
     assert not answer.abstained and "default_pool_size set to 40" in answer.text
+    # Three names of the question's own, and the passage speaks of two: "API" alone does not make it a near miss.
+    answer = assistant.ask("What default_pool_size does PgBouncer use for the API?")
+    assert not answer.abstained and "default_pool_size set to 40" in answer.text
+    # Two of its own (the worker is the passages' compound): Postmark's passage never mentions the API key.
+    answer = assistant.ask("Which error code does the notifications worker log when Postmark rejects our API key?")
+    assert answer.abstained and answer.notices == ("none of the passages found mentions API",)
     # Each passage speaks of one of the two names, neither of both: a near miss.
     answer = assistant.ask("What default_pool_size does the notifications worker use?")
     assert answer.abstained and answer.notices == (

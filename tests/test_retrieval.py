@@ -14,11 +14,15 @@ from rag.retrieval import diversify, fuse, lexical_terms
 DATA = Path(__file__).parent / "data"
 
 
-def test_fusion_rewards_agreement_and_scales_to_one():
-    fused = fuse([([1, 2, 3], 1.0), ([2, 9], 1.0)], rrf_k=60)
-    assert max(fused, key=fused.get) == 2
-    assert fuse([([7], 1.0), ([7], 1.0)], rrf_k=60)[7] == pytest.approx(1.0)
-    assert fuse([([1], 1.0), ([2], 0.0)], rrf_k=60)[2] == 0.0
+def test_fusion_weighs_scores_not_ranks_and_scales_to_one():
+    cosine = {1: 0.62, 2: 0.60, 9: 0.35}
+    # 2 matches the question's words a little, 9 best: the close passage with a few words wins, the word match
+    # far in meaning does not, though it is BM25's first (reciprocal rank fusion ranked 9 above 1).
+    fused = fuse(cosine, {2: 3.0, 9: 12.0}, 1.0, 0.2)
+    assert sorted(fused, key=fused.get, reverse=True) == [2, 1, 9]
+    assert fuse({7: 1.0}, {7: 5.0}, 1.0, 0.2)[7] == pytest.approx(1.0)
+    assert fuse(cosine, {9: 4.0}, 0.0, 1.0) == {1: 0.0, 2: 0.0, 9: 1.0}
+    assert fuse(cosine, {}, 1.0, 0.2)[1] == pytest.approx(0.62 / 1.2)
 
 
 def test_diversify_skips_a_near_copy_but_keeps_relevance_order_at_lambda_one():
@@ -116,10 +120,11 @@ def test_a_mixed_library_answers_the_case_studies_nearly_as_well_as_they_alone(s
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "mixed-index"))
     assert main(["eval", questions, "--k", "5", "--json"]) == 0
     together = json.loads(capsys.readouterr().out)["rag"]
-    # Measured: hit@k 1.000 -> 0.968, MRR 0.939 -> 0.867, answer in the answer 0.823 -> 0.726. (Questions the
-    # case studies do not answer may be answered by the wiki now: abstention is not compared.)
+    # Measured: hit@k 1.000 -> 0.984, MRR 0.915 -> 0.905, answer in the answer 0.839 -> 0.774 (with reciprocal
+    # rank fusion: 1.000 -> 0.968, 0.939 -> 0.867, 0.823 -> 0.726). Questions the case studies do not answer
+    # may be answered by the wiki now: abstention is not compared.
     assert alone["hit@k"] - together["hit@k"] <= 0.05
-    assert alone["mrr"] - together["mrr"] <= 0.10
+    assert alone["mrr"] - together["mrr"] <= 0.05
     assert alone["answer_in_answer"] - together["answer_in_answer"] <= 0.10
 
 

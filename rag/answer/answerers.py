@@ -14,7 +14,7 @@ from ..retrieval import QueryEncoder
 from ..types import LLM_DECLINED, NO_GROUNDED_PASSAGE, Hit, Turn
 from .conversation import FollowUp, usable_rewrite
 from .extractive import extractive_draft
-from .grounding import NameMatcher, compound_names, context_of, question_names
+from .grounding import NameMatcher, compound_names, context_of, question_names, spares_one
 from .llm import LLMSkipped
 from .prompts import NO_ANSWER
 from .reader import ReadingModel
@@ -58,13 +58,14 @@ class ExtractiveAnswerer:
               notices: list[str]) -> Generator[str, None, Draft]:
         contexts = [context_of(h.passage) for h in hits]
         names = list(dict.fromkeys(question_names(asked) + compound_names(asked, contexts)))
-        missing = [self.matcher.missing(names, context) for context in contexts] if names else []
-        if missing and all(missing):
+        spare = spares_one(asked)
+        quotable = [self.matcher.grounds(names, context, spare) for context in contexts] if names else None
+        if quotable is not None and not any(quotable):
+            missing = [self.matcher.missing(names, context) for context in contexts]
             nowhere = [n for n in names if all(n in m for m in missing)]
             notices.append("none of the passages found mentions " + ", ".join(nowhere) if nowhere else
                            "no passage found mentions " + " and ".join(names) + " together")
             return Draft("", self.name, NO_GROUNDED_PASSAGE)
-        quotable = [not m for m in missing] if missing else None
         text, declined = extractive_draft([asked, standalone], hits, self.encoder, self.max_sentences, quotable,
                                           self.reader, self.threshold)
         if declined:

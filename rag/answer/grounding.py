@@ -4,9 +4,12 @@ A near miss reads like an answer: asked for the London office's desks, the close
 Berlin office's. Its words and its vector are close, so neither BM25 nor the cosine can tell; what
 gives it away is a name the question asks about (London, Redis, `default_pool_size`, API) that the
 passage never mentions. So the offline answerer only quotes passages that ground every such name:
-spelled the same or as a longer form (Postgres, PostgreSQL), spelled out (PR, pull request), or a
-near-synonym by the embedding model (iPhone, iOS). A sibling of the same kind (London, Berlin) is
-not close enough, which is the point.
+spelled the same or as a longer form (Postgres, PostgreSQL), misspelled by one letter in a long name
+(Bedigo, Bendigo), spelled out (PR, pull request), or a near-synonym by the embedding model (iPhone, iOS).
+A sibling of the same kind (London, Berlin) is not close enough, which is the point. A question that
+names three things or more is grounded by a passage that speaks of all but one: "Who did Denver beat in
+the AFC Championship game?" is answered by the passage on the AFC Championship that calls the team the
+Broncos, and a near miss rarely shares two particular names with the question.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)$")
 _STATUS_CLASS = re.compile(r"^\d[xX]{2}$")  # 5xx: a class of codes, not a name
 _CHAT_CAPS = {"ok", "asap", "fyi", "aka", "tldr"}
 _CACHED_WORDS = 50_000  # about 75 MB of word vectors for a long-running app
+# A name this long may be misspelled by one letter (SQuAD's crowd-written questions: Primier, Bedigo); a
+# shorter one is too often another name (AWS, SWA).
+_TYPO_MIN_LENGTH = 5
+# Names a question must have for one of them to be missing from a passage that speaks of the others.
+_SPARE_ONE_FROM = 3
 
 
 def question_names(question: str) -> list[str]:
@@ -40,6 +48,12 @@ def question_names(question: str) -> list[str]:
         if _is_name(word, sentence_start=bool(_SENTENCE_START.search(text[: match.start()]))):
             names.append(word)
     return list(dict.fromkeys(names))
+
+
+def spares_one(question: str) -> bool:
+    """Whether the question names enough things itself (not counting compounds the passages suggest:
+    "notifications worker") for a passage that speaks of all but one of them to be about it."""
+    return len(question_names(question)) >= _SPARE_ONE_FROM
 
 
 def compound_names(question: str, contexts: Sequence[str]) -> list[str]:
@@ -77,6 +91,11 @@ class NameMatcher:
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
+    def grounds(self, names: Sequence[str], context: str, spare_one: bool = False) -> bool:
+        """Whether the context speaks of every name, or of all but one with `spare_one` (see `spares_one`)."""
+        missing = self.missing(names, context)
+        return not missing or (spare_one and len(missing) == 1)
+
     def missing(self, names: Sequence[str], context: str) -> list[str]:
         """The names the context does not speak of."""
         words = [w.lower() for w in _TOKEN.findall(context)]
@@ -103,11 +122,25 @@ class NameMatcher:
 
 
 def _spelled(name: str, vocabulary: set[str]) -> bool:
-    """The same word, a longer form of it (Postgres: PostgreSQL) or its plural (APIs: API)."""
+    """The same word, a longer form of it (Postgres: PostgreSQL), its plural (APIs: API), or a long word
+    with one letter wrong, missing, extra or swapped (Primier: premier)."""
     if name in vocabulary:
         return True
     return any((len(name) >= 3 and w.startswith(name)) or (len(w) >= 3 and name.startswith(w)
-                                                           and len(name) - len(w) <= 2) for w in vocabulary)
+                                                           and len(name) - len(w) <= 2) for w in vocabulary) \
+        or (len(name) >= _TYPO_MIN_LENGTH and any(_one_edit(name, w) for w in vocabulary))
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether b is a with one letter changed, added, dropped, or two neighbours swapped."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    start = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    if len(a) == len(b):
+        return a[start + 1:] == b[start + 1:] or (
+            a[start] == b[start + 1] and a[start + 1] == b[start] and a[start + 2:] == b[start + 2:])
+    longer, shorter = (a, b) if len(a) > len(b) else (b, a)
+    return longer[start + 1:] == shorter[start:]
 
 
 def _acronym_of(name: str, words: Sequence[str]) -> bool:

@@ -27,8 +27,8 @@ CORPORA = {
     "squad": (SHARED / "corpus", SHARED / "questions.jsonl"),
 }
 GRID = {
-    "dense_weight": [0.0, 0.5, 1.0],
-    "lexical_weight": [0.0, 0.5, 1.0, 1.5],
+    "dense_weight": [0.0, 1.0],
+    "lexical_weight": [0.0, 0.1, 0.2, 0.3, 0.5],
     "fetch_k": [30],
     "mmr_lambda": [0.8, 1.0],
 }
