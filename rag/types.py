@@ -106,8 +106,9 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A retrieved passage: score orders results (fused, 1.0 = first in every ranking); dense_score is
-    the cosine similarity to the question; lexical_score the BM25 score (0 when no word matched)."""
+    """A retrieved passage: score orders results (cosine plus a share of BM25; 1.0 = the question's meaning and
+    its best word match); dense_score is the cosine similarity to the question; lexical_score the BM25 score
+    (0 when no word matched)."""
 
     passage: Passage
     score: float
