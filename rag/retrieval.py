@@ -72,7 +72,8 @@ def hybrid_search(store: VectorStore, encoder: QueryEncoder, question: str, k: i
     cosine = dict(zip(ids, (vectors @ query).tolist()))
     bm25 = dict(lexical)
     fused = fuse(cosine, bm25, settings.dense_weight, settings.lexical_weight)
-    relevance = np.clip([fused[i] for i in ids], 0.0, None)  # MMR weighs relevance against cosine redundancy
+    relevance = np.array([fused[i] for i in ids])
+    relevance -= min(relevance.min(), 0.0)  # MMR weighs relevance in [0, 1] against cosine redundancy
     order = diversify(relevance / (relevance.max() or 1.0), vectors, k, settings.mmr_lambda)
     chosen = sorted((ids[p] for p in order), key=lambda i: fused[i], reverse=True)  # MMR picks which; relevance orders
     return [Hit(passage, fused[passage.id], cosine[passage.id], bm25.get(passage.id, 0.0))

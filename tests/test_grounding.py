@@ -6,7 +6,7 @@ import pytest
 from conftest import loaded
 
 from rag import Assistant
-from rag.answer.grounding import NameMatcher, compound_names, question_names
+from rag.answer.grounding import NameMatcher, compound_names, question_names, sparable
 
 OFFICES = {
     "berlin.md": "# Berlin Office Guide\n\n## Desks\n\nThe Berlin office has 60 desks for about 85 people, "
@@ -50,9 +50,23 @@ def test_a_name_is_grounded_by_its_spelling_a_longer_form_an_acronym_or_a_synony
     assert matcher.missing(["PR", "Postgres", "postgresql", "iPhone", "Canadian"], context) == []
 
 
-def test_a_long_name_misspelled_by_one_letter_is_grounded_a_short_one_is_not(matcher):
-    context = "Talks for the Premier League rights began in 1991; Labor holds Bendigo; GSP per capita ranks fourth."
-    assert matcher.missing(["Primier", "Bedigo", "Bendgio", "GPS"], context) == ["GPS"]
+def test_a_long_name_misspelled_by_one_letter_is_grounded_a_short_one_or_a_common_word_is_not(matcher):
+    context = ("Talks for the Premier League rights began in 1991; Labor holds Bendigo; GSP per capita ranks "
+               "fourth. The stack runs on Zambia's servers.")
+    assert matcher.missing(["Primier", "Bedigo", "Bendgio", "GPS", "Slack", "Gambia"], context) == [
+        "GPS", "Slack", "Gambia"]
+
+
+@pytest.mark.parametrize(("question", "spared"), [
+    ("Who did Denver beat in the 2015 AFC Championship game?", {"Denver"}),
+    ("Which TV network broadcasted Super Bowl 50 in Spanish?", {"TV", "Spanish"}),
+    # Part of a longer name: what tells the London Office from the Berlin Office, World War II from World War I.
+    ("How many desks are in the London Office of Acme?", {"Acme"}),
+    ("What happened to the London Stock Exchange in World War II?", set()),
+    ("Which error code does the notifications worker log when Postmark rejects our API key?", set()),  # two names
+])
+def test_a_name_may_be_missing_only_if_it_stands_alone_among_three_or_more(question, spared):
+    assert sparable(question) == spared
 
 
 def test_a_sibling_of_the_same_kind_does_not_ground_a_name(matcher):

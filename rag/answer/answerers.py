@@ -14,7 +14,7 @@ from ..retrieval import QueryEncoder
 from ..types import LLM_DECLINED, NO_GROUNDED_PASSAGE, Hit, Turn
 from .conversation import FollowUp, usable_rewrite
 from .extractive import extractive_draft
-from .grounding import NameMatcher, compound_names, context_of, question_names, spares_one
+from .grounding import NameMatcher, compound_names, context_of, question_names, sparable
 from .llm import LLMSkipped
 from .prompts import NO_ANSWER
 from .reader import ReadingModel
@@ -58,10 +58,10 @@ class ExtractiveAnswerer:
               notices: list[str]) -> Generator[str, None, Draft]:
         contexts = [context_of(h.passage) for h in hits]
         names = list(dict.fromkeys(question_names(asked) + compound_names(asked, contexts)))
-        spare = spares_one(asked)
-        quotable = [self.matcher.grounds(names, context, spare) for context in contexts] if names else None
+        missing = [self.matcher.missing(names, context) for context in contexts] if names else []
+        spare = sparable(asked)
+        quotable = [not m or (len(m) == 1 and m[0] in spare) for m in missing] if missing else None
         if quotable is not None and not any(quotable):
-            missing = [self.matcher.missing(names, context) for context in contexts]
             nowhere = [n for n in names if all(n in m for m in missing)]
             notices.append("none of the passages found mentions " + ", ".join(nowhere) if nowhere else
                            "no passage found mentions " + " and ".join(names) + " together")

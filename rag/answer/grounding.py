@@ -4,12 +4,13 @@ A near miss reads like an answer: asked for the London office's desks, the close
 Berlin office's. Its words and its vector are close, so neither BM25 nor the cosine can tell; what
 gives it away is a name the question asks about (London, Redis, `default_pool_size`, API) that the
 passage never mentions. So the offline answerer only quotes passages that ground every such name:
-spelled the same or as a longer form (Postgres, PostgreSQL), misspelled by one letter in a long name
-(Bedigo, Bendigo), spelled out (PR, pull request), or a near-synonym by the embedding model (iPhone, iOS).
-A sibling of the same kind (London, Berlin) is not close enough, which is the point. A question that
-names three things or more is grounded by a passage that speaks of all but one: "Who did Denver beat in
-the AFC Championship game?" is answered by the passage on the AFC Championship that calls the team the
-Broncos, and a near miss rarely shares two particular names with the question.
+spelled the same or as a longer form (Postgres, PostgreSQL), misspelled by one letter in a long proper
+name (Bedigo, Bendigo), spelled out (PR, pull request), or a near-synonym by the embedding model (iPhone,
+iOS). A sibling of the same kind (London, Berlin) is not close enough, which is the point. A question that
+names three things or more is grounded by a passage that speaks of all but one, if that one stands alone
+in the question: "Who did Denver beat in the AFC Championship game?" is answered by the passage on the AFC
+Championship that calls the team the Broncos, while "the London Office of Acme" is not answered by the
+Berlin Office of Acme (a name next to another is part of a longer one, and a sibling differs there).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)$")
 _STATUS_CLASS = re.compile(r"^\d[xX]{2}$")  # 5xx: a class of codes, not a name
 _CHAT_CAPS = {"ok", "asap", "fyi", "aka", "tldr"}
 _CACHED_WORDS = 50_000  # about 75 MB of word vectors for a long-running app
-# A name this long may be misspelled by one letter (SQuAD's crowd-written questions: Primier, Bedigo); a
-# shorter one is too often another name (AWS, SWA).
+# A name this long may be misspelled by one letter (SQuAD's crowd-written questions: Primier, Bedigo), if the
+# passage writes the word with a capital and the same first letter; a shorter one is too often another name
+# (GPS, GSP), and a common word is one letter from many names (Slack, stack).
 _TYPO_MIN_LENGTH = 5
 # Names a question must have for one of them to be missing from a passage that speaks of the others.
 _SPARE_ONE_FROM = 3
@@ -50,10 +52,20 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def spares_one(question: str) -> bool:
-    """Whether the question names enough things itself (not counting compounds the passages suggest:
-    "notifications worker") for a passage that speaks of all but one of them to be about it."""
-    return len(question_names(question)) >= _SPARE_ONE_FROM
+def sparable(question: str) -> set[str]:
+    """The names a passage may lack and still be about the question: with three names or more of the question's
+    own (not the passages' compounds, "notifications worker"), those that stand alone, not next to another
+    capitalised word ("London" of "London Office" is what tells it from the Berlin Office)."""
+    names = set(question_names(question))
+    if len(names) < _SPARE_ONE_FROM:
+        return set()
+    tokens = list(_TOKEN.finditer(question))
+    joined = [False] * len(tokens)  # a name with another name just a space before or after it
+    for i in range(1, len(tokens)):
+        if tokens[i - 1].group() in names and tokens[i].group() in names \
+                and not question[tokens[i - 1].end():tokens[i].start()].strip():
+            joined[i - 1] = joined[i] = True
+    return {t.group() for t, part in zip(tokens, joined) if t.group() in names and not part}
 
 
 def compound_names(question: str, contexts: Sequence[str]) -> list[str]:
@@ -91,16 +103,13 @@ class NameMatcher:
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def grounds(self, names: Sequence[str], context: str, spare_one: bool = False) -> bool:
-        """Whether the context speaks of every name, or of all but one with `spare_one` (see `spares_one`)."""
-        missing = self.missing(names, context)
-        return not missing or (spare_one and len(missing) == 1)
-
     def missing(self, names: Sequence[str], context: str) -> list[str]:
         """The names the context does not speak of."""
-        words = [w.lower() for w in _TOKEN.findall(context)]
-        vocabulary = set(words)
-        unspelled = [n for n in names if not _spelled(n.lower(), vocabulary) and not _acronym_of(n, words)]
+        tokens = _TOKEN.findall(context)
+        words = [w.lower() for w in tokens]
+        vocabulary, proper = set(words), {w.lower() for w in tokens if w[0].isupper()}
+        unspelled = [n for n in names if not _spelled(n.lower(), vocabulary) and not _misspelled(n, proper)
+                     and not _acronym_of(n, words)]
         if not unspelled:
             return []
         candidates = sorted({w for w in words + [p for w in words for p in w.split("-")] if len(w) > 1})
@@ -122,13 +131,19 @@ class NameMatcher:
 
 
 def _spelled(name: str, vocabulary: set[str]) -> bool:
-    """The same word, a longer form of it (Postgres: PostgreSQL), its plural (APIs: API), or a long word
-    with one letter wrong, missing, extra or swapped (Primier: premier)."""
+    """The same word, a longer form of it (Postgres: PostgreSQL) or its plural (APIs: API)."""
     if name in vocabulary:
         return True
     return any((len(name) >= 3 and w.startswith(name)) or (len(w) >= 3 and name.startswith(w)
-                                                           and len(name) - len(w) <= 2) for w in vocabulary) \
-        or (len(name) >= _TYPO_MIN_LENGTH and any(_one_edit(name, w) for w in vocabulary))
+                                                           and len(name) - len(w) <= 2) for w in vocabulary)
+
+
+def _misspelled(name: str, proper: set[str]) -> bool:
+    """A long name of letters with one letter wrong, missing, extra or swapped, but not the first, of a word
+    the passage capitalises (Primier: Premier)."""
+    name = name.lower()
+    return len(name) >= _TYPO_MIN_LENGTH and name.isalpha() and any(
+        w[0] == name[0] and _one_edit(name, w) for w in proper)
 
 
 def _one_edit(a: str, b: str) -> bool:
