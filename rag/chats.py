@@ -21,6 +21,7 @@ from .config import Settings
 from .errors import UserError
 from .people import Database, Session
 from .render import answer_markdown, safe_markdown, source_label
+from .text import shortened
 
 _CHAT = "SELECT id, title, created, updated FROM chats"
 LOCAL = "local"  # the owner of `rag chat`'s chats and of the app's on loopback with no sign-in
@@ -190,7 +191,7 @@ def _owner(owner: str) -> str:
 
 def _title(text: str) -> str:
     title = " ".join(text.split())
-    return (title if len(title) <= _TITLE_CHARS else title[:_TITLE_CHARS - 1].rstrip() + "…") or NEW_TITLE
+    return shortened(title, _TITLE_CHARS) or NEW_TITLE
 
 
 def _now() -> str:

@@ -82,3 +82,8 @@ def printable(text: str, newlines: bool = False) -> str:
     output. `newlines` keeps line breaks, for text the CLI itself lays out on several lines."""
     pattern = _UNPRINTABLE_BUT_NEWLINE if newlines else _UNPRINTABLE
     return pattern.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def shortened(text: str, limit: int) -> str:
+    """The text, cut to at most `limit` characters with an ellipsis when it is longer."""
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import Settings
-from ..text import STOPWORDS, sentence_spans
+from ..text import STOPWORDS, sentence_spans, shortened
 from ..types import SentenceCheck, Verification
 from .citations import content_words, sentences_with_markers, strip_links, strip_markers, support, without_links
 from .claims import checkable
@@ -31,6 +31,7 @@ from .quotes import QUOTE, QuoteMarkers, judge_quotes
 from .reader import reading_model
 
 SUPPORTED_VERDICT, UNSUPPORTED_VERDICT, CONTRADICTED_VERDICT = "supported", "unsupported", "contradicted"
+_SHOWN_QUOTE = 80  # characters of a quote a removal's reason shows
 OVERLAP, READER = "overlap", "reader"
 ABOUT_THE_SOURCES = "says only what the sources hold or lack"
 _CANDIDATES = 3  # evidence windows scored per round: the best two sentences and the two together
@@ -390,7 +391,7 @@ def ruled(check: Check, ruling: Ruling | None) -> Check:
         return Check(check.text, SUPPORTED_VERDICT, 1.0, (span.passage,), (span,), check=JUDGE)
     if ruling.verdict == CONTRADICTED_VERDICT and span is not None:
         return Check(check.text, CONTRADICTED_VERDICT, 0.0, conflict=span, check=JUDGE,
-                     reason=f"contradicts: '{_shortened(ruling.quote)}' (the LLM judge)")
+                     reason=f"contradicts: '{shortened(ruling.quote, _SHOWN_QUOTE)}' (the LLM judge)")
     return Check(check.text, UNSUPPORTED_VERDICT, 0.0, check=JUDGE, reason="no source says this (the LLM judge)")
 
 
@@ -410,7 +411,7 @@ def _checked(sentence: str, passages: Sequence[str], verifier: ClaimVerifier, qu
     if verdict is not None and verdict.made_up is not None:
         made_up = verdict.made_up
         return claim, Check(judged, UNSUPPORTED_VERDICT, 0.0, check=QUOTE, reason=f"its quote is not in passage "
-                            f"{made_up.passage}: \"{_shortened(made_up.text)}\""), cited
+                            f"{made_up.passage}: \"{shortened(made_up.text, _SHOWN_QUOTE)}\""), cited
     spans = tuple(Span(*span) for span in verdict.spans) if verdict is not None else ()
     if verdict is not None and verdict.carries:
         return claim, Check(judged, SUPPORTED_VERDICT, 1.0, tuple(dict.fromkeys(s.passage for s in spans)), spans,
@@ -427,10 +428,6 @@ def _record(text: str, check: Check, number: Callable[[int], int] = lambda passa
     return SentenceCheck(text, check.verdict, check.score, tuple(number(p) + 1 for p in check.citations),
                          tuple((number(s.passage) + 1, s.start, s.end) for s in check.evidence), check.reason,
                          check.check)
-
-
-def _shortened(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def _marked(text: str, markers: Sequence[int]) -> str:

@@ -141,8 +141,6 @@ class AskResponse(BaseModel):
     timings: dict[str, float]
 
 
-
-
 class VerifyResponse(BaseModel):
     sentences: list[SentenceCheck]
     supported_answer: str
