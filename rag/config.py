@@ -223,12 +223,12 @@ class Settings:
         "uses the reading model's own (calibrated with it). Higher abstains more.",
     )
     verifier_model: str = setting(
-        "overlap",
-        description="What checks every answer sentence against its passages: 'overlap' (shared content words and "
-        "quantities), 'reader' (the reading model, RAG_READER_MODEL, with word coverage in one calibrated rule; "
-        "on held-out RAGTruth answers it keeps more clean sentences but removes fewer hallucinated ones), or "
-        "another cross-encoder: a folder with an ONNX export or a sentence-transformers/Hugging Face "
-        "cross-encoder or NLI model (a folder or a Hub name), exported to ONNX once into RAG_INDEX_DIR.",
+        "reader",
+        description="What checks every answer sentence against its passages: 'reader' (the reading model, "
+        "RAG_READER_MODEL, with word coverage in one calibrated rule; word overlap when RAG_READER_MODEL is "
+        "'overlap'), 'overlap' (shared content words and quantities: the explicit fallback, which removes far more "
+        "clean sentences), or another cross-encoder: a folder with an ONNX export or a sentence-transformers/"
+        "Hugging Face cross-encoder or NLI model (a folder or a Hub name), exported to ONNX once into RAG_INDEX_DIR.",
     )
     verifier_threshold: float | None = setting(
         None, ge=0, le=1,

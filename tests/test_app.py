@@ -80,7 +80,7 @@ def test_answer_with_markers_and_sources_naming_every_post(app):
     sources = [e.label for e in answer.expander]
     assert any(label.startswith("[1] ") and label.count(";") == 3 for label in sources)  # four posts
     assert "extractive answer" in page_text(app)
-    assert re.search(r"Checked: \d+ by shared words", page_text(app))  # the check that kept each sentence
+    assert re.search(r"Checked: \d+ by the reading model", page_text(app))  # the check that kept each sentence
 
 
 def test_follow_up_uses_the_history_and_shows_the_rewrite(app):

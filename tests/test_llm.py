@@ -224,6 +224,7 @@ def test_fallback_answers_extractively_and_says_so(fake, llm, fault):
     fake.then(*actions)
     answer = llm(llm_fallback=True, **overrides).ask("Why did the database fail during traffic spikes?")
     assert answer.answerer == "extractive (LLM failed)" and not answer.abstained
+    assert "Connection pooling with PgBouncer" not in answer.text  # a cut sentence is dropped, not joined to the next
     assert "PgBouncer" in answer.citations[0].hit.passage.text
     assert any("the LLM failed" in n for n in answer.notices) and not any(KEY in n for n in answer.notices)
 

@@ -84,7 +84,7 @@ def test_a_made_up_quote_is_removed_even_when_every_word_of_the_sentence_is_in_t
 
 
 def test_quotes_that_do_not_carry_the_sentence_leave_it_to_the_model(shipped_index):
-    checked = verify('The team fixed the outage by adding PgBouncer [1: "A simple PgBouncer setup eliminated the '
+    checked = verify('The team fixed the issue by adding PgBouncer [1: "A simple PgBouncer setup eliminated the '
                      'issue entirely"].', [PASSAGE], Settings(index_dir=shipped_index, verifier_model="reader"))
     sentence = checked.sentences[0]
     assert sentence.check == "model" and sentence.supported
@@ -115,7 +115,7 @@ def test_a_model_that_ignores_the_format_is_checked_as_before_and_only_the_log_s
     fake.then(quoting(f"{POOLING} [{{n}}]."))
     with caplog.at_level(logging.INFO, logger="rag"):
         answer = llm.configured(verifier="local").ask("Why did the database fail during traffic spikes?")
-    assert answer.text == f"{POOLING} [1]." and answer.sentences[0].check == "overlap"  # the default verifier
+    assert answer.text == f"{POOLING} [1]." and answer.sentences[0].check == "model"  # the default verifier
     assert "llm_without_quotes" in caplog.text and answer.notices == () and len(fake.requests) == 1
 
 

@@ -150,11 +150,25 @@ def test_reading_needs_no_network(shipped, monkeypatch):
     ("I am unable to answer the question based on the given passages.", ""),
     ("The passages do not say it took 3 weeks.", "The passages do not say it took 3 weeks."),  # a figure: checked
     ("PgBouncer fixed the cascading failures.", "PgBouncer fixed the cascading failures."),
+    ("To peel potatoes quickly, follow these steps: 1.", ""),  # a list's header, with its first number
+    ("There are two types of amino acids: 1.", "There are two types of amino acids:"),  # a figure: checked
+    ("Passage 3 does not provide any information on tracking who favorited your tweets.", ""),
+    ("Unable to answer based on given passages.", ""),
+    ("I hope this helps! Let me know if you have any further questions.", ""),
+    ("This is described in passage 1 and passage 2.", ""),
 ])
 def test_only_the_claim_is_judged_not_the_lead_in_or_talk_about_the_sources(sentence, judged):
     from rag.answer.claims import checkable
 
     assert checkable(sentence) == judged
+
+
+def test_a_claim_read_from_two_passages_cites_both():
+    passages = ["The team moved every service to PgBouncer in March.",
+                "After the move, p95 latency fell from 900 ms to 120 ms."]
+    sentence = verify("After the move to PgBouncer, p95 latency fell from 900 ms to 120 ms.", passages,
+                      reading()).sentences[0]
+    assert sentence.supported and sentence.citations == (1, 2), sentence
 
 
 def test_a_sentence_about_the_sources_is_kept_uncited_and_its_lead_in_is_not_judged():

@@ -29,6 +29,14 @@ class Draft:
     declined: str | None = None
 
 
+class Restart(str):
+    """Yielded by a draft between a failed answerer's text and its replacement's: the failed draft's unfinished
+    sentence is dropped, never joined to the first sentence of the next."""
+
+
+RESTART = Restart()
+
+
 class Answerer(Protocol):
     name: str
 
@@ -147,6 +155,7 @@ class Fallback:
                 return (yield from self.primary.draft(asked, standalone, hits, notices))
             except RagError as exc:
                 self._failed(exc, notices)
+                yield RESTART
         draft = yield from self.secondary.draft(asked, standalone, hits, notices)
         return Draft(draft.text, f"{draft.answerer} ({self._primary} {self.failure})", draft.declined)
 

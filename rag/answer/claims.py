@@ -2,14 +2,18 @@
 
 LLM answers open with "Based on the given passages, ..." or "Passage 2 mentions that ..." and say what
 the passages lack ("The passages do not say how long it took."). The lead-in is not part of the claim:
-only the rest is checked. A sentence that only says what the sources do not hold, or that the question
-cannot be answered, states no fact a passage could support: it is kept, uncited. One that carries a
-figure is always checked.
+only the rest is checked. A sentence that only says what the sources do not hold, that the question
+cannot be answered, or that only talks about the answer ("I hope this helps!", "This is described in passage
+1.", a list's header such as "Here is how to fix it:") states no fact a passage could support: it is kept,
+uncited. One that carries a figure is always checked.
 """
 
 from __future__ import annotations
 
 import re
+
+from .citations import content_words
+from .facts import quantities
 
 _LEAD_IN = re.compile(
     r"^\s*(?:(?:so|thus|therefore|however|overall|in summary|in short),?\s+)?"
@@ -23,25 +27,41 @@ _ATTRIBUTION = re.compile(
     r"|(?:the\s+)?passage\s+\d+\s+(?:also\s+)?(?:mentions|states|says|notes|explains|indicates|suggests|adds|"
     r"describes|reports)\s+(?:that\s+)?)?",
     re.IGNORECASE)
-_SOURCES = (r"(?:the|these|those)\s+(?:given\s+|provided\s+|retrieved\s+|above\s+)?"
-            r"(?:passages?|context|documents?|sources?)")
+_SOURCES = (r"(?:(?:the|these|those|this)\s+(?:given\s+|provided\s+|retrieved\s+|above\s+)?"
+            r"(?:passages?|context|documents?|sources?)|passages?\s+\d+)")
 _ABOUT_SOURCES = re.compile(
     rf"\b{_SOURCES}\s+(?:do|does|did)\s+not\s+(?:provide|mention|specify|say|include|contain|give|state|offer|"
     rf"address|cover|discuss)\b"
     rf"|\b(?:not|never)\s+(?:mentioned|specified|provided|stated|covered|addressed)\s+in\s+{_SOURCES}"
     r"|\b(?:i am|i'm)\s+(?:unable|not able)\s+to\b|\bi (?:cannot|can't)\s+(?:answer|provide|determine|find)\b"
     r"|\b(?:it is|it's)\s+not\s+possible\s+to\s+(?:answer|provide|determine|say)\b"
+    r"|\bunable\s+to\s+(?:answer|provide|determine|say)\b|\bcannot\s+be\s+(?:determined|answered)\b"
+    r"|\b(?:difficult|hard)\s+to\s+(?:definitively\s+)?(?:say|determine|answer)\b"
     r"|^\s*(?:i'm sorry|i am sorry|i apologi[sz]e|unfortunately,)",
     re.IGNORECASE)
 _FIGURE = re.compile(r"\d")
+# "To peel potatoes, follow these steps: 1.": the list's first number, left on the sentence that introduces it.
+_LIST_NUMBER = re.compile(r"(?<=:)\s*\(?\d{1,2}[.)]$")
+# Words of a sentence that talks about the answer or its sources ("Unable to answer based on the given
+# passages.", "I hope this helps!", "This is described in passage 1 and passage 2."), cut as content_words cuts.
+_ABOUT_ANSWER = frozenset(w[:6] for w in """passage passages information informed provided provide provides given
+    mention mentions mentioned describe described describes question questions answer answers answered based context
+    detail details specific additional further sufficient unable able determine determined definitively help helps
+    helpful hope know let sure certainly glad assist assistance anything else happy clarify clarification note
+    summary summarize conclusion explain explained explanation therefore thus hence overall following steps there's
+    here's""".split())
 # "(Passage 2)", "passages 1 and 3": a reference to the sources, not a figure the claim states.
-_REFERENCE = re.compile(r"\(?\bpassages?\s+\d+(?:\s*(?:,|and|&)\s*\d+)*\)?", re.IGNORECASE)
+_REFERENCE = re.compile(r"\(?\bpassages?\s+\d+(?:\s*(?:,|and|&|-)\s*(?:passages?\s+)?\d+)*\)?", re.IGNORECASE)
 
 
 def checkable(sentence: str) -> str:
     """The part of `sentence` to check against the passages: "" when it only speaks of the sources."""
-    if _ABOUT_SOURCES.search(sentence) and not _FIGURE.search(_REFERENCE.sub("", sentence)):
+    unreferenced = _REFERENCE.sub("", sentence)
+    if _FIGURE.search(unreferenced) is None and (
+            _ABOUT_SOURCES.search(sentence) or content_words(unreferenced) <= _ABOUT_ANSWER):
         return ""
     rest = _ATTRIBUTION.sub("", _LEAD_IN.sub("", sentence, count=1), count=1)
-    rest = _REFERENCE.sub("the passage", rest).strip()
+    rest = _LIST_NUMBER.sub("", _REFERENCE.sub("the passage", rest)).strip()
+    if rest.endswith(":") and not quantities(rest):  # "Here is how to fix a door that won't lock:"
+        return ""
     return rest[:1].upper() + rest[1:] if rest != sentence else sentence

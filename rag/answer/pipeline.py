@@ -17,7 +17,7 @@ from ..config import Settings, trusted_hosts
 from ..index.store import VectorStore
 from ..retrieval import QueryEncoder, hybrid_search
 from ..types import LOW_SCORE, NO_GROUNDED_PASSAGE, NOTHING_VERIFIED, Answer, Citation, Hit, RemovedClaim, SentenceCheck
-from .answerers import Answerer, Draft
+from .answerers import Answerer, Draft, Restart
 from .citations import outside_hosts
 from .conversation import FollowUp, as_turns, clarifying_question, follow_up, holds_words, read_as, speaks_of
 from .judge import judge_for
@@ -101,6 +101,9 @@ def _verified(draft: Generator[str, None, Draft], checker: AnswerChecker) -> Gen
                 checker.judge = None  # "not in the documents": nothing for a judge
             yield from _spaced(checker, checker.finish())
             return stop.value
+        if isinstance(piece, Restart):
+            checker.drop_unfinished()
+            continue
         yield from _spaced(checker, checker.feed(piece))
 
 

@@ -199,7 +199,7 @@ class Verifier:
                 coverage: float) -> list[Check]:
         if not windows:
             return []
-        texts = [" ".join(passages[w[0].passage][s.start:s.end] for s in w) for w in windows]
+        texts = [" ".join(passages[s.passage][s.start:s.end] for s in w) for w in windows]
         probabilities = self.model.scores([(claim, text) for text in texts])
         scores = probabilities[:, SUPPORTED]
         combine = getattr(self.model, "combine", None)
@@ -211,11 +211,15 @@ class Verifier:
     def _verdict(self, claim: str, window: list[_Sentence], text: str, p, score: float,
                  passages: Sequence[str]) -> Check:
         spans = tuple(Span(s.passage, s.start, s.end) for s in window)
+        cited = tuple(dict.fromkeys(s.passage for s in window))
+        sources = " ".join(passages[i] for i in cited)
         missing, conflicting = missing_quantities(claim, text)
-        names = missing_names(claim, passages[window[0].passage])
+        if missing:  # stated elsewhere in the same passage: the window's sentences were picked by words alone
+            missing = missing_quantities(claim, sources)[0]
+        names = missing_names(claim, sources)
         opposite = opposite_word(claim, text)  # "lowest-ROI" where the evidence says "highest-ROI"
         if score >= self.threshold and not missing and not names and not opposite:
-            return Check(claim, SUPPORTED_VERDICT, score, (window[0].passage,), spans)
+            return Check(claim, SUPPORTED_VERDICT, score, cited, spans)
         if opposite and not conflicting:
             conflict = _conflict_span(window, text, [Span(window[0].passage, opposite.start(), opposite.end())])
             quoted = passages[conflict.passage][conflict.start:conflict.end]
@@ -310,6 +314,11 @@ class AnswerChecker:
         self._pending = self._pending[start:] if start >= 0 else sentences[-1] + self._pending[
             len(self._pending.rstrip()):]
         return [text for sentence in sentences[:-1] for text in self._take(sentence)]
+
+    def drop_unfinished(self) -> None:
+        """Forget the sentence still arriving (its writer failed mid-sentence): it is not shown, nor checked."""
+        self._pending = ""
+        self.quotes.protect("", final=True)
 
     def finish(self) -> list[str]:
         sentences, self._pending = sentences_with_markers(self._pending + self.quotes.protect("", final=True)), ""
