@@ -199,7 +199,7 @@ class Verifier:
                 coverage: float) -> list[Check]:
         if not windows:
             return []
-        texts = [" ".join(passages[s.passage][s.start:s.end] for s in w) for w in windows]
+        texts = [window_text(passages, window) for window in windows]
         probabilities = self.model.scores([(claim, text) for text in texts])
         scores = probabilities[:, SUPPORTED]
         combine = getattr(self.model, "combine", None)
@@ -266,6 +266,11 @@ def _candidates(claim: str, sentences: list[_Sentence]) -> list[list[_Sentence]]
         pair = sorted(top, key=lambda s: (s.passage, s.start))
         windows.append(pair)
     return windows[:_CANDIDATES]
+
+
+def window_text(passages: Sequence[str], window: list[_Sentence]) -> str:
+    """What the model reads as a window's evidence: its sentences, each from its own passage."""
+    return " ".join(passages[s.passage][s.start:s.end] for s in window)
 
 
 def _conflict_span(window: list[_Sentence], text: str, conflicting) -> Span:

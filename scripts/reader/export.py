@@ -123,7 +123,7 @@ def fit_rule(model: Cached, rows: list[dict]) -> dict:
             windows = verify._candidates(claim, sentences) if claim else []
             if not windows:
                 continue
-            texts = [" ".join(row["passages"][s.passage][s.start:s.end] for s in w) for w in windows]
+            texts = [verify.window_text(row["passages"], window) for window in windows]
             p = float(np.clip(model.scores([(claim, t) for t in texts])[:, 0].max(), 1e-4, 1 - 1e-4))
             features.append([np.log(p / (1 - p)), max(support(claim, x) for x in row["passages"]), 1.0])
             labels.append(0.0 if hallucinated else 1.0)
