@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 
 _MIN_SENTENCE_WORDS = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+# Not a sentence's end: the stop after these (case as written; "no." and "st." end sentences too often).
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:et al|[Ff]igs?|[Ee]qs?|[Rr]efs?|vs|approx|cf|resp|ca|Dr|Mr|Mrs|Ms|Prof|Jr|Sr|No|Nos|Vol|pp|Suppl)"
+    r"|(?<![A-Za-z.])(?:[A-Za-z]\.){1,3}[A-Za-z])\.$")
+_ABBREVIATION_CHARS = 8
 _TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
 
 STOPWORDS = frozenset("""
@@ -25,8 +31,21 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+def _sentence_ends(text: str) -> Iterator[re.Match[str]]:
+    """Where sentences end: a full stop and a capital or a digit, unless the stop is an abbreviation's
+    ("et al. (2019)", "Fig. 2", "60 vs. 40", "the U.S. Army"): papers are full of them."""
+    for match in _SENTENCE_END.finditer(text):
+        if not _ABBREVIATION.search(text, max(0, match.start() - _ABBREVIATION_CHARS), match.start()):
+            yield match
+
+
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    pieces, start = [], 0
+    for match in _sentence_ends(text):
+        pieces.append(text[start:match.start()])
+        start = match.end()
+    pieces.append(text[start:])
+    return [s.strip() for s in pieces if s.strip()]
 
 
 def sentence_units(text: str) -> list[str]:
@@ -46,7 +65,7 @@ def sentence_units(text: str) -> list[str]:
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of the sentence units of `text` (as sentence_units joins them)."""
     bounds, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
+    for match in _sentence_ends(text):
         bounds.append((start, match.start()))
         start = match.end()
     bounds.append((start, len(text)))

@@ -10,7 +10,7 @@ from conftest import SHIPPED_CORPUS
 from rag.chunking import chunk_posts, group_duplicates, max_chars, split_long
 from rag.corpus import load_paths
 from rag.embeddings import resolve_model_path, token_counter
-from rag.text import normalize
+from rag.text import normalize, sentence_spans, sentence_units
 from rag.types import Paragraph, Post
 
 
@@ -25,6 +25,16 @@ def post(title, *texts, section=""):
 
 def test_short_paragraph_is_one_passage(count_tokens):
     assert split_long("One sentence. Two sentences.", count_tokens, 256) == ["One sentence. Two sentences."]
+
+
+def test_a_papers_abbreviations_do_not_end_its_sentences():
+    text = ("Smith et al. (2019) saw IL-6 rise in 45% of patients (Fig. 2). The effect was larger in men, "
+            "i.e. 60 vs. 40 patients. Dr. Jones gave approx. 5 mg in the U.S. Army trials. The dose was safe.")
+    assert sentence_units(text) == [
+        "Smith et al. (2019) saw IL-6 rise in 45% of patients (Fig. 2).",
+        "The effect was larger in men, i.e. 60 vs. 40 patients.",
+        "Dr. Jones gave approx. 5 mg in the U.S. Army trials.", "The dose was safe."]
+    assert [text[a:b] for a, b in sentence_spans(text)] == sentence_units(text)
 
 
 def test_long_paragraph_splits_at_sentence_boundaries_within_the_window(count_tokens):

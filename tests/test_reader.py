@@ -156,6 +156,9 @@ def test_reading_needs_no_network(shipped, monkeypatch):
     ("Unable to answer based on given passages.", ""),
     ("I hope this helps! Let me know if you have any further questions.", ""),
     ("This is described in passage 1 and passage 2.", ""),
+    ("Passage 3 gives a method for whole heads, but it does not address how to roast single cloves.", ""),
+    ("None of the passages explicitly state what the drawer is for.", ""),
+    ("According to passage 1, the pump does not cover the basement.", "The pump does not cover the basement."),
 ])
 def test_only_the_claim_is_judged_not_the_lead_in_or_talk_about_the_sources(sentence, judged):
     from rag.answer.claims import checkable

@@ -39,6 +39,16 @@ _ABOUT_SOURCES = re.compile(
     r"|\b(?:difficult|hard)\s+to\s+(?:definitively\s+)?(?:say|determine|answer)\b"
     r"|^\s*(?:i'm sorry|i am sorry|i apologi[sz]e|unfortunately,)",
     re.IGNORECASE)
+# "..., but it does not provide instructions on roasting single cloves.", "None of the passages state what
+# the drawer is for.": what a source lacks, said by a source's name or a pronoun for it, in a sentence that
+# names one. The verbs are a text's: "the pump does not cover the basement" is a claim.
+_NAMES_A_SOURCE = re.compile(r"\bpassages?\b|\b(?:the|this|given|provided)\s+(?:context|sources?|documents?)\b",
+                             re.IGNORECASE)
+_LACKS = re.compile(
+    r"(?:\b(?:passages?(?:\s+\d+)?|it|they)\s+(?:also\s+)?|\bbut\s+)(?:\w+ly\s+)?(?:do|does|did)(?:\s+not|n't)\s+"
+    r"(?:\w+ly\s+)?(?:provide|mention|specify|say|state|address|discuss|explain|describe|detail)\b"
+    r"|\bnone\s+of\s+(?:the|these)\s+(?:\w+\s+)?passages\b",
+    re.IGNORECASE)
 _FIGURE = re.compile(r"\d")
 # "To peel potatoes, follow these steps: 1.": the list's first number, left on the sentence that introduces it.
 _LIST_NUMBER = re.compile(r"(?<=:)\s*\(?\d{1,2}[.)]$")
@@ -58,7 +68,8 @@ def checkable(sentence: str) -> str:
     """The part of `sentence` to check against the passages: "" when it only speaks of the sources."""
     unreferenced = _REFERENCE.sub("", sentence)
     if _FIGURE.search(unreferenced) is None and (
-            _ABOUT_SOURCES.search(sentence) or content_words(unreferenced) <= _ABOUT_ANSWER):
+            _ABOUT_SOURCES.search(sentence) or content_words(unreferenced) <= _ABOUT_ANSWER
+            or (_LACKS.search(sentence) and _NAMES_A_SOURCE.search(sentence))):
         return ""
     rest = _ATTRIBUTION.sub("", _LEAD_IN.sub("", sentence, count=1), count=1)
     rest = _LIST_NUMBER.sub("", _REFERENCE.sub("the passage", rest)).strip()
