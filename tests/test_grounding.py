@@ -27,6 +27,11 @@ OFFICES = {
     ("If we force SSO, what if the IdP goes down?", ["SSO", "IdP"]),
     # Sentence starts, quoted headings, 14-day, 5xx and plain numbers are not names.
     ("What does the 'Unexpected Wins' section of the 14-day guide say? Is it OK that 5xx errors in 2023 go?", []),
+    ('"Would a man smell a rose then throw it away?', []),
+    # A paper's title asked as a question: capitals mark every word there, acronyms still name things.
+    ("MR Diagnosis of Bone Metastases at 3 T: Can STIR Imaging Be Omitted?", ["MR", "STIR"]),
+    ("Does Hospital Type Affect Cost and Outcomes of Pediatric Tonsillectomy?", []),
+    ("How many desks does the London Office of Acme Corporation have?", ["London", "Office", "Acme", "Corporation"]),
 ])
 def test_question_names(question, names):
     assert question_names(question) == names
@@ -48,6 +53,8 @@ def matcher(shipped_index):
 def test_a_name_is_grounded_by_its_spelling_a_longer_form_an_acronym_or_a_synonym(matcher):
     context = "Larger changes go through a pull request. PostgreSQL backs the iOS app in Canada."
     assert matcher.missing(["PR", "Postgres", "postgresql", "iPhone", "Canadian"], context) == []
+    assert matcher.missing(["T-cell", "B-cell"], "Mice without T cells learned slower; a cell of B type.") == [
+        "B-cell"]
 
 
 def test_a_long_name_misspelled_by_one_letter_is_grounded_a_short_one_or_a_common_word_is_not(matcher):

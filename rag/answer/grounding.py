@@ -28,7 +28,7 @@ from ..types import Passage
 SAME_THING = 0.75
 _TOKEN = re.compile(r"\w+(?:[-_.]\w+)*")
 _QUOTED = re.compile(r"(?<!\w)['‘\"“][^'‘’\"“”]+['’\"”](?!\w)")
-_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)$")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+)[\"'“‘(\[]*$")  # '"Would a man...' starts a sentence too
 _STATUS_CLASS = re.compile(r"^\d[xX]{2}$")  # 5xx: a class of codes, not a name
 _CHAT_CAPS = {"ok", "asap", "fyi", "aka", "tldr"}
 _CACHED_WORDS = 50_000  # about 75 MB of word vectors for a long-running app
@@ -38,18 +38,30 @@ _CACHED_WORDS = 50_000  # about 75 MB of word vectors for a long-running app
 _TYPO_MIN_LENGTH = 5
 # Names a question must have for one of them to be missing from a passage that speaks of the others.
 _SPARE_ONE_FROM = 3
+# A question is a title when this many of its longer words, and this share of them, are capitalised.
+_TITLE_WORDS = 4
+_TITLE_SHARE = 0.75
 
 
 def question_names(question: str) -> list[str]:
     """The particular things a question names: identifiers, acronyms, and capitalised words not
     at the start of a sentence. Quoted titles and headings are left to retrieval."""
     text = _QUOTED.sub(lambda m: " " * len(m.group()), question)
+    titled = _title_case(text)
     names = []
     for match in _TOKEN.finditer(text):
         word = match.group()
-        if _is_name(word, sentence_start=bool(_SENTENCE_START.search(text[: match.start()]))):
+        if _is_name(word, sentence_start=titled or bool(_SENTENCE_START.search(text[: match.start()]))):
             names.append(word)
     return list(dict.fromkeys(names))
+
+
+def _title_case(text: str) -> bool:
+    """A paper's or a headline's title pasted as the question ("Outcome Feedback within Emergency Medicine
+    Training Programs?"): there a capital marks every word, not a name; acronyms and identifiers still do."""
+    words = [w for w in re.findall(r"[A-Za-z]{4,}", text)[1:]]
+    capitalised = sum(w[0].isupper() for w in words)
+    return capitalised >= _TITLE_WORDS and capitalised >= _TITLE_SHARE * len(words)
 
 
 def sparable(question: str) -> set[str]:
@@ -108,8 +120,9 @@ class NameMatcher:
         tokens = _TOKEN.findall(context)
         words = [w.lower() for w in tokens]
         vocabulary, proper = set(words), {w.lower() for w in tokens if w[0].isupper()}
+        spaced = f" {' '.join(words)} "
         unspelled = [n for n in names if not _spelled(n.lower(), vocabulary) and not _misspelled(n, proper)
-                     and not _acronym_of(n, words)]
+                     and not _acronym_of(n, words) and not _spaced(n, spaced)]
         if not unspelled:
             return []
         candidates = sorted({w for w in words + [p for w in words for p in w.split("-")] if len(w) > 1})
@@ -136,6 +149,11 @@ def _spelled(name: str, vocabulary: set[str]) -> bool:
         return True
     return any((len(name) >= 3 and w.startswith(name)) or (len(w) >= 3 and name.startswith(w)
                                                            and len(name) - len(w) <= 2) for w in vocabulary)
+
+
+def _spaced(name: str, spaced: str) -> bool:
+    """A hyphenated name written with a space ("T-cell": "T cells")."""
+    return "-" in name and re.search(rf" {re.escape(name.lower().replace('-', ' '))}s? ", spaced) is not None
 
 
 def _misspelled(name: str, proper: set[str]) -> bool:
