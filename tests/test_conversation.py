@@ -191,8 +191,9 @@ def test_multi_turn_gates(name, corpus, shipped_index, monkeypatch, capsys):
     assert report["turns"] >= 85
     assert report["dangling_clarified"] == 1.0 and report["clarified_wrongly"] == 0.0
     assert report["left_alone"] >= 0.95 and report["hit@k"] >= {"case_studies": 0.95, "wiki": 0.93}[name]
-    # With the reading model choosing the sentence, case-study follow-ups hold the answer less often
-    # (0.821 -> 0.769) and wiki ones more (0.621 -> 0.638); the wiki abstains on a few more (0.076: README).
+    # The reading model, with the sentence after its best one (README): follow-ups hold the answer in 0.872 of
+    # the case-study turns (word overlap: 0.846) and 0.672 of the wiki's (0.603); the wiki abstains on a few
+    # more (0.065).
     assert report["false_abstention_rate"] <= {"case_studies": 0.06, "wiki": 0.08}[name]
-    assert report["followup_answer_in_answer"] >= {"case_studies": 0.74, "wiki": 0.62}[name]
+    assert report["followup_answer_in_answer"] >= {"case_studies": 0.84, "wiki": 0.64}[name]
     assert report["subject_kept"] >= {"case_studies": 0.52, "wiki": 0.58}[name]

@@ -88,6 +88,16 @@ def test_the_pooler_question_names_pgbouncer(shipped):
     assert "PgBouncer" in answer.text and not answer.abstained
 
 
+def test_a_sentence_that_restates_the_question_brings_the_one_that_answers_it(shipped):
+    # "We invested heavily in contract testing between our microservices." is read as the likeliest answer;
+    # the reason is the next sentence.
+    answer = shipped.ask("Why did the team invest in contract testing between microservices?")
+    assert "40% of our production incidents" in answer.text
+    one = shipped.configured(answer_max_sentences=1).ask("Why did the team invest in contract testing between "
+                                                          "microservices?")
+    assert one.text.count("[1]") == 1 and "[2]" not in one.text  # the setting still caps the answer
+
+
 def test_the_cloud_costs_follow_up_does_not_quote_another_project(shipped):
     """No post says how long cutting cloud costs took; "Three months later, the data confirmed we were
     right" is about a migration in another section. The follow-up abstains or speaks of costs."""
