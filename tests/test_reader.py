@@ -96,6 +96,9 @@ def test_a_sentence_that_restates_the_question_brings_the_one_that_answers_it(sh
     one = shipped.configured(answer_max_sentences=1).ask("Why did the team invest in contract testing between "
                                                           "microservices?")
     assert one.text.count("[1]") == 1 and "[2]" not in one.text  # the setting still caps the answer
+    # One that points back ("These unglamorous changes saved more...") brings the sentence before it.
+    assert "right-sizing instances" in shipped.ask(
+        "What were the boring cost changes that saved more than any architectural redesign?").text
 
 
 def test_the_cloud_costs_follow_up_does_not_quote_another_project(shipped):
