@@ -31,21 +31,20 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def _sentence_ends(text: str) -> Iterator[re.Match[str]]:
-    """Where sentences end: a full stop and a capital or a digit, unless the stop is an abbreviation's
-    ("et al. (2019)", "Fig. 2", "60 vs. 40", "the U.S. Army"): papers are full of them."""
+def _sentence_bounds(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each sentence with the space around it. A sentence ends at a full stop before a capital
+    or a digit, unless the stop is an abbreviation's ("et al. (2019)", "Fig. 2", "60 vs. 40", "the U.S.
+    Army"): papers are full of them."""
+    start = 0
     for match in _SENTENCE_END.finditer(text):
         if not _ABBREVIATION.search(text, max(0, match.start() - _ABBREVIATION_CHARS), match.start()):
-            yield match
+            yield start, match.start()
+            start = match.end()
+    yield start, len(text)
 
 
 def split_sentences(text: str) -> list[str]:
-    pieces, start = [], 0
-    for match in _sentence_ends(text):
-        pieces.append(text[start:match.start()])
-        start = match.end()
-    pieces.append(text[start:])
-    return [s.strip() for s in pieces if s.strip()]
+    return [text[a:b].strip() for a, b in _sentence_bounds(text) if text[a:b].strip()]
 
 
 def sentence_units(text: str) -> list[str]:
@@ -64,14 +63,9 @@ def sentence_units(text: str) -> list[str]:
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of the sentence units of `text` (as sentence_units joins them)."""
-    bounds, start = [], 0
-    for match in _sentence_ends(text):
-        bounds.append((start, match.start()))
-        start = match.end()
-    bounds.append((start, len(text)))
     spans: list[tuple[int, int]] = []
     carry: int | None = None
-    for begin, end in bounds:
+    for begin, end in _sentence_bounds(text):
         piece = text[begin:end]
         if not piece.strip():
             continue

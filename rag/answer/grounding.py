@@ -59,7 +59,7 @@ def question_names(question: str) -> list[str]:
 def _title_case(text: str) -> bool:
     """A paper's or a headline's title pasted as the question ("Outcome Feedback within Emergency Medicine
     Training Programs?"): there a capital marks every word, not a name; acronyms and identifiers still do."""
-    words = [w for w in re.findall(r"[A-Za-z]{4,}", text)[1:]]
+    words = re.findall(r"[A-Za-z]{4,}", text)[1:]
     capitalised = sum(w[0].isupper() for w in words)
     return capitalised >= _TITLE_WORDS and capitalised >= _TITLE_SHARE * len(words)
 
@@ -120,9 +120,8 @@ class NameMatcher:
         tokens = _TOKEN.findall(context)
         words = [w.lower() for w in tokens]
         vocabulary, proper = set(words), {w.lower() for w in tokens if w[0].isupper()}
-        spaced = f" {' '.join(words)} "
         unspelled = [n for n in names if not _spelled(n.lower(), vocabulary) and not _misspelled(n, proper)
-                     and not _acronym_of(n, words) and not _spaced(n, spaced)]
+                     and not _acronym_of(n, words) and not _spaced(n, words)]
         if not unspelled:
             return []
         candidates = sorted({w for w in words + [p for w in words for p in w.split("-")] if len(w) > 1})
@@ -151,9 +150,10 @@ def _spelled(name: str, vocabulary: set[str]) -> bool:
                                                            and len(name) - len(w) <= 2) for w in vocabulary)
 
 
-def _spaced(name: str, spaced: str) -> bool:
+def _spaced(name: str, words: Sequence[str]) -> bool:
     """A hyphenated name written with a space ("T-cell": "T cells")."""
-    return "-" in name and re.search(rf" {re.escape(name.lower().replace('-', ' '))}s? ", spaced) is not None
+    return "-" in name and re.search(rf" {re.escape(name.lower().replace('-', ' '))}s? ",
+                                     f" {' '.join(words)} ") is not None
 
 
 def _misspelled(name: str, proper: set[str]) -> bool:
