@@ -112,6 +112,18 @@ def test_the_cloud_costs_follow_up_does_not_quote_another_project(shipped):
     assert answer.abstained or "cost" in answer.text.lower()
 
 
+@pytest.mark.parametrize("history, follow_up", [
+    ("Which tool stopped the database from hitting its connection limit during traffic spikes?",
+     "which version did they end up running?"),  # "Our API versioning strategy evolved..." holds no version
+    ("How long was the rollout in the Angular authentication post?", "who led it?"),
+])
+def test_a_follow_up_asking_for_what_no_post_holds_abstains(shipped, history, follow_up):
+    answer = shipped.ask(follow_up, history=[("user", history), ("assistant", shipped.ask(history).text)])
+    assert answer.abstained, answer.text
+    # Asked of what the posts do hold, the same kinds are answered.
+    assert not shipped.ask("Who built the internal developer portal?").abstained
+
+
 def test_a_near_miss_abstains_and_lists_the_near_misses_under_a_stricter_threshold(shipped_index):
     # At the shipped threshold (99.7% recall on held-out SQuAD) this near miss is still answered: README.
     from rag import Assistant, Settings
