@@ -18,11 +18,11 @@ DATA = Path(__file__).parent / "data"
 
 LEANING = ["and how long did that take?", "why?", "How long?", "who led it?", "What about contractors?",
            "And the second one?", "What did that migration cost?", "Who approved that?", "How did it go?",
-           "Is that true?", "What does this policy say about contractors?", "Tell me more"]
+           "Is that true?", "What does this policy say about contractors?", "Tell me more", "who owns them?"]
 STANDING = ["How did they cut cloud costs?", "Which tool did the team adopt that fixed connection exhaustion?",
             "How long does it take to get a laptop?", "Is it possible to expense a taxi?",
             "What is the policy that covers laptops?", "What happened this year?",
-            "What are the on-call rules that apply to weekends?",
+            "What are the on-call rules that apply to weekends?", "How did they make the release process safer?",
             # long, and full of pronouns: it carries its own subject
             "This is about our on-call setup: when the pager fires at night and it is a database alert, who "
             "takes it, and does that engineer get time off afterwards under the compensation policy?"]
@@ -191,12 +191,12 @@ def test_multi_turn_gates(name, corpus, shipped_index, monkeypatch, capsys):
     assert report["turns"] >= 85
     assert report["dangling_clarified"] == 1.0 and report["clarified_wrongly"] == 0.0
     assert report["left_alone"] >= 0.95 and report["hit@k"] >= {"case_studies": 0.95, "wiki": 0.93}[name]
-    # The reading model, with the sentence after its best one (README): follow-ups hold the answer in 0.872 of
-    # the case-study turns (word overlap: 0.846) and 0.672 of the wiki's (0.603); the wiki abstains on a few
-    # more (0.065).
-    assert report["false_abstention_rate"] <= {"case_studies": 0.06, "wiki": 0.08}[name]
-    assert report["followup_answer_in_answer"] >= {"case_studies": 0.84, "wiki": 0.64}[name]
-    assert report["subject_kept"] >= {"case_studies": 0.52, "wiki": 0.58}[name]
+    # The reading model, with the sentence after its best one (README): follow-ups hold the answer in 0.897 of
+    # the case-study turns (word overlap: 0.872) and 0.672 of the wiki's (0.603); the wiki abstains on a few
+    # more (0.054).
+    assert report["false_abstention_rate"] <= {"case_studies": 0.04, "wiki": 0.08}[name]
+    assert report["followup_answer_in_answer"] >= {"case_studies": 0.86, "wiki": 0.64}[name]
+    assert report["subject_kept"] >= {"case_studies": 0.56, "wiki": 0.6}[name]
     # A follow-up asking for a version, a name or a person no post holds abstains: 0.833 of the case studies'
     # (0.5 before the kind asked for was read with the model), 0.25 of the wiki's.
     assert report["followup_oos_abstained"] >= {"case_studies": 0.75, "wiki": 0.25}[name]

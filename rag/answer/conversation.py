@@ -195,7 +195,8 @@ def _points_back(word: str, before: str, after: list[str]) -> bool:
         return not (after and (after[0] in _CALENDAR or after[0] in ("who", "that", "which", "with")))
     if word in ("one", "ones", "same", "former", "latter"):
         return before in ("the", "that", "this", "other", "first", "second", "third", "last", "next")
-    return word in ("he", "she", "him", "her", "his", "hers")
+    # "them" points back ("who owns them?"); "they" is most often a post's authors ("how did they cut costs?").
+    return word in ("he", "she", "him", "her", "his", "hers", "them")
 
 
 def is_short(question: str) -> bool:
