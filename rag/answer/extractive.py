@@ -51,7 +51,7 @@ FOLLOW_UP_CONFIDENCE = 2.0
 # case-study conversations (0.05 / 0.1 / 0.15 / 0.2: answer string in 0.849 / 0.849 / 0.808 / 0.808 of the
 # turns, from 0.740 without), then checked on the wiki conversations and the three eval corpora.
 FOLLOWER_BAR = 0.1
-# P(answers) at which a sentence with no sign of the name or person asked for answers all the same ("Who is the
+# P(answers) at which a sentence with no sign of the name, version or person asked for answers all the same ("Who is the
 # head of state?": "The president is the head of state."). Of held-out SQuAD train gold sentences that show no
 # sign, this share reads at 0.8 or more: who-questions 0.66, names 0.52; the case studies' follow-ups that ask
 # for what no post holds ("who led it?", "what was the header called?") read at 0.19-0.72.
