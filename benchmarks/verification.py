@@ -41,7 +41,7 @@ BARS = {"clean_kept": 0.90, "hallucinated_removed": 0.70, "response_f1": 0.55, "
 def labelled_sentences(row: dict) -> list[tuple[str, bool]]:
     spans = [(s["start"], s["end"]) for s in row["hallucinated_spans"]]
     text = row["response"]
-    return [(text[a:b], any(min(b, e) - max(a, s) >= 4 for s, e in spans)) for a, b in sentence_spans(text)]
+    return [(text[a:b], any(min(b, e) - max(a, s) >= 4 for s, e in spans)) for a, b in sentence_spans(text, lines=True)]
 
 
 def check_answers(rows: list[dict], verifier) -> list[dict]:

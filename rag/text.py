@@ -47,8 +47,12 @@ def split_sentences(text: str) -> list[str]:
     return [text[a:b].strip() for a, b in _sentence_bounds(text) if text[a:b].strip()]
 
 
-def sentence_units(text: str) -> list[str]:
-    """Sentences, with a very short one ("The difference?") joined to the sentence that completes it."""
+def sentence_units(text: str, lines: bool = False) -> list[str]:
+    """Sentences, with a very short one ("The difference?") joined to the sentence that completes it. With
+    `lines`, a line break ends a unit too (each item of a written answer's list is a claim of its own), and a
+    fenced code block is one unit."""
+    if lines:
+        return [text[a:b] for a, b in sentence_spans(text, lines=True)]
     units: list[str] = []
     carry = ""
     for sentence in split_sentences(text):
@@ -61,9 +65,13 @@ def sentence_units(text: str) -> list[str]:
     return units
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
+def sentence_spans(text: str, lines: bool = False) -> list[tuple[int, int]]:
     """(start, end) character offsets of the sentence units of `text` (as sentence_units joins them)."""
     spans: list[tuple[int, int]] = []
+    if lines:
+        for start, end, fenced in _lines(text):
+            spans += [(start, end)] if fenced else [(start + a, start + b) for a, b in sentence_spans(text[start:end])]
+        return spans
     carry: int | None = None
     for begin, end in _sentence_bounds(text):
         piece = text[begin:end]
@@ -79,6 +87,22 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     if carry is not None:
         spans.append((carry, len(text.rstrip())))
     return spans
+
+
+def _lines(text: str) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, fenced) of each line of `text`, a fenced code block (``` to ```) as one."""
+    start, fence = 0, None
+    for line in text.split("\n"):
+        end = start + len(line)
+        if line.lstrip().startswith("```"):
+            if fence is not None:
+                yield fence, end, True
+            fence = start if fence is None else None
+        elif fence is None:
+            yield start, end, False
+        start = end + 1
+    if fence is not None:
+        yield fence, len(text), True
 
 
 # DEL, the C1 controls, and the bidi embeddings, overrides and isolates (which reorder what a reader sees).

@@ -37,6 +37,17 @@ def test_a_papers_abbreviations_do_not_end_its_sentences():
     assert [text[a:b] for a, b in sentence_spans(text)] == sentence_units(text)
 
 
+def test_a_written_answers_lines_are_units_of_their_own():
+    answer = ("Here is how to reset it:\n\n1. Unplug the router from the wall. Wait ten seconds.\n"
+              "2. Hold the reset button\n* Durum\nThe lights turn green after a minute.")
+    units = sentence_units(answer, lines=True)
+    assert units == ["Here is how to reset it:", "1. Unplug the router from the wall.", "Wait ten seconds.",
+                     "2. Hold the reset button", "* Durum", "The lights turn green after a minute."]
+    assert [answer[a:b] for a, b in sentence_spans(answer, lines=True)] == units
+    # Prose read from documents keeps its sentences whole across a line break; a list's number starts its item.
+    assert sentence_units(answer)[:2] == ["Here is how to reset it:\n\n1.", "Unplug the router from the wall."]
+
+
 def test_long_paragraph_splits_at_sentence_boundaries_within_the_window(count_tokens):
     sentences = [f"Sentence number {i} describes the rollout of service {i} in some detail." for i in range(60)]
     pieces = split_long(" ".join(sentences), count_tokens, 256)

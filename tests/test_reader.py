@@ -177,6 +177,9 @@ def test_reading_needs_no_network(shipped, monkeypatch):
     ("PgBouncer fixed the cascading failures.", "PgBouncer fixed the cascading failures."),
     ("To peel potatoes quickly, follow these steps: 1.", ""),  # a list's header, with its first number
     ("There are two types of amino acids: 1.", "There are two types of amino acids:"),  # a figure: checked
+    ("Q: What are some uses for vinegar when it comes to dogs?", ""),  # a question states nothing
+    ("**Kinetic energy:**", ""),  # Markdown headers
+    ("### Potential energy", ""),
     ("Passage 3 does not provide any information on tracking who favorited your tweets.", ""),
     ("Unable to answer based on given passages.", ""),
     ("I hope this helps! Let me know if you have any further questions.", ""),
@@ -189,6 +192,17 @@ def test_only_the_claim_is_judged_not_the_lead_in_or_talk_about_the_sources(sent
     from rag.answer.claims import checkable
 
     assert checkable(sentence) == judged
+
+
+def test_each_item_of_a_list_is_judged_on_its_own():
+    answer = ("What fixed the cascading failures:\n"
+              "* Direct connections hit the database's connection limit during traffic spikes\n"
+              "* A simple PgBouncer setup eliminated the issue entirely [1]\n"
+              "* The team also doubled the database's memory to 64 GB")
+    result = verify(answer, [POOLING], reading())
+    assert [s.supported for s in result.sentences] == [True, True, True, False], result.sentences
+    assert result.sentences[0].citations == ()  # the list's header states nothing
+    assert "PgBouncer" in result.supported_answer and "64 GB" not in result.supported_answer
 
 
 def test_a_claim_read_from_two_passages_cites_both():

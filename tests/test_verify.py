@@ -87,6 +87,21 @@ def test_streamed_draft_comes_out_only_as_checked_sentences():
                                 0: [(POOLING.index("A simple"), len(POOLING))]}
 
 
+def test_a_streamed_list_keeps_its_lines_and_loses_only_the_item_no_source_holds():
+    checker = AnswerChecker(OverlapVerifier(), [POOLING, LOGGING])
+    draft = ("What changed:\n\n1. A simple PgBouncer setup eliminated the issue [1].\n"
+             "2. The migration took three engineers six months [2].\n"
+             "3. The migration to structured logging took one engineer two weeks [2].\n\nThat was all.")
+    text = ""
+    for start in range(0, len(draft), 7):
+        text += "".join(checker.spaced(checker.feed(draft[start:start + 7])))
+    text += "".join(checker.spaced(checker.finish()))
+    assert text == checker.text == ("What changed:\n\n1. A simple PgBouncer setup eliminated the issue [1].\n"
+                                    "3. The migration to structured logging took one engineer two weeks [2]."
+                                    "\n\nThat was all.")
+    assert [c.verdict for c in checker.removed] == ["contradicted"]  # item 2
+
+
 @pytest.fixture(scope="module")
 def tiny_nli(tmp_path_factory):
     """A small BERT NLI classifier saved as a Hugging Face model (labels as NLI models name them)."""

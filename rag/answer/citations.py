@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..text import STOPWORDS, sentence_units
+from ..text import STOPWORDS, sentence_spans
 
 MARKER = re.compile(r"\[\s*\d+(?:\s*(?:,|-|–)\s*\d+)*\s*\]")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
@@ -47,15 +47,25 @@ def support(sentence: str, passage: str) -> float:
 
 def sentences_with_markers(draft: str) -> list[str]:
     """Sentences, with a marker run that opens a sentence ("... costs. [1] Then ...") given back to the one before."""
-    sentences: list[str] = []
-    for sentence in sentence_units(draft.strip()):
+    return [sentence for sentence, _ in answer_units(draft)]
+
+
+def answer_units(draft: str) -> list[tuple[str, str]]:
+    """The sentences of a written answer (each line, a list's item, is one at least), each with what stood before
+    it: "\n\n" after a blank line, "\n" after a line break, else " ". A marker run that opens a sentence
+    ("... costs. [1] Then ...") is given back to the one before."""
+    units: list[tuple[str, str]] = []
+    end = 0
+    for start, stop in sentence_spans(draft, lines=True):
+        sentence, gap = draft[start:stop], draft[end:start]
+        end = stop
         lead = _LEADING_MARKERS.match(sentence)
-        if lead and sentences:
-            sentences[-1] = f"{sentences[-1]} {lead.group(0).strip()}"
+        if lead and units:
+            units[-1] = (f"{units[-1][0]} {lead.group(0).strip()}", units[-1][1])
             sentence = sentence[lead.end():].strip()
         if sentence:
-            sentences.append(sentence)
-    return sentences
+            units.append((sentence, "\n\n" if gap.count("\n") > 1 else "\n" if "\n" in gap else " "))
+    return units
 
 
 def strip_markers(sentence: str, limit: int) -> tuple[str, list[int]]:

@@ -4,7 +4,7 @@ LLM answers open with "Based on the given passages, ..." or "Passage 2 mentions 
 the passages lack ("The passages do not say how long it took."). The lead-in is not part of the claim:
 only the rest is checked. A sentence that only says what the sources do not hold, that the question
 cannot be answered, or that only talks about the answer ("I hope this helps!", "This is described in passage
-1.", a list's header such as "Here is how to fix it:") states no fact a passage could support: it is kept,
+1.", a list's header such as "Here is how to fix it:", a question) states no fact a passage could support: it is kept,
 uncited. One that carries a figure is always checked.
 """
 
@@ -60,6 +60,7 @@ _ABOUT_ANSWER = frozenset(w[:6] for w in """passage passages information informe
     helpful hope know let sure certainly glad assist assistance anything else happy clarify clarification note
     summary summarize conclusion explain explained explanation therefore thus hence overall following steps there's
     here's""".split())
+_HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading
 # "(Passage 2)", "passages 1 and 3": a reference to the sources, not a figure the claim states.
 _REFERENCE = re.compile(r"\(?\bpassages?\s+\d+(?:\s*(?:,|and|&|-)\s*(?:passages?\s+)?\d+)*\)?", re.IGNORECASE)
 
@@ -73,6 +74,8 @@ def checkable(sentence: str) -> str:
         return ""
     rest = _ATTRIBUTION.sub("", _LEAD_IN.sub("", sentence, count=1), count=1)
     rest = _LIST_NUMBER.sub("", _REFERENCE.sub("the passage", rest)).strip()
-    if rest.endswith(":") and not quantities(rest):  # "Here is how to fix a door that won't lock:"
+    # "Here is how to fix a door that won't lock:", "**Costs:**", "### Costs", "Q: What is it for?": nothing is
+    # stated.
+    if rest.endswith("?") or _HEADING.match(rest) or (rest.rstrip("*_ ").endswith(":") and not quantities(rest)):
         return ""
     return rest[:1].upper() + rest[1:] if rest != sentence else sentence

@@ -108,8 +108,7 @@ def _verified(draft: Generator[str, None, Draft], checker: AnswerChecker) -> Gen
 
 
 def _spaced(checker: AnswerChecker, sentences: list[str]) -> Generator[str, None, None]:
-    for sentence in sentences:
-        yield sentence if checker.sentences[0] is sentence else " " + sentence
+    yield from checker.spaced(sentences)
 
 
 def _read(run: Run, writer: Answerer, turns: Sequence, leaning: FollowUp | None,

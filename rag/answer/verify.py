@@ -22,7 +22,7 @@ import numpy as np
 from ..config import Settings
 from ..text import STOPWORDS, sentence_spans, shortened
 from ..types import SentenceCheck, Verification
-from .citations import content_words, sentences_with_markers, strip_links, strip_markers, support, without_links
+from .citations import answer_units, content_words, strip_links, strip_markers, support, without_links
 from .claims import checkable
 from .crossencoder import CONTRADICTED, SUPPORTED
 from .facts import missing_names, missing_quantities, opposite_word
@@ -117,7 +117,8 @@ class OverlapVerifier:
         self.min_support = min_support
 
     def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = (), question: str = "") -> Check:
-        if not content_words(claim):  # "In short:" says nothing to check
+        claim = checkable(claim)  # without its lead-in or list number; "" for a list's header or "In short:"
+        if not content_words(claim):
             return Check(claim, SUPPORTED_VERDICT, 1.0, tuple(cited))
         shares = [support(claim, passage) for passage in passages]
         closest = sorted(range(len(passages)), key=lambda i: -shares[i])[:1]
@@ -299,9 +300,10 @@ class AnswerChecker:
         self.judge = judge
         # Sentences waiting for the judge, in order: once one waits, the ones after it wait too (to be shown
         # in order), though only those the judge wants are sent to it.
-        self._waiting: list[tuple[str, Check, tuple[int, ...]]] = []
+        self._waiting: list[tuple[str, Check, tuple[int, ...], str]] = []
         self.cited: list[int] = []  # 0-based passages in marker order: marker n is cited[n-1]
         self.sentences: list[str] = []  # what passed, as shown
+        self._gaps: list[str] = []  # what stands before each of them: a space, or the draft's line break
         self.evidence: dict[int, list[tuple[int, int]]] = {}  # per passage, the spans that support the answer
         self.removed: list[Check] = []
         self.links_removed = 0
@@ -311,14 +313,14 @@ class AnswerChecker:
 
     def feed(self, piece: str) -> list[str]:
         self._pending += self.quotes.protect(piece)
-        sentences = sentences_with_markers(self._pending)
+        units = answer_units(self._pending)
         # The last sentence may still grow; one that opens with "[" is a marker still arriving.
-        if len(sentences) < 2 or sentences[-1].lstrip().startswith("["):
+        if len(units) < 2 or units[-1][0].lstrip().startswith("["):
             return []
-        start = self._pending.rfind(sentences[-1])  # the raw rest: its spaces matter to the next piece
-        self._pending = self._pending[start:] if start >= 0 else sentences[-1] + self._pending[
-            len(self._pending.rstrip()):]
-        return [text for sentence in sentences[:-1] for text in self._take(sentence)]
+        start = self._pending.rfind(units[-1][0])  # the raw rest, with the space before it: it tells a new line
+        self._pending = self._pending[len(self._pending[:start].rstrip()):] if start >= 0 else (
+            units[-1][0] + self._pending[len(self._pending.rstrip()):])
+        return [text for sentence, gap in units[:-1] for text in self._take(sentence, gap)]
 
     def drop_unfinished(self) -> None:
         """Forget the sentence still arriving (its writer failed mid-sentence): it is not shown, nor checked."""
@@ -326,25 +328,31 @@ class AnswerChecker:
         self.quotes.protect("", final=True)
 
     def finish(self) -> list[str]:
-        sentences, self._pending = sentences_with_markers(self._pending + self.quotes.protect("", final=True)), ""
-        shown = [text for sentence in sentences for text in self._take(sentence)]
-        finals = _after_judge([(check, cited) for _, check, cited in self._waiting], self.judge)
-        for (claim, _, _), check in zip(self._waiting, finals):
-            shown += self._settle(claim, check)
+        units, self._pending = answer_units(self._pending + self.quotes.protect("", final=True)), ""
+        shown = [text for sentence, gap in units for text in self._take(sentence, gap)]
+        finals = _after_judge([(check, cited) for _, check, cited, _ in self._waiting], self.judge)
+        for (claim, _, _, gap), check in zip(self._waiting, finals):
+            shown += self._settle(claim, check, gap)
         self._waiting = []
         return shown
 
-    def _take(self, sentence: str) -> list[str]:
+    def spaced(self, shown: Sequence[str]) -> list[str]:
+        """`shown` (what feed or finish just gave) as pieces of the answer's text: each with the space or the
+        draft's line break before it, the answer's first sentence with nothing."""
+        first = len(self.sentences) - len(shown)
+        return [sentence if i == 0 else self._gaps[i] + sentence for i, sentence in enumerate(shown, first)]
+
+    def _take(self, sentence: str, gap: str = " ") -> list[str]:
         """The sentence as shown once it passed ([] when removed, or while it waits for the judge)."""
         claim, check, cited = _checked(sentence, self.passages, self.verifier, self.quotes, self.question)
         if check is None:
             return []
         if self._waiting or (self.judge is not None and self.judge.wants(check.check, check.verdict, check.score)):
-            self._waiting.append((claim, check, cited))
+            self._waiting.append((claim, check, cited, gap))
             return []
-        return self._settle(claim, check)
+        return self._settle(claim, check, gap)
 
-    def _settle(self, claim: str, check: Check) -> list[str]:
+    def _settle(self, claim: str, check: Check, gap: str = " ") -> list[str]:
         if not check.supported:
             self.removed.append(check)
             self.checked.append(_record(check.text, check))
@@ -359,12 +367,13 @@ class AnswerChecker:
         text, removed = strip_links(claim, [self.passages[p] for p in check.citations])
         self.links_removed += removed
         self.sentences.append(_marked(text, sorted(self.cited.index(p) + 1 for p in check.citations)))
+        self._gaps.append(gap)
         self.checked.append(_record(self.sentences[-1], check, self.cited.index))
         return [self.sentences[-1]]
 
     @property
     def text(self) -> str:
-        return " ".join(self.sentences)
+        return "".join(self.spaced(self.sentences))
 
 
 def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier,
@@ -373,17 +382,17 @@ def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier,
     supported by any passage), asking the judge, once, about those the local checks are not sure of. The
     supported answer keeps the sentences that passed, each marked with the passages that support it."""
     quotes = QuoteMarkers()
-    judged: list[tuple[str, str, Check, tuple[int, ...]]] = []  # as shown, the claim, its check, its passages
-    for sentence in sentences_with_markers(quotes.protect(answer, final=True)):
+    judged: list[tuple[str, str, Check, tuple[int, ...], str]] = []  # as shown, the claim, its check, passages, gap
+    for sentence, gap in answer_units(quotes.protect(answer, final=True)):
         claim, check, cited = _checked(sentence, passages, verifier, quotes, question)
         if check is not None:
-            judged.append((quotes.take(sentence)[0], claim, check, cited))
-    finals = _after_judge([(check, cited) for _, _, check, cited in judged], judge)
-    checked = tuple(_record(shown, check) for (shown, _, _, _), check in zip(judged, finals))
-    kept = [_marked(claim, tuple(p + 1 for p in check.citations))
-            for (_, claim, _, _), check in zip(judged, finals) if check.supported]
+            judged.append((quotes.take(sentence)[0], claim, check, cited, gap))
+    finals = _after_judge([(check, cited) for _, _, check, cited, _ in judged], judge)
+    checked = tuple(_record(shown, check) for (shown, *_), check in zip(judged, finals))
+    kept = [gap + _marked(claim, tuple(p + 1 for p in check.citations))
+            for (_, claim, _, _, gap), check in zip(judged, finals) if check.supported]
     notices = (judge.failure,) if judge is not None and judge.failure else ()
-    return Verification(checked, " ".join(kept), notices)
+    return Verification(checked, "".join(kept).lstrip(), notices)
 
 
 def _after_judge(checks: Sequence[tuple[Check, tuple[int, ...]]], judge: Judge | None) -> list[Check]:
