@@ -191,11 +191,10 @@ def test_multi_turn_gates(name, corpus, shipped_index, monkeypatch, capsys):
     assert report["turns"] >= 85
     assert report["dangling_clarified"] == 1.0 and report["clarified_wrongly"] == 0.0
     assert report["left_alone"] >= 0.95 and report["hit@k"] >= {"case_studies": 0.95, "wiki": 0.93}[name]
-    # The reading model, with the sentence after its best one (README): follow-ups hold the answer in 0.897 of
-    # the case-study turns (word overlap: 0.872) and 0.672 of the wiki's (0.603); the wiki abstains on a few
-    # more (0.054).
+    # The reading model, with the sentence after its best one (README): follow-ups hold the answer in 0.923 of
+    # the case-study turns and 0.672 of the wiki's; the wiki abstains on a few more (0.054).
     assert report["false_abstention_rate"] <= {"case_studies": 0.04, "wiki": 0.08}[name]
-    assert report["followup_answer_in_answer"] >= {"case_studies": 0.86, "wiki": 0.64}[name]
+    assert report["followup_answer_in_answer"] >= {"case_studies": 0.89, "wiki": 0.64}[name]
     assert report["subject_kept"] >= {"case_studies": 0.56, "wiki": 0.6}[name]
     # A follow-up asking for a version, a name or a person no post holds abstains: 0.833 of the case studies'
     # (0.5 before the kind asked for was read with the model), 0.25 of the wiki's.
