@@ -18,7 +18,8 @@ DATA = Path(__file__).parent / "data"
 
 LEANING = ["and how long did that take?", "why?", "How long?", "who led it?", "What about contractors?",
            "And the second one?", "What did that migration cost?", "Who approved that?", "How did it go?",
-           "Is that true?", "What does this policy say about contractors?", "Tell me more", "who owns them?"]
+           "Is that true?", "What does this policy say about contractors?", "Tell me more", "who owns them?",
+           "are they encrypted?"]
 STANDING = ["How did they cut cloud costs?", "Which tool did the team adopt that fixed connection exhaustion?",
             "How long does it take to get a laptop?", "Is it possible to expense a taxi?",
             "What is the policy that covers laptops?", "What happened this year?",

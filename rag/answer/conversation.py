@@ -195,7 +195,10 @@ def _points_back(word: str, before: str, after: list[str]) -> bool:
         return not (after and (after[0] in _CALENDAR or after[0] in ("who", "that", "which", "with")))
     if word in ("one", "ones", "same", "former", "latter"):
         return before in ("the", "that", "this", "other", "first", "second", "third", "last", "next")
-    # "them" points back ("who owns them?"); "they" is most often a post's authors ("how did they cut costs?").
+    # "them" points back ("who owns them?"); "they" is most often a post's authors ("how did they cut costs?"),
+    # but not in "are they encrypted?".
+    if word == "they":
+        return before in ("are", "were")
     return word in ("he", "she", "him", "her", "his", "hers", "them")
 
 
