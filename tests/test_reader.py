@@ -92,6 +92,10 @@ def test_the_passage_search_ranks_first_may_answer_though_its_cosine_is_low(ship
     # Its words carry it first (cosine 0.22), under 0.8 of a mob-programming passage's cosine (0.38).
     answer = shipped.ask("What hypothesis did the AI agent orchestration project start with?")
     assert "costing us more in maintenance time" in answer.text and "mob programming" not in answer.text
+    # Only when it holds the likeliest sentence: the contract-testing passage ranks first here, under the floor.
+    answer = shipped.ask("What kind of load pattern did the test environment generate when they measured "
+                         "performance?")
+    assert "uniform request distributions" in answer.text and "upfront cost" not in answer.text
 
 
 def test_a_sentence_that_restates_the_question_brings_the_one_that_answers_it(shipped):
