@@ -47,12 +47,8 @@ def split_sentences(text: str) -> list[str]:
     return [text[a:b].strip() for a, b in _sentence_bounds(text) if text[a:b].strip()]
 
 
-def sentence_units(text: str, lines: bool = False) -> list[str]:
-    """Sentences, with a very short one ("The difference?") joined to the sentence that completes it. With
-    `lines`, a line break ends a unit too (each item of a written answer's list is a claim of its own), and a
-    fenced code block is one unit."""
-    if lines:
-        return [text[a:b] for a, b in sentence_spans(text, lines=True)]
+def sentence_units(text: str) -> list[str]:
+    """Sentences, with a very short one ("The difference?") joined to the sentence that completes it."""
     units: list[str] = []
     carry = ""
     for sentence in split_sentences(text):
@@ -66,7 +62,9 @@ def sentence_units(text: str, lines: bool = False) -> list[str]:
 
 
 def sentence_spans(text: str, lines: bool = False) -> list[tuple[int, int]]:
-    """(start, end) character offsets of the sentence units of `text` (as sentence_units joins them)."""
+    """(start, end) character offsets of the sentence units of `text` (as sentence_units joins them). With
+    `lines`, a line break ends a unit too (each item of a written answer's list is a claim of its own), and a
+    fenced code block is one unit."""
     spans: list[tuple[int, int]] = []
     if lines:
         for start, end, fenced in _lines(text):
