@@ -4,9 +4,9 @@
 
 Each response is split into sentences by the product's splitter; a sentence is hallucinated when it
 overlaps a labelled span by 4 or more characters. Every sentence is checked against the answer's three
-passages (no markers: any passage may support it) by the verifier RAG_VERIFIER_MODEL names (default
-`overlap`), through the same `Verifier.check` an answer uses. A response is flagged when any sentence is
-removed. Figures for the held-out questions (scripts/verifier/ragtruth_split.json: never trained or tuned
+passages (no markers: any passage may support it), with the question it answers, by the verifier
+RAG_VERIFIER_MODEL names (default `overlap`), through the same `Verifier.check` an answer uses. A response
+is flagged when any sentence is removed. Figures for the held-out questions (scripts/verifier/ragtruth_split.json: never trained or tuned
 on), the whole file, and per model; ms per answer is the verification time alone.
 
 `routing` says what RAG_VERIFIER=auto would do with an LLM configured: which sentences the local check
@@ -51,7 +51,7 @@ def check_answers(rows: list[dict], verifier) -> list[dict]:
         verdicts, routes = [], []
         for sentence, hallucinated in labelled_sentences(row):
             claim, _ = strip_markers(sentence, len(row["passages"]))
-            check = verifier.check(claim, row["passages"]) if claim else None
+            check = verifier.check(claim, row["passages"], question=row["question"]) if claim else None
             verdicts.append((hallucinated, check is None or check.supported))
             routes.append((hallucinated, check is not None and JUDGE.wants(verifier.name, check.verdict, check.score)))
         results.append({"row": row, "verdicts": verdicts, "routes": routes, "ms": (time.perf_counter() - started) * 1000})

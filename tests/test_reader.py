@@ -73,6 +73,23 @@ def test_a_contradiction_that_reuses_the_passages_words_is_removed():
     assert sentence.verdict == "contradicted" and "one engineer" in sentence.reason
 
 
+def test_the_questions_words_are_the_askers_not_an_invention_of_the_answer():
+    question = "Why are my tomato seedlings leggy and pale despite daily watering?"
+    passage = ("Seedlings stretch toward the light when it is too weak. Move them under a grow lamp a few inches above "
+               "the leaves.")
+    answer = "Your tomato seedlings may be leggy and pale despite daily watering because the light is too weak [1]."
+    assert verify(answer, [passage], reading(), question=question).sentences[0].supported
+    assert not verify(answer, [passage], reading()).sentences[0].supported  # without the question: words no one said
+
+
+@pytest.mark.parametrize("claim", ["PgBouncer did not eliminate the issue.",
+                                   "Connection pooling was never a blind spot."])
+def test_a_claim_with_a_not_the_passage_lacks_is_removed(claim):
+    # The model reads "did not eliminate" as supported by "eliminated": the negation check decides.
+    sentence = verify(f"{claim} [1]", [POOLING], reading()).sentences[0]
+    assert sentence.verdict == "contradicted", (claim, sentence.score)
+
+
 @pytest.mark.parametrize("claim", [
     "Adding PgBouncer solved the problem.",
     "Traffic spikes pushed the database past its connection limit.",

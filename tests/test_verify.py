@@ -39,6 +39,30 @@ def test_the_issues_false_claims_are_contradicted_and_say_by_what(claim, conflic
     assert LOGGING[check.conflict.start:check.conflict.end] == conflict
 
 
+@pytest.mark.parametrize("claim, passage, conflict", [
+    ("PgBouncer did not eliminate the issue.", POOLING, "A simple PgBouncer setup eliminated the issue."),
+    ("Connection pooling was never a blind spot.", POOLING, "Database connection pooling was our biggest blind spot."),
+    ("The database hit its connection limit.", "During spikes the database never hit its connection limit.", "never"),
+    ("The team can't roll back a deploy.", "The team can roll back a deploy in a minute.",
+     "The team can roll back a deploy in a minute."),
+])
+def test_a_claim_that_adds_or_drops_a_not_is_contradicted(claim, passage, conflict):
+    check = OverlapVerifier().check(claim, [passage], cited=[0])
+    assert check.verdict == "contradicted" and check.reason == f"contradicts: '{conflict}'"
+    assert passage[check.conflict.start:check.conflict.end] == conflict
+
+
+@pytest.mark.parametrize("claim, passage", [
+    ("Scrape the plastic off with a spatula.", "Scrape the plastic off with a spatula, taking care not to damage the "
+     "drum."),
+    ("Cut around the potato, being careful not to cut the flesh.", "Cut the skin all around the potato."),
+    ("PgBouncer never failed under load.", "PgBouncer did not fail under load."),
+    ("Not only did PgBouncer eliminate the issue, it was simple.", POOLING),
+])
+def test_a_not_that_leaves_the_statement_as_it_is_is_no_contradiction(claim, passage):
+    assert OverlapVerifier().check(claim, [passage], cited=[0]).verdict != "contradicted"
+
+
 def test_the_passages_own_sentences_are_supported():
     for claim in ("The migration took one engineer two weeks.",
                   "Structured logging was the single highest-ROI infrastructure investment we made all year."):

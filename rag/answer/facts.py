@@ -1,4 +1,4 @@
-"""The checkable facts of a claim: quantities (numbers, money, percentages, durations, dates) and names.
+"""The checkable facts of a claim: quantities (numbers, money, percentages, durations, dates), names and polarity.
 
 A cross-encoder can miss that "three engineers six months" is not "one engineer two weeks"; a claim's
 quantities and names must also be found in the evidence that supports it, and a different quantity of
@@ -103,3 +103,54 @@ def opposite_word(claim: str, evidence: str) -> re.Match | None:
         if opposite and opposite in stated and opposite not in said:
             return re.search(rf"\b{opposite}\b", evidence, re.I)
     return None
+
+
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|nobody|neither|nor|without|cannot|\w+n['’]t)\b", re.I)
+_AUXILIARY = {"may", "might", "must", "can", "could", "shall", "should", "will", "would", "also", "still", "however"}
+# Negations that leave the statement's polarity alone: "careful not to cut", "not only", "whether or not".
+_IDIOM = re.compile(r"\b(?:(?:careful|care|sure|remember|try|want|how)\s+not\s+to|not\s+only|or\s+not|if\s+not|"
+                    r"no\s+matter|no\s+doubt|not\s+just)\b", re.I)
+_NEGATED_REACH = 2  # words after a negation that it negates
+_SUBJECT_REACH = 3  # words before it, where the statement's subject may be
+_LONGEST = 3  # an evidence sentence with more content words than this many times the claim's is a run-on
+_SAME_STATEMENT = 0.6  # share of the claim's content words a sentence must hold to be the statement it negates
+
+
+def negated_sentence(claim: str, sentences: list[str]) -> tuple[int, re.Match | None] | None:
+    """The evidence sentence (index, and its negation or None) that makes the claim's statement with the opposite
+    polarity: it holds most of the claim's words, and a word that one of the two negates ("did not fix", "never
+    fixed", "can't fix") is stated by the other without a negation. A cross-encoder often reads "PgBouncer did
+    not fix it" as supported by "PgBouncer fixed it"."""
+    wanted = _content(claim)
+    if not wanted:
+        return None
+    shared = [len(wanted & _content(sentence)) for sentence in sentences]
+    best = max(range(len(sentences)), key=shared.__getitem__, default=None)
+    if best is None or shared[best] < _SAME_STATEMENT * len(wanted):
+        return None
+    evidence = sentences[best]
+    claimed, stated = _negated(claim), _negated(evidence)
+    if len(_content(evidence)) > _LONGEST * len(wanted) or bool(claimed) == bool(stated):
+        return None  # a run-on passage "sentence", or both negate: which words each negates is not clear enough
+    if any(words and words <= _content(evidence) for words in claimed.values()):
+        return best, None
+    flipped = [m for m, words in stated.items() if words and words <= wanted]  # e.g. "never hit" for "hit"
+    return (best, flipped[0]) if flipped else None
+
+
+def _negated(text: str) -> dict[re.Match, set[str]]:
+    """Each negation of the text, with the content words of its statement: what it negates (the next two words)
+    and what it is said of (the nearest of the three words before); none where either is missing."""
+    plain = _IDIOM.sub(lambda m: " " * len(m.group()), text)
+    found = {}
+    for m in _NEGATION.finditer(plain):
+        negated = _content(" ".join(_TOKEN.findall(plain[m.end():].lower())[:_NEGATED_REACH]))
+        before = [w for w in _TOKEN.findall(plain[:m.start()].lower())[-_SUBJECT_REACH:]
+                  if _content(w) and w not in _AUXILIARY]
+        found[m] = negated | _content(before[-1]) if negated and before else set()
+    return found
+
+
+def _content(text: str) -> set[str]:
+    plain = re.sub(r"\w+n['’]t\b", " ", text.lower())  # "didn't" is a negation, not a word of the statement
+    return {w[:6] for w in _TOKEN.findall(plain) if w not in STOPWORDS and len(w) > 1}

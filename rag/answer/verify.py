@@ -25,7 +25,7 @@ from ..types import SentenceCheck, Verification
 from .citations import answer_units, content_words, strip_links, strip_markers, support, without_links
 from .claims import checkable
 from .crossencoder import CONTRADICTED, SUPPORTED
-from .facts import missing_names, missing_quantities, opposite_word
+from .facts import missing_names, missing_quantities, negated_sentence, opposite_word
 from .judge import JUDGE, Claim, Judge, Ruling
 from .quotes import QUOTE, QuoteMarkers, judge_quotes
 from .reader import reading_model
@@ -81,7 +81,8 @@ class ClaimVerifier(Protocol):
 
     def check(self, claim: str, passages: Sequence[str], cited: Sequence[int] = (), question: str = "") -> Check:
         """Verify `claim` against the cited passages (0-based), then against all of them; `question`, the one
-        the answer was written for, is read by the verifiers that use it (a detector)."""
+        the answer was written for, is read by the verifiers that use it (a detector; the model's rule, whose
+        word coverage counts the question's words as held)."""
 
 
 def load_verifier(settings: Settings) -> ClaimVerifier:
@@ -107,9 +108,9 @@ def load_verifier(settings: Settings) -> ClaimVerifier:
 
 class OverlapVerifier:
     """A claim is supported by a passage that holds at least half of its content words and states its
-    quantities; a passage stating other quantities of the same unit, or the opposite word in the
-    supporting sentence (lowest for highest, worse for better), contradicts it. Blind to negation and
-    paraphrase: the cross-encoder `Verifier` reads claim and evidence together."""
+    quantities; a passage stating other quantities of the same unit, the opposite word in the supporting
+    sentence (lowest for highest, worse for better) or the claim's statement with "not" added or dropped
+    contradicts it. Blind to paraphrase: the cross-encoder `Verifier` reads claim and evidence together."""
 
     name = OVERLAP
 
@@ -131,6 +132,10 @@ class OverlapVerifier:
                 conflict = Span(i, conflicting[0].start, conflicting[0].end)
             if missing:
                 found = [j for j in found if j != i]
+        about = [s for s in _sentences(passages) if s.passage in {*cited, *closest}]
+        negated = _negation(claim, passages, about) if conflict is None else None
+        if negated is not None:
+            return negated
         evidence = tuple(_best_span(claim, passages, i) for i in found)
         for span in evidence:  # "lowest-ROI" where the sentence says "highest-ROI"
             opposite = opposite_word(claim, passages[span.passage][span.start:span.end])
@@ -179,18 +184,24 @@ class Verifier:
         rest = [s for s in sentences if s.passage not in cited] if cited else []
         best: Check | None = None
         for group in (first, rest):
-            found = self._check_in(claim, passages, group)
+            found = self._check_in(claim, passages, group, question)
             if found is not None and (best is None or _rank(found) > _rank(best)):
                 best = found
             if best is not None and best.supported:
                 break
         return best or Check(claim, UNSUPPORTED_VERDICT, 0.0, reason="no source says this")
 
-    def _check_in(self, claim: str, passages: Sequence[str], sentences: list[_Sentence]) -> Check | None:
+    def _check_in(self, claim: str, passages: Sequence[str], sentences: list[_Sentence],
+                  question: str = "") -> Check | None:
         windows = _candidates(claim, sentences)
         if not windows:
             return None
-        coverage = max(support(claim, passages[i]) for i in {s.passage for s in sentences})
+        negated = _negation(claim, passages, sentences)
+        if negated is not None:  # the claim's own statement, with "not" added or dropped: no window can support it
+            return negated
+        # The question's words are the asker's, not the answer's invention ("You may not be toned despite exercising
+        # every day because ..."): they count as held.
+        coverage = max(support(claim, f"{passages[i]} {question}") for i in {s.passage for s in sentences})
         closest = self._scored(claim, passages, windows[:1], coverage)
         if closest[0].supported:  # the closest sentence alone states it: no other window can change the verdict
             return closest[0]
@@ -233,6 +244,20 @@ class Verifier:
                          reason=f"contradicts: '{quoted}'")
         return Check(claim, UNSUPPORTED_VERDICT, score, reason="no source says this" if not names else
                      "no source names " + ", ".join(names))
+
+
+def _negation(claim: str, passages: Sequence[str], sentences: list[_Sentence]) -> Check | None:
+    """A contradiction when the sentence that holds most of the claim's words states it with the opposite polarity:
+    the conflict is that sentence's "not" (or the sentence, where the claim has the negation)."""
+    found = negated_sentence(claim, [passages[s.passage][s.start:s.end] for s in sentences])
+    if found is None:
+        return None
+    sentence, negation = sentences[found[0]], found[1]
+    start, end = (sentence.start + negation.start(), sentence.start + negation.end()) if negation else (
+        sentence.start, sentence.end)
+    quoted = shortened(passages[sentence.passage][start:end], _SHOWN_QUOTE)
+    return Check(claim, CONTRADICTED_VERDICT, 0.0, conflict=Span(sentence.passage, start, end),
+                 reason=f"contradicts: '{quoted}'")
 
 
 def _rank(check: Check) -> tuple[int, float]:
