@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answer.facts import missing_quantities, quantities
-from rag.answer.verify import AnswerChecker, OverlapVerifier
+from rag.answer.verify import AnswerChecker, OverlapVerifier, verify_answer
 
 LOGGING = ("Structured logging was the single highest-ROI infrastructure investment we made all year. Moving "
            "from free-text log lines to JSON with consistent field names meant our dashboards, alerts, and "
@@ -124,6 +124,32 @@ def test_a_streamed_list_keeps_its_lines_and_loses_only_the_item_no_source_holds
                                     "3. The migration to structured logging took one engineer two weeks [2]."
                                     "\n\nThat was all.")
     assert [c.verdict for c in checker.removed] == ["contradicted"]  # item 2
+
+
+def _streamed(checker: AnswerChecker, draft: str) -> str:
+    text = ""
+    for start in range(0, len(draft), 7):
+        text += "".join(checker.spaced(checker.feed(draft[start:start + 7])))
+    return text + "".join(checker.spaced(checker.finish()))
+
+
+@pytest.mark.parametrize("draft, shown", [
+    # Every item under "What changed:" is removed: the header goes too; the heading whose paragraph stays, stays.
+    ("What changed:\n\n1. The migration took three engineers six months [2].\n2. Structured logging needed a new "
+     "database cluster [2].\n\n### Pooling\n\nA simple PgBouncer setup eliminated the issue [1].",
+     "### Pooling\n\nA simple PgBouncer setup eliminated the issue [1]."),
+    # A heading whose only paragraph is removed, at the answer's end.
+    ("A simple PgBouncer setup eliminated the issue [1].\n\n### Migration\n\nThe migration took three engineers "
+     "six months [2].", "A simple PgBouncer setup eliminated the issue [1]."),
+    # One item of two is left: its header stays with it.
+    ("What changed:\n\n1. The migration took three engineers six months [2].\n2. A simple PgBouncer setup "
+     "eliminated the issue [1].", "What changed:\n\n2. A simple PgBouncer setup eliminated the issue [1]."),
+])
+def test_a_header_with_nothing_left_under_it_goes(draft, shown):
+    assert _streamed(checker := AnswerChecker(OverlapVerifier(), [POOLING, LOGGING]), draft) == checker.text == shown
+    verification = verify_answer(draft, [POOLING, LOGGING], OverlapVerifier())
+    assert verification.supported_answer == shown
+    assert all(s.text in draft for s in verification.sentences)
 
 
 @pytest.fixture(scope="module")

@@ -61,6 +61,7 @@ _ABOUT_ANSWER = frozenset(w[:6] for w in """passage passages information informe
     summary summarize conclusion explain explained explanation therefore thus hence overall following steps there's
     here's""".split())
 _HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading
+_LIST_ITEM = re.compile(r"\s*(?:[-*+\u2022]|\d{1,2}[.)])\s")
 # "(Passage 2)", "passages 1 and 3": a reference to the sources, not a figure the claim states.
 _REFERENCE = re.compile(r"\(?\bpassages?\s+\d+(?:\s*(?:,|and|&|-)\s*(?:passages?\s+)?\d+)*\)?", re.IGNORECASE)
 
@@ -79,3 +80,15 @@ def checkable(sentence: str) -> str:
     if rest.endswith("?") or _HEADING.match(rest) or (rest.rstrip("*_ ").endswith(":") and not quantities(rest)):
         return ""
     return rest[:1].upper() + rest[1:] if rest != sentence else sentence
+
+
+def introduces(sentence: str) -> bool:
+    """A list's header or a heading ("Here are the steps:", "**Costs:**", "### Costs"): it states nothing and is
+    worth showing only with something under it."""
+    text = sentence.strip()
+    return not checkable(text) and bool(_HEADING.match(text) or text.rstrip("*_ ").endswith(":"))
+
+
+def list_item(sentence: str) -> bool:
+    """A line of a list ("* Connect the cable.", "2. Boil the potatoes.")."""
+    return bool(_LIST_ITEM.match(sentence))

@@ -23,7 +23,7 @@ from ..config import Settings
 from ..text import STOPWORDS, sentence_spans, shortened
 from ..types import SentenceCheck, Verification
 from .citations import answer_units, content_words, strip_links, strip_markers, support, without_links
-from .claims import checkable
+from .claims import checkable, introduces, list_item
 from .crossencoder import CONTRADICTED, SUPPORTED
 from .facts import missing_names, missing_quantities, negated_sentence, opposite_word
 from .judge import JUDGE, Claim, Judge, Ruling
@@ -335,6 +335,8 @@ class AnswerChecker:
         self.checked: list[SentenceCheck] = []  # every sentence judged, kept or removed, in order
         self.quotes = QuoteMarkers()
         self._pending = ""
+        self._headers = _Headers()
+        self._carried = ""  # the widest break before the sentences removed since the last one shown
 
     def feed(self, piece: str) -> list[str]:
         self._pending += self.quotes.protect(piece)
@@ -359,7 +361,7 @@ class AnswerChecker:
         for (claim, _, _, gap), check in zip(self._waiting, finals):
             shown += self._settle(claim, check, gap)
         self._waiting = []
-        return shown
+        return shown + [text for held in self._headers.release(continues=False) for text in self._show(*held)]
 
     def spaced(self, shown: Sequence[str]) -> list[str]:
         """`shown` (what feed or finish just gave) as pieces of the answer's text: each with the space or the
@@ -378,10 +380,20 @@ class AnswerChecker:
         return self._settle(claim, check, gap)
 
     def _settle(self, claim: str, check: Check, gap: str = " ") -> list[str]:
+        if check.supported and introduces(claim):
+            self._headers.hold((claim, check, gap))
+            return []
         if not check.supported:
+            self._headers.removed()
+            self._carried = _wider(self._carried, gap)
             self.removed.append(check)
             self.checked.append(_record(check.text, check))
             return []
+        held = self._headers.release(continues=list_item(claim))
+        gap, self._carried = _wider(gap, self._carried), ""
+        return [text for sentence in [*held, (claim, check, gap)] for text in self._show(*sentence)]
+
+    def _show(self, claim: str, check: Check, gap: str) -> list[str]:
         for span in check.evidence:
             spans = self.evidence.setdefault(span.passage, [])
             if (span.start, span.end) not in spans:
@@ -413,11 +425,53 @@ def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier,
         if check is not None:
             judged.append((quotes.take(sentence)[0], claim, check, cited, gap))
     finals = _after_judge([(check, cited) for _, _, check, cited, _ in judged], judge)
-    checked = tuple(_record(shown, check) for (shown, *_), check in zip(judged, finals))
-    kept = [gap + _marked(claim, tuple(p + 1 for p in check.citations))
-            for (_, claim, _, _, gap), check in zip(judged, finals) if check.supported]
+    headers, shown, gaps, carried = _Headers(), [], {}, ""
+    for i, ((_, claim, _, _, gap), check) in enumerate(zip(judged, finals)):
+        if check.supported and introduces(claim):
+            headers.hold(i)
+        elif not check.supported:
+            headers.removed()
+            carried = _wider(carried, gap)
+        else:
+            shown += [*headers.release(continues=list_item(claim)), i]
+            gaps[i], carried = _wider(gap, carried), ""
+    shown += headers.release(continues=False)
+    dropped = {i for i, check in enumerate(finals) if check.supported} - set(shown)
+    checked = tuple(_record(judged[i][0], check) for i, check in enumerate(finals) if i not in dropped)
+    kept = [gaps.get(i, judged[i][4]) + _marked(judged[i][1], tuple(p + 1 for p in finals[i].citations))
+            for i in shown]
     notices = (judge.failure,) if judge is not None and judge.failure else ()
     return Verification(checked, "".join(kept).lstrip(), notices)
+
+
+def _wider(gap: str, other: str) -> str:
+    """Of two breaks before a sentence (" ", "\n", "\n\n"), the one that separates more: a sentence after a removed
+    one keeps the blank line that stood before the removed one."""
+    return max(gap, other, key=lambda text: text.count("\n"))
+
+
+class _Headers:
+    """A list's header or a heading waits for what it introduces: it is shown before the next sentence that passes,
+    and dropped when all that followed it was removed up to a sentence outside its list (or the answer's end)."""
+
+    def __init__(self) -> None:
+        self.held: list = []
+        self.emptied = False  # a sentence under the held headers was removed
+
+    def hold(self, header) -> None:  # noqa: ANN001 - whatever the caller shows later
+        if self.emptied:  # the headers before it introduced nothing that is left
+            self.held, self.emptied = [], False
+        self.held.append(header)
+
+    def removed(self) -> None:
+        if self.held:
+            self.emptied = True
+
+    def release(self, continues: bool) -> list:
+        """The held headers to show before a sentence that passed (`continues`: an item of their list)."""
+        shown = self.held if continues or not self.emptied else []
+        self.held, self.emptied = [], False
+        return shown
 
 
 def _after_judge(checks: Sequence[tuple[Check, tuple[int, ...]]], judge: Judge | None) -> list[Check]:
