@@ -19,11 +19,14 @@ DATA = Path(__file__).parent / "data"
 LEANING = ["and how long did that take?", "why?", "How long?", "who led it?", "What about contractors?",
            "And the second one?", "What did that migration cost?", "Who approved that?", "How did it go?",
            "Is that true?", "What does this policy say about contractors?", "Tell me more", "who owns them?",
-           "are they encrypted?"]
+           "are they encrypted?", "What is her role?", "What did they use for it?"]
 STANDING = ["How did they cut cloud costs?", "Which tool did the team adopt that fixed connection exhaustion?",
             "How long does it take to get a laptop?", "Is it possible to expense a taxi?",
             "What is the policy that covers laptops?", "What happened this year?",
             "What are the on-call rules that apply to weekends?", "How did they make the release process safer?",
+            # a possessive whose owner the question names; "it" that only opens "was it reported that"
+            "When did Cruyff win his third Ballon d'Or?", "Where does Rogers Cable have its headquarters?",
+            "When was it reported that Kerry would become SoS?",
             # long, and full of pronouns: it carries its own subject
             "This is about our on-call setup: when the pager fires at night and it is a database alert, who "
             "takes it, and does that engineer get time off afterwards under the compensation policy?"]

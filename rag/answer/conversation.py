@@ -42,6 +42,10 @@ _ABOUT = " (about: "
 _SUFFIX = re.compile(r"(ations?|ions?|ments?|ing|ed|es|s)$")
 # A question with this many words of its own carries its subject, whatever pronouns it also holds.
 _SELF_CONTAINED = 5
+# A possessive after this many of the question's own words has its owner there: "When did Cruyff win his ...",
+# "Where does Rogers Cable have its ..."; "who owns them?" and "what is her name?" point back.
+_POSSESSIVE = frozenset("his her hers its their theirs".split())
+_OWNER_WORDS = 2
 _SHORT = 4
 _SUBJECT_WORDS = 8
 
@@ -179,6 +183,8 @@ def dangling_reference(question: str) -> str | None:
         return None
     for i, word in enumerate(words):
         before, after = (words[i - 1] if i else ""), words[i + 1:i + 4]
+        if word in _POSSESSIVE and len(set(subject) & set(words[:i])) >= _OWNER_WORDS:
+            continue  # "When did Cruyff win his third Ballon d'Or?": "his" is Cruyff's
         if _points_back(word, before, after):
             return f"{before} {word}" if word in ("one", "ones", "same", "former", "latter") else word
     if _CONNECTIVE.match(question) and len(subject) <= 2 or not subject:
@@ -187,8 +193,9 @@ def dangling_reference(question: str) -> str | None:
 
 
 def _points_back(word: str, before: str, after: list[str]) -> bool:
-    if word in ("it", "its"):
-        return not (after and (after[0] in _EMPTY_IT or "to" in after[:3] and word == "it" and before in _AUX))
+    if word in ("it", "its"):  # "is it possible to", "was it reported that": an empty subject
+        return not (after and (after[0] in _EMPTY_IT or ("to" in after[:3] or "that" in after[1:3]) and word == "it"
+                               and before in _AUX))
     if word == "that":  # "did that", "about that", "that?" point back; "the tool that fixed" does not
         return not before or before in _OPENERS or before in _PREPOSITIONS or not after
     if word in ("this", "these", "those"):
