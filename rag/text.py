@@ -8,9 +8,11 @@ from collections.abc import Iterator
 
 _MIN_SENTENCE_WORDS = 4
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-# Not a sentence's end: the stop after these (case as written; "no." and "st." end sentences too often).
+# Not a sentence's end: the stop after these (case as written; "no." and "st." end sentences too often, "St."
+# opens a saint's or a city's name far more often than "Main St." ends one).
 _ABBREVIATION = re.compile(
-    r"(?:\b(?:et al|[Ff]igs?|[Ee]qs?|[Rr]efs?|vs|approx|cf|resp|ca|Dr|Mr|Mrs|Ms|Prof|Jr|Sr|No|Nos|Vol|pp|Suppl)"
+    r"(?:\b(?:et al|[Ff]igs?|[Ee]qs?|[Rr]efs?|vs|approx|cf|resp|ca|Dr|Mr|Mrs|Ms|Prof|Jr|Sr|No|Nos|Vol|pp|Suppl"
+    r"|St|Mt|Ft|Gen|Gov|Sen|Rep|Lt|Col|Capt|Sgt|Rev|Jan|Feb|Aug|Sept?|Oct|Nov|Dec)"
     r"|(?<![A-Za-z.])(?:[A-Za-z]\.){1,3}[A-Za-z])\.$")
 _ABBREVIATION_CHARS = 8
 _TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})

@@ -38,6 +38,14 @@ def test_a_papers_abbreviations_do_not_end_its_sentences():
     assert [text[a:b] for a, b in sentence_spans(text)] == sentence_units(text)
 
 
+def test_titles_saints_and_months_do_not_end_a_sentence():
+    text = ("He was baptised at St. Mary Magdalene's Church near Sandringham. Gen. Grant reached Mt. Vernon in "
+            "Sept. 1865 with his staff. The war was over.")
+    assert sentence_units(text) == [
+        "He was baptised at St. Mary Magdalene's Church near Sandringham.",
+        "Gen. Grant reached Mt. Vernon in Sept. 1865 with his staff.", "The war was over."]
+
+
 def test_a_written_answers_lines_are_units_of_their_own():
     answer = ("Here is how to reset it:\n\n1. Unplug the router from the wall. Wait ten seconds.\n"
               "2. Hold the reset button\n* Durum\nThe lights turn green after a minute.")
