@@ -13,8 +13,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A
 _ABBREVIATION = re.compile(
     r"(?:\b(?:et al|[Ff]igs?|[Ee]qs?|[Rr]efs?|vs|approx|cf|resp|ca|Dr|Mr|Mrs|Ms|Prof|Jr|Sr|No|Nos|Vol|pp|Suppl"
     r"|St|Mt|Ft|Gen|Gov|Sen|Rep|Lt|Col|Capt|Sgt|Rev|Jan|Feb|Aug|Sept?|Oct|Nov|Dec)"
-    r"|(?<![A-Za-z.])(?:[A-Za-z]\.){1,3}[A-Za-z])\.$")
-_ABBREVIATION_CHARS = 8
+    r"|(?<![A-Za-z.])(?:[A-Za-z]\.){1,3}[A-Za-z]"  # "U.S."
+    r"|\b[A-Z][a-z]+\s[A-HJKM-UWYZ])\.$")  # "Lyndon B. Johnson"; not "the class P.", "Super Bowl L.", "War I."
+_ABBREVIATION_CHARS = 24
 _TYPOGRAPHY = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
 
 STOPWORDS = frozenset("""

@@ -44,6 +44,11 @@ def test_titles_saints_and_months_do_not_end_a_sentence():
     assert sentence_units(text) == [
         "He was baptised at St. Mary Magdalene's Church near Sandringham.",
         "Gen. Grant reached Mt. Vernon in Sept. 1865 with his staff.", "The war was over."]
+    named = ("The telegram came from President Lyndon B. Johnson on 5 June. The problem is in the class P. Roman "
+             "numerals return at Super Bowl L. The league said so.")
+    assert sentence_units(named) == [
+        "The telegram came from President Lyndon B. Johnson on 5 June.", "The problem is in the class P.",
+        "Roman numerals return at Super Bowl L.", "The league said so."]
 
 
 def test_a_written_answers_lines_are_units_of_their_own():
