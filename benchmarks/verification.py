@@ -6,8 +6,8 @@ Each response is split into sentences by the product's splitter; a sentence is h
 overlaps a labelled span by 4 or more characters. Every sentence is checked against the answer's three
 passages (no markers: any passage may support it), with the question it answers, by the verifier
 RAG_VERIFIER_MODEL names (default `overlap`), through the same `Verifier.check` an answer uses. A response
-is flagged when any sentence is removed. Figures for the held-out questions (scripts/verifier/ragtruth_split.json: never trained or tuned
-on), the whole file, and per model; ms per answer is the verification time alone.
+is flagged when any sentence is removed. Figures for the held-out questions (scripts/reader/ragtruth_split.json:
+never trained or tuned on), the whole file, and per model; ms per answer is the verification time alone.
 
 `routing` says what RAG_VERIFIER=auto would do with an LLM configured: which sentences the local check
 decides itself and which it leaves to the one judge request per answer (rag.answer.judge), and how many of

@@ -177,7 +177,8 @@ def calibrate_verifier(model: ReadingModel) -> dict:
 def choose_veto(rows: list[dict], cached: Cached, model: ReadingModel, weights: dict, threshold: float) -> float:
     """The highest veto (in steps of 0.005) under which the sentences the rule would keep are no more often clean
     than hallucinated: it removes what the words alone would keep only where that is right at least half the time.
-    (A veto fixed as the P that removes 5% of clean sentences, 0.015, removed 2% of them and no hallucinated one.)"""
+    (The veto it replaced, the P under which the model alone removes 5% of clean sentences, was 0.015: at the shipped
+    threshold it removed 1.6% of the calibration part's clean sentences and one hallucinated one.)"""
     from verification import check_answers
 
     from rag.answer.verify import Verifier
