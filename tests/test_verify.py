@@ -45,8 +45,9 @@ def test_the_issues_false_claims_are_contradicted_and_say_by_what(claim, conflic
     ("The database hit its connection limit.", "During spikes the database never hit its connection limit.", "never"),
     ("The team can't roll back a deploy.", "The team can roll back a deploy in a minute.",
      "The team can roll back a deploy in a minute."),
+    ("A simple PgBouncer setup caused the issue.", POOLING, "eliminated"),
 ])
-def test_a_claim_that_adds_or_drops_a_not_is_contradicted(claim, passage, conflict):
+def test_a_claim_that_says_the_passage_the_other_way_round_is_contradicted(claim, passage, conflict):
     check = OverlapVerifier().check(claim, [passage], cited=[0])
     assert check.verdict == "contradicted" and check.reason == f"contradicts: '{conflict}'"
     assert passage[check.conflict.start:check.conflict.end] == conflict

@@ -89,8 +89,13 @@ _OPPOSITES = [("higher", "lower"), ("highest", "lowest"), ("better", "worse"), (
               ("faster", "slower"), ("fastest", "slowest"), ("improved", "worsened"), ("improved", "degraded"),
               ("rose", "fell"), ("gained", "lost"), ("success", "failure"), ("succeeded", "failed"),
               ("cheaper", "costlier"), ("easier", "harder"), ("larger", "smaller"), ("more", "fewer"),
-              ("always", "never"), ("up", "down"), ("reduced", "increased"), ("cut", "raised")]
-_OPPOSITE = {a: b for pair in _OPPOSITES for a, b in (pair, pair[::-1])}
+              ("always", "never"), ("up", "down"), ("reduced", "increased"), ("cut", "raised"),
+              ("caused", "eliminated"), ("caused", "fixed"), ("caused", "solved"), ("caused", "resolved"),
+              ("caused", "prevented"), ("causes", "eliminates"), ("causes", "fixes"), ("causes", "prevents")]
+_OPPOSITE: dict[str, set[str]] = {}
+for _pair in _OPPOSITES:
+    for _word, _other in (_pair, _pair[::-1]):
+        _OPPOSITE.setdefault(_word, set()).add(_other)
 _TOKEN = re.compile(r"[a-z]+")
 
 
@@ -98,9 +103,8 @@ def opposite_word(claim: str, evidence: str) -> re.Match | None:
     """Where the evidence says the opposite of a word of the claim (and never the word itself)."""
     said = set(_TOKEN.findall(claim.lower()))
     stated = set(_TOKEN.findall(evidence.lower()))
-    for word in said - stated:
-        opposite = _OPPOSITE.get(word)
-        if opposite and opposite in stated and opposite not in said:
+    for word in sorted(said - stated):
+        for opposite in sorted(_OPPOSITE.get(word, set()) & stated - said):
             return re.search(rf"\b{opposite}\b", evidence, re.I)
     return None
 
@@ -116,26 +120,27 @@ _LONGEST = 3  # an evidence sentence with more content words than this many time
 _SAME_STATEMENT = 0.6  # share of the claim's content words a sentence must hold to be the statement it negates
 
 
-def negated_sentence(claim: str, sentences: list[str]) -> tuple[int, re.Match | None] | None:
-    """The evidence sentence (index, and its negation or None) that makes the claim's statement with the opposite
-    polarity: it holds most of the claim's words, and a word that one of the two negates ("did not fix", "never
-    fixed", "can't fix") is stated by the other without a negation. A cross-encoder often reads "PgBouncer did
-    not fix it" as supported by "PgBouncer fixed it"."""
+def statement_sentence(claim: str, sentences: list[str]) -> int | None:
+    """The sentence (its index) that makes the claim's statement: it holds the most of the claim's content words,
+    and at least 0.6 of them; None when none does."""
     wanted = _content(claim)
-    if not wanted:
-        return None
     shared = [len(wanted & _content(sentence)) for sentence in sentences]
     best = max(range(len(sentences)), key=shared.__getitem__, default=None)
-    if best is None or shared[best] < _SAME_STATEMENT * len(wanted):
-        return None
-    evidence = sentences[best]
+    return None if not wanted or best is None or shared[best] < _SAME_STATEMENT * len(wanted) else best
+
+
+def flipped_negation(claim: str, evidence: str) -> tuple[bool, re.Match | None]:
+    """Whether the claim makes the evidence's statement with the opposite polarity (a word one of them negates, "did
+    not fix", "never fixed", "can't fix", is stated by the other without a negation), and the evidence's negation
+    (None where the claim has it). A cross-encoder often reads "PgBouncer did not fix it" as supported by
+    "PgBouncer fixed it"."""
     claimed, stated = _negated(claim), _negated(evidence)
-    if len(_content(evidence)) > _LONGEST * len(wanted) or bool(claimed) == bool(stated):
-        return None  # a run-on passage "sentence", or both negate: which words each negates is not clear enough
+    if len(_content(evidence)) > _LONGEST * len(_content(claim)) or bool(claimed) == bool(stated):
+        return False, None  # a run-on passage "sentence", or both negate: which words each negates is not clear
     if any(words and words <= _content(evidence) for words in claimed.values()):
-        return best, None
-    flipped = [m for m, words in stated.items() if words and words <= wanted]  # e.g. "never hit" for "hit"
-    return (best, flipped[0]) if flipped else None
+        return True, None
+    flipped = [m for m, words in stated.items() if words and words <= _content(claim)]  # "never hit" for "hit"
+    return bool(flipped), (flipped[0] if flipped else None)
 
 
 def _negated(text: str) -> dict[re.Match, set[str]]:

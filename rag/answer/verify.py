@@ -25,7 +25,7 @@ from ..types import SentenceCheck, Verification
 from .citations import answer_units, content_words, strip_links, strip_markers, support, without_links
 from .claims import checkable, introduces, list_item
 from .crossencoder import CONTRADICTED, SUPPORTED
-from .facts import missing_names, missing_quantities, negated_sentence, opposite_word
+from .facts import flipped_negation, missing_names, missing_quantities, opposite_word, statement_sentence
 from .judge import JUDGE, Claim, Judge, Ruling
 from .quotes import QUOTE, QuoteMarkers, judge_quotes
 from .reader import reading_model
@@ -133,9 +133,9 @@ class OverlapVerifier:
             if missing:
                 found = [j for j in found if j != i]
         about = [s for s in _sentences(passages) if s.passage in {*cited, *closest}]
-        negated = _negation(claim, passages, about) if conflict is None else None
-        if negated is not None:
-            return negated
+        reversal = _reversal(claim, passages, about) if conflict is None else None
+        if reversal is not None:
+            return reversal
         evidence = tuple(_best_span(claim, passages, i) for i in found)
         for span in evidence:  # "lowest-ROI" where the sentence says "highest-ROI"
             opposite = opposite_word(claim, passages[span.passage][span.start:span.end])
@@ -196,9 +196,9 @@ class Verifier:
         windows = _candidates(claim, sentences)
         if not windows:
             return None
-        negated = _negation(claim, passages, sentences)
-        if negated is not None:  # the claim's own statement, with "not" added or dropped: no window can support it
-            return negated
+        reversal = _reversal(claim, passages, sentences)
+        if reversal is not None:  # the claim's own statement the other way round: no window can support it
+            return reversal
         # The question's words are the asker's, not the answer's invention ("You may not be toned despite exercising
         # every day because ..."): they count as held.
         coverage = max(support(claim, f"{passages[i]} {question}") for i in {s.passage for s in sentences})
@@ -246,14 +246,20 @@ class Verifier:
                      "no source names " + ", ".join(names))
 
 
-def _negation(claim: str, passages: Sequence[str], sentences: list[_Sentence]) -> Check | None:
-    """A contradiction when the sentence that holds most of the claim's words states it with the opposite polarity:
-    the conflict is that sentence's "not" (or the sentence, where the claim has the negation)."""
-    found = negated_sentence(claim, [passages[s.passage][s.start:s.end] for s in sentences])
+def _reversal(claim: str, passages: Sequence[str], sentences: list[_Sentence]) -> Check | None:
+    """A contradiction when the sentence that makes the claim's statement says it the other way round: with "not"
+    added or dropped, or with the opposite word ("eliminated" for "caused"). The conflict is that sentence's "not"
+    or word (the sentence, where the claim has the negation)."""
+    texts = [passages[s.passage][s.start:s.end] for s in sentences]
+    found = statement_sentence(claim, texts)
     if found is None:
         return None
-    sentence, negation = sentences[found[0]], found[1]
-    start, end = (sentence.start + negation.start(), sentence.start + negation.end()) if negation else (
+    sentence, text = sentences[found], texts[found]
+    flipped, negation = flipped_negation(claim, text)
+    where = negation if flipped else opposite_word(claim, text)
+    if not flipped and where is None:
+        return None
+    start, end = (sentence.start + where.start(), sentence.start + where.end()) if where else (
         sentence.start, sentence.end)
     quoted = shortened(passages[sentence.passage][start:end], _SHOWN_QUOTE)
     return Check(claim, CONTRADICTED_VERDICT, 0.0, conflict=Span(sentence.passage, start, end),
