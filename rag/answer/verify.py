@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -341,8 +341,7 @@ class AnswerChecker:
         self.checked: list[SentenceCheck] = []  # every sentence judged, kept or removed, in order
         self.quotes = QuoteMarkers()
         self._pending = ""
-        self._headers = _Headers()
-        self._carried = ""  # the widest break before the sentences removed since the last one shown
+        self._layout = _Layout()
 
     def feed(self, piece: str) -> list[str]:
         self._pending += self.quotes.protect(piece)
@@ -367,7 +366,7 @@ class AnswerChecker:
         for (claim, _, _, gap), check in zip(self._waiting, finals):
             shown += self._settle(claim, check, gap)
         self._waiting = []
-        return shown + [text for held in self._headers.release(continues=False) for text in self._show(*held)]
+        return shown + [text for (claim, check), gap in self._layout.finish() for text in self._show(claim, check, gap)]
 
     def spaced(self, shown: Sequence[str]) -> list[str]:
         """`shown` (what feed or finish just gave) as pieces of the answer's text: each with the space or the
@@ -386,18 +385,11 @@ class AnswerChecker:
         return self._settle(claim, check, gap)
 
     def _settle(self, claim: str, check: Check, gap: str = " ") -> list[str]:
-        if check.supported and introduces(claim):
-            self._headers.hold((claim, check, gap))
-            return []
         if not check.supported:
-            self._headers.removed()
-            self._carried = _wider(self._carried, gap)
             self.removed.append(check)
             self.checked.append(_record(check.text, check))
-            return []
-        held = self._headers.release(continues=list_item(claim))
-        gap, self._carried = _wider(gap, self._carried), ""
-        return [text for sentence in [*held, (claim, check, gap)] for text in self._show(*sentence)]
+        return [text for (shown, passed), before in self._layout.shown((claim, check), claim, check.supported, gap)
+                for text in self._show(shown, passed, before)]
 
     def _show(self, claim: str, check: Check, gap: str) -> list[str]:
         for span in check.evidence:
@@ -431,21 +423,13 @@ def verify_answer(answer: str, passages: Sequence[str], verifier: ClaimVerifier,
         if check is not None:
             judged.append((quotes.take(sentence)[0], claim, check, cited, gap))
     finals = _after_judge([(check, cited) for _, _, check, cited, _ in judged], judge)
-    headers, shown, gaps, carried = _Headers(), [], {}, ""
+    layout, shown = _Layout(), []
     for i, ((_, claim, _, _, gap), check) in enumerate(zip(judged, finals)):
-        if check.supported and introduces(claim):
-            headers.hold(i)
-        elif not check.supported:
-            headers.removed()
-            carried = _wider(carried, gap)
-        else:
-            shown += [*headers.release(continues=list_item(claim)), i]
-            gaps[i], carried = _wider(gap, carried), ""
-    shown += headers.release(continues=False)
-    dropped = {i for i, check in enumerate(finals) if check.supported} - set(shown)
+        shown += layout.shown(i, claim, check.supported, gap)
+    shown += layout.finish()
+    dropped = {i for i, check in enumerate(finals) if check.supported} - {i for i, _ in shown}
     checked = tuple(_record(judged[i][0], check) for i, check in enumerate(finals) if i not in dropped)
-    kept = [gaps.get(i, judged[i][4]) + _marked(judged[i][1], tuple(p + 1 for p in finals[i].citations))
-            for i in shown]
+    kept = [gap + _marked(judged[i][1], tuple(p + 1 for p in finals[i].citations)) for i, gap in shown]
     notices = (judge.failure,) if judge is not None and judge.failure else ()
     return Verification(checked, "".join(kept).lstrip(), notices)
 
@@ -456,25 +440,37 @@ def _wider(gap: str, other: str) -> str:
     return max(gap, other, key=lambda text: text.count("\n"))
 
 
-class _Headers:
-    """A list's header or a heading waits for what it introduces: it is shown before the next sentence that passes,
-    and dropped when all that followed it was removed up to a sentence outside its list (or the answer's end)."""
+class _Layout:
+    """Which judged sentences an answer shows, in order, and the break before each. A list's header or a heading
+    waits for what it introduces: it is shown before the next sentence that passes, and dropped when all that
+    followed it was removed up to a sentence outside its list (or the answer's end)."""
 
     def __init__(self) -> None:
-        self.held: list = []
+        self.held: list[tuple[Any, str]] = []  # headers waiting, with the break before each
         self.emptied = False  # a sentence under the held headers was removed
+        self.carried = ""  # the widest break before the sentences removed since the last one shown
 
-    def hold(self, header) -> None:  # noqa: ANN001 - whatever the caller shows later
-        if self.emptied:  # the headers before it introduced nothing that is left
-            self.held, self.emptied = [], False
-        self.held.append(header)
+    def shown(self, item: Any, claim: str, supported: bool, gap: str) -> list[tuple[Any, str]]:
+        """What to show now (items and the break before each) once `claim` (known to the caller as `item`) is
+        judged."""
+        if supported and introduces(claim):
+            if self.emptied:  # the headers before it introduced nothing that is left
+                self.held, self.emptied = [], False
+            self.held.append((item, gap))
+            return []
+        if not supported:
+            self.emptied = self.emptied or bool(self.held)
+            self.carried = _wider(self.carried, gap)
+            return []
+        held = self._release(continues=list_item(claim))
+        gap, self.carried = _wider(gap, self.carried), ""
+        return [*held, (item, gap)]
 
-    def removed(self) -> None:
-        if self.held:
-            self.emptied = True
+    def finish(self) -> list[tuple[Any, str]]:
+        """The headers still held at the answer's end, unless what followed them was removed."""
+        return self._release(continues=False)
 
-    def release(self, continues: bool) -> list:
-        """The held headers to show before a sentence that passed (`continues`: an item of their list)."""
+    def _release(self, continues: bool) -> list[tuple[Any, str]]:
         shown = self.held if continues or not self.emptied else []
         self.held, self.emptied = [], False
         return shown
