@@ -132,8 +132,7 @@ class OverlapVerifier:
                 conflict = Span(i, conflicting[0].start, conflicting[0].end)
             if missing:
                 found = [j for j in found if j != i]
-        about = [s for s in _sentences(passages) if s.passage in {*cited, *closest}]
-        reversal = _reversal(claim, passages, about) if conflict is None else None
+        reversal = _reversal(claim, passages, _sentences(passages, {*cited, *closest})) if conflict is None else None
         if reversal is not None:
             return reversal
         evidence = tuple(_best_span(claim, passages, i) for i in found)
@@ -271,9 +270,10 @@ def _rank(check: Check) -> tuple[int, float]:
     return order[check.verdict], check.score
 
 
-def _sentences(passages: Sequence[str]) -> list[_Sentence]:
+def _sentences(passages: Sequence[str], only: set[int] | None = None) -> list[_Sentence]:
+    """The passages' sentences (of those in `only`, if given)."""
     return [_Sentence(i, start, end, _words(text[start:end]))
-            for i, text in enumerate(passages) for start, end in sentence_spans(text)]
+            for i, text in enumerate(passages) if only is None or i in only for start, end in sentence_spans(text)]
 
 
 def _words(text: str) -> set[str]:
