@@ -219,6 +219,19 @@ def test_reading_needs_no_network(shipped, monkeypatch):
     ("Passage 3 gives a method for whole heads, but it does not address how to roast single cloves.", ""),
     ("None of the passages explicitly state what the drawer is for.", ""),
     ("According to passage 1, the pump does not cover the basement.", "The pump does not cover the basement."),
+    # Attribution inside the sentence, a citation in brackets, a connective or a list's label: no claim's words.
+    ("Body fat: the passage states that too much fat can hide muscle.", "Body fat: too much fat can hide muscle."),
+    ("Muscle is essential, as mentioned in the passage.", "Muscle is essential."),
+    ("Draw the base, which is given as 7 inches in the passage.", "Draw the base, which is given as 7 inches."),
+    ("Lack of muscle: according to the passages, muscle is essential.", "Lack of muscle: muscle is essential."),
+    ("A stretched rubber band has elastic energy (Passage 2).", "A stretched rubber band has elastic energy."),
+    ("Passage 2 is about rubber bands.", "The passage is about rubber bands."),  # the passage is the subject
+    ("Additionally, goodwill helps a business stand out.", "Goodwill helps a business stand out."),
+    ("Option 1: Install a recirculating pump.", "Install a recirculating pump."),
+    # A figure restated in other units is the same figure; a wrong "conversion" stays a figure of the claim.
+    ("Bake the ribs at 400°F (205°C) for 2 hours.", "Bake the ribs at 400°F for 2 hours."),
+    ("The trail is 5 miles (8 km) long.", "The trail is 5 miles long."),
+    ("The difference is 23 °F (12 °C).", "The difference is 23 °F (12 °C)."),
 ])
 def test_only_the_claim_is_judged_not_the_lead_in_or_talk_about_the_sources(sentence, judged):
     from rag.answer.claims import checkable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.facts import missing_quantities, quantities
+from rag.answer.facts import missing_names, missing_quantities, quantities
 from rag.answer.verify import AnswerChecker, OverlapVerifier, verify_answer
 
 LOGGING = ("Structured logging was the single highest-ROI infrastructure investment we made all year. Moving "
@@ -89,6 +89,16 @@ def test_a_claim_citing_the_wrong_passage_is_moved_to_the_right_one():
 ])
 def test_quantities(text, values):
     assert [(q.value, q.unit) for q in quantities(text)] == values
+
+
+@pytest.mark.parametrize("claim, evidence, missing", [
+    ("WAC is used when units are intermingled.", "The weighted average cost method is used when ...", []),
+    ("The PgBouncer setup held.", "A simple pgbouncer setup eliminated the issue.", []),
+    ("WAC is used when units are intermingled.", "It was a car the team used.", ["WAC"]),  # stopwords spell nothing
+    ("The SLA was met.", "The service level was met.", ["SLA"]),
+])
+def test_an_acronym_is_held_by_its_words_spelled_out(claim, evidence, missing):
+    assert missing_names(claim, evidence) == missing
 
 
 def test_a_figure_of_another_unit_is_missing_not_conflicting():

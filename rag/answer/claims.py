@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from .citations import content_words
-from .facts import quantities
+from .facts import quantities, without_conversions
 
 _LEAD_IN = re.compile(
     r"^\s*(?:(?:so|thus|therefore|however|overall|in summary|in short),?\s+)?"
@@ -61,9 +61,26 @@ _ABOUT_ANSWER = frozenset(w[:6] for w in """passage passages information informe
     summary summarize conclusion explain explained explanation therefore thus hence overall following steps there's
     here's""".split())
 _HEADING = re.compile(r"#{1,6}\s")  # a Markdown heading
+# What opens a sentence without stating anything: a connective ("Additionally, ...", "In summary, ...") or a list's
+# label ("Step 2: ...", "Option 1: ..."). Its words would count as words no passage holds.
+_OPENER = re.compile(
+    r"^(?:(?:additionally|furthermore|moreover|therefore|thus|hence|however|overall|finally|also|consequently|"
+    r"in (?:summary|short|conclusion|addition|general)|to summarize|for (?:example|instance)|as a result),\s*"
+    r"|(?:step|option|method|tip|way|approach)\s+\d{1,2}\s*[:.)-]\s*)",
+    re.IGNORECASE)
 _LIST_ITEM = re.compile(r"\s*(?:[-*+\u2022]|\d{1,2}[.)])\s")
 # "(Passage 2)", "passages 1 and 3": a reference to the sources, not a figure the claim states.
 _REFERENCE = re.compile(r"\(?\bpassages?\s+\d+(?:\s*(?:,|and|&|-)\s*(?:passages?\s+)?\d+)*\)?", re.IGNORECASE)
+# Attribution inside a sentence ("..., the passage states that ...", "as mentioned in the passage", "according to
+# the passages"): the sources' words, not the claim's. Applied after references became "the passage".
+_THE_SOURCE = r"(?:the|this|these)\s+(?:given\s+|provided\s+)?passages?"
+_ATTRIBUTED = re.compile(
+    rf",?\s*\bas\s+(?:(?:stated|described|mentioned|shown|noted|explained|indicated)\s+in\s+{_THE_SOURCE}"
+    rf"|{_THE_SOURCE}\s+(?:states|mentions|says|notes|explains|suggests|indicates|describes|shows))\b,?"
+    rf"|,?\s*\baccording\s+to\s+{_THE_SOURCE}\b,?"
+    rf"|\b{_THE_SOURCE}\s+(?:also\s+)?(?:states|mentions|says|notes|explains|suggests|indicates|describes|shows)(?:\s+that)?\b,?"
+    rf"|\s+\bin\s+{_THE_SOURCE}\b(?=\s*[.,;]?\s*$)",
+    re.IGNORECASE)
 
 
 def checkable(sentence: str) -> str:
@@ -74,12 +91,19 @@ def checkable(sentence: str) -> str:
             or (_LACKS.search(sentence) and _NAMES_A_SOURCE.search(sentence))):
         return ""
     rest = _ATTRIBUTION.sub("", _LEAD_IN.sub("", sentence, count=1), count=1)
-    rest = _LIST_NUMBER.sub("", _REFERENCE.sub("the passage", rest)).strip()
+    rest = _LIST_NUMBER.sub("", _REFERENCE.sub(_unreferenced, rest)).strip()
+    rest = re.sub(r"\s+(?=[.,;:!]|$)|(?<=\s)\s+", "", _ATTRIBUTED.sub(" ", without_conversions(rest))).strip()
+    rest = _OPENER.sub("", rest, count=1)
     # "Here is how to fix a door that won't lock:", "**Costs:**", "### Costs", "Q: What is it for?": nothing is
     # stated.
     if rest.endswith("?") or _HEADING.match(rest) or (rest.rstrip("*_ ").endswith(":") and not quantities(rest)):
         return ""
     return rest[:1].upper() + rest[1:] if rest != sentence else sentence
+
+
+def _unreferenced(reference: re.Match) -> str:
+    """ "(Passage 2)" is a citation and goes; "passage 2" within the sentence is still the sentence's subject."""
+    return "" if reference.group().startswith("(") else "the passage"
 
 
 def introduces(sentence: str) -> bool:

@@ -69,6 +69,26 @@ def missing_quantities(claim: str, evidence: str) -> tuple[list[Quantity], list[
     return missing, conflicting
 
 
+# "400°F (205°C)", "5 miles (8 km)": a figure restated in other units, in brackets after it. Each conversion both
+# ways; a bracketed figure that is none of them ("23 °F (12 °C)") stays a figure of the claim.
+_CONVERSIONS = (lambda f: (f - 32) * 5 / 9, lambda c: c * 9 / 5 + 32, lambda x: x * 1.609344, lambda x: x / 1.609344,
+                lambda x: x * 0.45359237, lambda x: x / 0.45359237, lambda x: x * 2.54, lambda x: x / 2.54,
+                lambda x: x * 0.3048, lambda x: x / 0.3048, lambda x: x * 3.785411784, lambda x: x / 3.785411784,
+                lambda x: x * 28.349523125, lambda x: x / 28.349523125)
+_NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_RESTATED = re.compile(rf"(?P<first>{_NUMBER})(?P<unit>[^()\d]{{0,25}}?)\s*"
+                       rf"\(\s*(?:about\s+|approximately\s+|~\s*)?(?P<second>{_NUMBER})[^()\d]{{0,25}}\)")
+
+
+def without_conversions(text: str) -> str:
+    """The text without figures restated in other units in brackets: "bake at 400°F (205°C)" -> "bake at 400°F"."""
+    def drop(match: re.Match) -> str:
+        first, second = (float(match.group(g).replace(",", "")) for g in ("first", "second"))
+        converted = any(abs(convert(first) - second) <= max(1.5, 0.02 * abs(second)) for convert in _CONVERSIONS)
+        return match.group("first") + match.group("unit") if converted else match.group()
+    return _RESTATED.sub(drop, text)
+
+
 def _same_unit(a: str, b: str) -> bool:
     return a == b or not a or not b
 
@@ -80,7 +100,18 @@ def names(text: str) -> list[str]:
 
 def missing_names(claim: str, evidence: str) -> list[str]:
     lowered = evidence.lower()
-    return [n for n in names(claim) if n.lower().rstrip("s") not in lowered]
+    return [n for n in names(claim) if n.lower().rstrip("s") not in lowered and not _spelled_out(n, lowered)]
+
+
+def _spelled_out(name: str, lowered: str) -> bool:
+    """An acronym whose words the evidence holds in order: "WAC" for "Weighted Average Costing". Stopwords
+    spell nothing ("was a car" is no WAC)."""
+    letters = name.rstrip("s").lower()
+    if not (3 <= len(letters) <= 6 and letters.isalpha()):
+        return False
+    words = _TOKEN.findall(lowered)
+    return any(all(w[0] == letter and w not in STOPWORDS for w, letter in zip(words[i:i + len(letters)], letters))
+               for i in range(len(words) - len(letters) + 1))
 
 
 # Words whose swap reverses a claim ("highest-ROI" / "lowest-ROI", "better" / "worse").
