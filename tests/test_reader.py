@@ -232,6 +232,7 @@ def test_reading_needs_no_network(shipped, monkeypatch):
     ("Bake the ribs at 400°F (205°C) for 2 hours.", "Bake the ribs at 400°F for 2 hours."),
     ("The trail is 5 miles (8 km) long.", "The trail is 5 miles long."),
     ("The difference is 23 °F (12 °C).", "The difference is 23 °F (12 °C)."),
+    ("12 students (30%) passed.", "12 students (30%) passed."),  # a share is no unit of 12
 ])
 def test_only_the_claim_is_judged_not_the_lead_in_or_talk_about_the_sources(sentence, judged):
     from rag.answer.claims import checkable

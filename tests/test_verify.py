@@ -96,6 +96,7 @@ def test_quantities(text, values):
     ("The PgBouncer setup held.", "A simple pgbouncer setup eliminated the issue.", []),
     ("WAC is used when units are intermingled.", "It was a car the team used.", ["WAC"]),  # stopwords spell nothing
     ("The SLA was met.", "The service level was met.", ["SLA"]),
+    ("MySQL holds it.", "my yellow sql query library", ["MySQL"]),  # only capitals spell a name out
 ])
 def test_an_acronym_is_held_by_its_words_spelled_out(claim, evidence, missing):
     assert missing_names(claim, evidence) == missing

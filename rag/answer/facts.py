@@ -76,8 +76,12 @@ _CONVERSIONS = (lambda f: (f - 32) * 5 / 9, lambda c: c * 9 / 5 + 32, lambda x: 
                 lambda x: x * 0.3048, lambda x: x / 0.3048, lambda x: x * 3.785411784, lambda x: x / 3.785411784,
                 lambda x: x * 28.349523125, lambda x: x / 28.349523125)
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
+_MEASURE = (r"°\s*[cf]|degrees?(?:\s+(?:celsius|fahrenheit|c|f))?|celsius|fahrenheit|km|kilomet(?:er|re)s?|mi|miles?|"
+            r"kg|kilograms?|lbs?|pounds?|cm|centimet(?:er|re)s?|inch(?:es)?|in|m|met(?:er|re)s?|f(?:ee|oo)t|ft|"
+            r"l|lit(?:er|re)s?|gal|gallons?|g|grams?|oz|ounces?")
 _RESTATED = re.compile(rf"(?P<first>{_NUMBER})(?P<unit>[^()\d]{{0,25}}?)\s*"
-                       rf"\(\s*(?:about\s+|approximately\s+|~\s*)?(?P<second>{_NUMBER})[^()\d]{{0,25}}\)")
+                       rf"\(\s*(?:about\s+|approximately\s+|~\s*)?(?P<second>{_NUMBER})\s*(?:{_MEASURE})\.?\s*\)",
+                       re.IGNORECASE)
 
 
 def without_conversions(text: str) -> str:
@@ -106,9 +110,10 @@ def missing_names(claim: str, evidence: str) -> list[str]:
 def _spelled_out(name: str, lowered: str) -> bool:
     """An acronym whose words the evidence holds in order: "WAC" for "Weighted Average Costing". Stopwords
     spell nothing ("was a car" is no WAC)."""
-    letters = name.rstrip("s").lower()
-    if not (3 <= len(letters) <= 6 and letters.isalpha()):
+    letters = name.rstrip("s")
+    if not (3 <= len(letters) <= 6 and letters.isalpha() and letters.isupper()):
         return False
+    letters = letters.lower()
     words = _TOKEN.findall(lowered)
     return any(all(w[0] == letter and w not in STOPWORDS for w, letter in zip(words[i:i + len(letters)], letters))
                for i in range(len(words) - len(letters) + 1))
