@@ -35,7 +35,7 @@ from rag.text import sentence_spans
 DATA = ROOT.parent / "shared" / "eval" / "ragtruth_qa_dev.jsonl"
 SPLIT = ROOT / "scripts" / "reader" / "ragtruth_split.json"
 JUDGE = Judge(Settings(openai_api_key="unused"), [], everything=False)  # only its routing rule is used
-BARS = {"clean_kept": 0.90, "hallucinated_removed": 0.70, "response_f1": 0.55, "p95_ms": 150}
+BARS = {"clean_kept": 0.90, "hallucinated_removed": 0.75, "response_f1": 0.60, "p95_ms": 150}  # the reading model's goals
 
 
 def labelled_sentences(row: dict) -> list[tuple[str, bool]]:
