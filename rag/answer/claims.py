@@ -74,13 +74,16 @@ _REFERENCE = re.compile(r"\(?\bpassages?\s+\d+(?:\s*(?:,|and|&|-)\s*(?:passages?
 # Attribution inside a sentence ("..., the passage states that ...", "as mentioned in the passage", "according to
 # the passages"): the sources' words, not the claim's. Applied after references became "the passage".
 _THE_SOURCE = r"(?:the|this|these)\s+(?:given\s+|provided\s+)?passages?"
+_SAYS = r"(?:states|mentions|says|notes|explains|suggests|indicates|describes|shows)"
 _ATTRIBUTED = re.compile(
     rf",?\s*\bas\s+(?:(?:stated|described|mentioned|shown|noted|explained|indicated)\s+in\s+{_THE_SOURCE}"
-    rf"|{_THE_SOURCE}\s+(?:states|mentions|says|notes|explains|suggests|indicates|describes|shows))\b,?"
+    rf"|{_THE_SOURCE}\s+{_SAYS})\b,?"
     rf"|,?\s*\baccording\s+to\s+{_THE_SOURCE}\b,?"
-    rf"|\b{_THE_SOURCE}\s+(?:also\s+)?(?:states|mentions|says|notes|explains|suggests|indicates|describes|shows)(?:\s+that)?\b,?"
+    rf"|\b{_THE_SOURCE}\s+(?:also\s+)?{_SAYS}(?:\s+that)?\b,?"
     rf"|\s+\bin\s+{_THE_SOURCE}\b(?=\s*[.,;]?\s*$)",
     re.IGNORECASE)
+# Space an attribution's removal leaves: before punctuation or the end, and doubled.
+_LEFT_SPACE = re.compile(r"\s+(?=[.,;:!]|$)|(?<=\s)\s+")
 
 
 def checkable(sentence: str) -> str:
@@ -92,7 +95,7 @@ def checkable(sentence: str) -> str:
         return ""
     rest = _ATTRIBUTION.sub("", _LEAD_IN.sub("", sentence, count=1), count=1)
     rest = _LIST_NUMBER.sub("", _REFERENCE.sub(_unreferenced, rest)).strip()
-    rest = re.sub(r"\s+(?=[.,;:!]|$)|(?<=\s)\s+", "", _ATTRIBUTED.sub(" ", without_conversions(rest))).strip()
+    rest = _LEFT_SPACE.sub("", _ATTRIBUTED.sub(" ", without_conversions(rest))).strip()
     rest = _OPENER.sub("", rest, count=1)
     # "Here is how to fix a door that won't lock:", "**Costs:**", "### Costs", "Q: What is it for?": nothing is
     # stated.

@@ -71,10 +71,7 @@ def missing_quantities(claim: str, evidence: str) -> tuple[list[Quantity], list[
 
 # "400°F (205°C)", "5 miles (8 km)": a figure restated in other units, in brackets after it. Each conversion both
 # ways; a bracketed figure that is none of them ("23 °F (12 °C)") stays a figure of the claim.
-_CONVERSIONS = (lambda f: (f - 32) * 5 / 9, lambda c: c * 9 / 5 + 32, lambda x: x * 1.609344, lambda x: x / 1.609344,
-                lambda x: x * 0.45359237, lambda x: x / 0.45359237, lambda x: x * 2.54, lambda x: x / 2.54,
-                lambda x: x * 0.3048, lambda x: x / 0.3048, lambda x: x * 3.785411784, lambda x: x / 3.785411784,
-                lambda x: x * 28.349523125, lambda x: x / 28.349523125)
+_FACTORS = (1.609344, 0.45359237, 2.54, 0.3048, 3.785411784, 28.349523125)  # mi/km, lb/kg, in/cm, ft/m, gal/l, oz/g
 _NUMBER = r"\d[\d,]*(?:\.\d+)?"
 _MEASURE = (r"°\s*[cf]|degrees?(?:\s+(?:celsius|fahrenheit|c|f))?|celsius|fahrenheit|km|kilomet(?:er|re)s?|mi|miles?|"
             r"kg|kilograms?|lbs?|pounds?|cm|centimet(?:er|re)s?|inch(?:es)?|in|m|met(?:er|re)s?|f(?:ee|oo)t|ft|"
@@ -88,9 +85,14 @@ def without_conversions(text: str) -> str:
     """The text without figures restated in other units in brackets: "bake at 400°F (205°C)" -> "bake at 400°F"."""
     def drop(match: re.Match) -> str:
         first, second = (float(match.group(g).replace(",", "")) for g in ("first", "second"))
-        converted = any(abs(convert(first) - second) <= max(1.5, 0.02 * abs(second)) for convert in _CONVERSIONS)
+        converted = any(abs(value - second) <= max(1.5, 0.02 * abs(second)) for value in _converted(first))
         return match.group("first") + match.group("unit") if converted else match.group()
     return _RESTATED.sub(drop, text)
+
+
+def _converted(value: float) -> list[float]:
+    """The value in each other unit it may have been restated in: °F/°C and each factor, both ways."""
+    return [(value - 32) * 5 / 9, value * 9 / 5 + 32, *(value * f for f in _FACTORS), *(value / f for f in _FACTORS)]
 
 
 def _same_unit(a: str, b: str) -> bool:
