@@ -291,7 +291,8 @@ def _candidates(claim: str, sentences: list[_Sentence]) -> list[list[_Sentence]]
         for word in sentence.words:
             frequency[word] = frequency.get(word, 0) + 1
     weight = {w: math.log(1 + len(sentences) / (1 + frequency.get(w, 0))) for w in wanted}
-    ranked = sorted(range(len(sentences)), key=lambda i: -sum(weight[w] for w in wanted & sentences[i].words))
+    # Summed in word order: a set's order changes with the hash seed, and float sums with their order (near-ties).
+    ranked = sorted(range(len(sentences)), key=lambda i: -sum(weight[w] for w in sorted(wanted & sentences[i].words)))
     top = [sentences[i] for i in ranked[:2]]
     windows = [[s] for s in top]
     if len(top) == 2:
