@@ -214,6 +214,7 @@ def _coverage(questions: Sequence[str], sentences: Sequence[str]) -> np.ndarray:
     if not asked:
         return np.zeros(len(sentences))
     words = [content_words(s) for s in sentences]
-    weight = {w: np.log(1 + len(words) / (1 + sum(w in ws for ws in words))) for w in asked}
+    # Summed in word order: a set's order changes with the hash seed, and float sums with their order (near-ties).
+    weight = {w: np.log(1 + len(words) / (1 + sum(w in ws for ws in words))) for w in sorted(asked)}
     total = sum(weight.values())
-    return np.array([sum(weight[w] for w in asked & ws) / total for ws in words])
+    return np.array([sum(weight[w] for w in sorted(asked & ws)) / total for ws in words])
